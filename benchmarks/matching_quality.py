@@ -1,0 +1,59 @@
+"""Precision, recall and F1 of ``CatalogIndex.match`` on the benchmark sets.
+
+Run: ``.venv/bin/python benchmarks/matching_quality.py [--threshold 0.6] [--sweep]``.
+A predicted pair is correct when it is in the gold file; recall is over all gold
+pairs. The default threshold is the library's, the same for every set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.datasets import ALL_SETS, load  # noqa: E402
+from matching import DEFAULT_THRESHOLD, CatalogIndex, MatchResult  # noqa: E402
+
+
+def precision_recall_f1(
+    predicted: list[MatchResult], gold: set[tuple[str, str]]
+) -> tuple[float, float, float]:
+    """Score predicted pairs against the gold pairs."""
+    correct = sum((r.item_id, r.catalog_id) in gold for r in predicted)
+    precision = correct / len(predicted) if predicted else 0.0
+    recall = correct / len(gold) if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--sweep", action="store_true", help="also print F1 over thresholds")
+    args = parser.parse_args()
+    print(f"threshold {args.threshold:.2f}")
+    print(f"{'data set':28} {'P':>6} {'R':>6} {'F1':>6}  methods                         secs")
+    for spec in ALL_SETS:
+        items, catalog, gold = load(spec)
+        started = time.perf_counter()
+        index = CatalogIndex.build(catalog)
+        results = index.match(items, threshold=0.0 if args.sweep else args.threshold)
+        elapsed = time.perf_counter() - started
+        chosen = [r for r in results if r.score >= args.threshold]
+        p, r, f1 = precision_recall_f1(chosen, gold)
+        methods = Counter(x.method for x in chosen)
+        summary = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))
+        print(f"{spec.name:28} {p:6.3f} {r:6.3f} {f1:6.3f}  {summary:30}  {elapsed:5.2f}")
+        if args.sweep:
+            line = []
+            for t in [x / 20 for x in range(6, 19)]:
+                line.append(f"{t:.2f}:{precision_recall_f1([x for x in results if x.score >= t], gold)[2]:.3f}")
+            print("   ", " ".join(line))
+
+
+if __name__ == "__main__":
+    main()

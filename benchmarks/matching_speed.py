@@ -1,0 +1,67 @@
+"""Build time, memory and matching throughput of ``CatalogIndex`` on synthetic data.
+
+Run: ``.venv/bin/python benchmarks/matching_speed.py [--n 20000] [--items N] [--chunk 1000]``.
+Items are matched in chunks, as the service does; the per-chunk rate is printed
+for the first and last chunks so growth with the number of chunks shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.synthetic import make_synthetic  # noqa: E402
+from matching import DEFAULT_THRESHOLD, CatalogIndex  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=20_000, help="catalog records")
+    parser.add_argument("--items", type=int, default=None, help="items (default: --n)")
+    parser.add_argument("--chunk", type=int, default=1000, help="items per match() call")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    n_items = args.items or args.n
+
+    started = time.perf_counter()
+    catalog, items, gold = make_synthetic(args.n, n_items, args.seed)
+    print(f"synthetic data: {len(catalog)} catalog x {len(items)} items "
+          f"in {time.perf_counter() - started:.1f} s")
+
+    started = time.perf_counter()
+    index = CatalogIndex.build([(r["id"], r["name"]) for r in catalog])
+    build = time.perf_counter() - started
+    print(f"build: {build:.2f} s, nbytes {index.nbytes / 1e6:.1f} MB")
+
+    rows = [(r["id"], r["name"]) for r in items]
+    results = []
+    chunk_rates = []
+    started = time.perf_counter()
+    for start in range(0, len(rows), args.chunk):
+        chunk = rows[start : start + args.chunk]
+        t0 = time.perf_counter()
+        results.extend(index.match(chunk, threshold=0.0))
+        chunk_rates.append(len(chunk) / (time.perf_counter() - t0))
+    elapsed = time.perf_counter() - started
+    print(f"match: {len(rows) / elapsed:,.0f} items/s overall "
+          f"(first chunk {chunk_rates[0]:,.0f}/s, last chunk {chunk_rates[-1]:,.0f}/s, "
+          f"chunk size {args.chunk})")
+
+    best = {r.item_id: r for r in results}
+    with_gold = [i for i, c in gold.items() if c is not None]
+    hits = sum(best.get(i) is not None and best[i].catalog_id == gold[i] for i in with_gold)
+    print(f"hit@1: {hits / len(with_gold):.3f} over {len(with_gold)} items with a counterpart")
+    accepted = [r for r in results if r.score >= DEFAULT_THRESHOLD]
+    correct = sum(gold.get(r.item_id) == r.catalog_id for r in accepted)
+    precision = correct / len(accepted) if accepted else 0.0
+    recall = correct / len(with_gold)
+    print(f"at default threshold {DEFAULT_THRESHOLD}: precision {precision:.3f}, "
+          f"recall {recall:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Model codes and numbers: the tokens that tell near-identical products apart.
+
+A *model code* is an alphanumeric token that mixes letters and digits and is at
+least four characters long once the joiners ``-``, ``/`` and ``.`` are removed
+(``DSC-W120`` -> ``dscw120``). Quantities with a unit (``500GB``, ``1080p``,
+``2.4GHz``) and dimensions (``1920x1080``) are not codes.
+"""
+
+from __future__ import annotations
+
+import re
+
+from matching.normalise import fold_text, normalise_text
+
+MIN_CODE_LENGTH = 4
+
+# Split on anything that is not a word character or a code joiner.
+_CODE_SPLIT = re.compile(r"[^\w\-/.]+|_+")
+_JOINERS = re.compile(r"[\-/.]+")
+_HAS_DIGIT = re.compile(r"\d")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+_UNITS = (
+    "b|kb|mb|gb|tb|pb|kbps|mbps|gbps|bit|bits|hz|khz|mhz|ghz|mp|mpx|megapixel|"
+    "mm|cm|m|km|in|inch|inches|ft|yd|lb|lbs|oz|kg|g|mg|ml|l|gal|qt|"
+    "w|kw|watt|watts|v|volt|volts|a|mah|ah|wh|ohm|ohms|db|dbi|"
+    "p|i|k|x|fps|rpm|ppm|dpi|ms|s|sec|min|hr|hrs|h|yr|yrs|year|years|"
+    "pc|pcs|pk|pack|ct|ch|th|st|nd|rd|d|btu|lumens|lm|cu|sq"
+)
+_QUANTITY = re.compile(rf"^\d+(?:{_UNITS})$")
+_DIMENSION = re.compile(r"^\d+(?:x\d+)+(?:[a-z]{0,3})$")
+
+
+def is_model_code(token: str) -> bool:
+    """Whether a joiner-free, folded token looks like a model code.
+
+    >>> is_model_code("dscw120"), is_model_code("500gb"), is_model_code("1080p")
+    (True, False, False)
+    >>> is_model_code("1920x1080"), is_model_code("abc"), is_model_code("2727b001")
+    (False, False, True)
+    """
+    if len(token) < MIN_CODE_LENGTH:
+        return False
+    if not (_HAS_DIGIT.search(token) and _HAS_LETTER.search(token)):
+        return False
+    return not (_QUANTITY.match(token) or _DIMENSION.match(token))
+
+
+def extract_codes(text: str) -> frozenset[str]:
+    """Return the model codes in ``text``, folded and without joiners.
+
+    >>> sorted(extract_codes("Sony Cyber-shot DSC-W120 8.1MP 4GB Black"))
+    ['dscw120']
+    >>> sorted(extract_codes("Bose Acoustimass 5 Series III - AM53BK/ 200 Watts"))
+    ['am53bk']
+    """
+    found: set[str] = set()
+    for raw in _CODE_SPLIT.split(fold_text(text)):
+        if not raw:
+            continue
+        token = _JOINERS.sub("", raw)
+        if is_model_code(token):
+            found.add(token)
+    return frozenset(found)
+
+
+def extract_numbers(text: str) -> frozenset[str]:
+    """Return the normalised tokens of ``text`` that contain a digit.
+
+    These include quantities such as ``500gb`` that are not model codes but
+    still separate sibling products.
+
+    >>> sorted(extract_numbers("Seagate 500GB 7200 RPM drive"))
+    ['500gb', '7200']
+    """
+    return frozenset(t for t in normalise_text(text).split() if _HAS_DIGIT.search(t))

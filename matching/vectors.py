@@ -1,0 +1,209 @@
+"""TF-IDF vectorisers over character n-grams and word tokens.
+
+Both produce L2-normalised ``scipy.sparse.csr_matrix`` rows (float32), so a dot
+product of two rows is their cosine similarity. Character n-grams are extracted
+with NumPy: each text is padded with a space, its code points are packed three
+to a ``uint64`` (a code point fits in 21 bits), which makes every trigram an
+exact integer key without per-character Python work.
+
+Query rows keep the weight of n-grams the catalog has never seen in their norm,
+so unknown material lowers the cosine instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+NGRAM_SIZE = 3
+_BITS_PER_CHAR = 21
+
+
+def _csr_from_pairs(
+    rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int
+) -> sp.csr_matrix:
+    """Count (row, col) pairs into a CSR matrix of term frequencies."""
+    data = np.ones(len(rows), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols), dtype=np.float32)
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _weight_and_normalise(
+    counts: sp.csr_matrix, idf: np.ndarray, extra_sq_norm: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """Apply sublinear tf and idf, then L2-normalise each row in place."""
+    counts.data = (1.0 + np.log(counts.data)) * idf[counts.indices]
+    sq = np.asarray(counts.multiply(counts).sum(axis=1)).ravel()
+    if extra_sq_norm is not None:
+        sq = sq + extra_sq_norm
+    norms = np.sqrt(sq)
+    norms[norms == 0.0] = 1.0
+    counts.data /= np.repeat(norms, np.diff(counts.indptr)).astype(np.float32)
+    counts.data = counts.data.astype(np.float32, copy=False)
+    return counts
+
+
+def _idf(document_frequency: np.ndarray, n_documents: int) -> np.ndarray:
+    return (np.log((1.0 + n_documents) / (1.0 + document_frequency)) + 1.0).astype(np.float32)
+
+
+def char_ngram_keys(texts: Sequence[str], *, n: int = NGRAM_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(document_index, key)`` for every character n-gram in ``texts``.
+
+    Each text is padded with one space on both sides. Keys are exact: equal keys
+    mean equal n-grams.
+
+    >>> docs, keys = char_ngram_keys(["ab", "ab"])
+    >>> docs.tolist(), bool(keys[0] == keys[2])
+    ([0, 0, 1, 1], True)
+    """
+    if n * _BITS_PER_CHAR > 64:
+        raise ValueError("n-grams longer than 3 characters do not fit a 64-bit key")
+    padded = [f" {text} " for text in texts]
+    lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+    joined = "".join(padded)
+    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    total = len(points)
+    if total < n:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    doc_of_position = np.repeat(np.arange(len(padded), dtype=np.int64), lengths)
+    ends = np.cumsum(lengths)
+    starts = np.arange(total - n + 1, dtype=np.int64)
+    docs = doc_of_position[: total - n + 1]
+    valid = starts + n <= ends[docs]
+    keys = points[: total - n + 1].copy()
+    for offset in range(1, n):
+        keys <<= np.uint64(_BITS_PER_CHAR)
+        keys |= points[offset : total - n + 1 + offset]
+    return docs[valid], keys[valid]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CharNgramVectoriser:
+    """TF-IDF over character trigrams, fitted on a catalog.
+
+    >>> vec, matrix = CharNgramVectoriser.fit(["sony dsc w120", "canon sd1100"])
+    >>> query = vec.transform(["sony dsc w120"])
+    >>> round(float((query @ matrix.T).toarray()[0, 0]), 3)
+    1.0
+    """
+
+    vocabulary: np.ndarray  # sorted uint64 n-gram keys
+    idf: np.ndarray  # float32, one per vocabulary entry
+    unseen_idf: float
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> tuple[CharNgramVectoriser, sp.csr_matrix]:
+        """Fit on ``texts`` and return the vectoriser with their matrix."""
+        docs, keys = char_ngram_keys(texts)
+        vocabulary, cols = np.unique(keys, return_inverse=True)
+        counts = _csr_from_pairs(docs, cols.ravel(), len(texts), len(vocabulary))
+        df = np.bincount(counts.indices, minlength=len(vocabulary))
+        idf = _idf(df, len(texts))
+        unseen = float(_idf(np.zeros(1), len(texts))[0])
+        matrix = _weight_and_normalise(counts, idf)
+        return cls(vocabulary, idf, unseen), matrix
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Vectorise ``texts`` against the fitted vocabulary."""
+        docs, keys = char_ngram_keys(texts)
+        cols = np.searchsorted(self.vocabulary, keys)
+        np.minimum(cols, len(self.vocabulary) - 1, out=cols)
+        known = self.vocabulary[cols] == keys
+        counts = _csr_from_pairs(docs[known], cols[known], len(texts), len(self.vocabulary))
+        extra = _unseen_sq_norm(docs[~known], keys[~known], len(texts), self.unseen_idf)
+        return _weight_and_normalise(counts, self.idf, extra)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.vocabulary.nbytes + self.idf.nbytes)
+
+
+def _unseen_sq_norm(docs: np.ndarray, keys: np.ndarray, n_docs: int, idf: float) -> np.ndarray:
+    """Squared norm contributed by out-of-vocabulary terms, per document."""
+    if len(docs) == 0:
+        return np.zeros(n_docs)
+    pairs = np.stack([docs.astype(np.uint64), keys])
+    unique_pairs, counts = np.unique(pairs, axis=1, return_counts=True)
+    unique_docs = unique_pairs[0].astype(np.int64)
+    weights = ((1.0 + np.log(counts)) * idf) ** 2
+    return np.bincount(unique_docs, weights=weights, minlength=n_docs)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WordVectoriser:
+    """TF-IDF over whitespace tokens of normalised text, fitted on a catalog.
+
+    >>> vec, matrix = WordVectoriser.fit(["sony dsc w120", "canon sd1100"])
+    >>> round(float((vec.transform(["w120 sony"]) @ matrix.T).toarray()[0, 0]), 3) > 0.5
+    True
+    """
+
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    unseen_idf: float
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> tuple[WordVectoriser, sp.csr_matrix]:
+        vocabulary: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        for row, text in enumerate(texts):
+            for word in text.split():
+                col = vocabulary.setdefault(word, len(vocabulary))
+                rows.append(row)
+                cols.append(col)
+        counts = _csr_from_pairs(
+            np.asarray(rows, dtype=np.int64),
+            np.asarray(cols, dtype=np.int64),
+            len(texts),
+            len(vocabulary),
+        )
+        df = np.bincount(counts.indices, minlength=len(vocabulary))
+        idf = _idf(df, len(texts))
+        unseen = float(_idf(np.zeros(1), len(texts))[0])
+        return cls(vocabulary, idf, unseen), _weight_and_normalise(counts, idf)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        rows: list[int] = []
+        cols: list[int] = []
+        extra = np.zeros(len(texts))
+        lookup = self.vocabulary.get
+        unseen_sq = self.unseen_idf**2
+        for row, text in enumerate(texts):
+            unseen: set[str] = set()
+            for word in text.split():
+                col = lookup(word)
+                if col is None:
+                    unseen.add(word)
+                else:
+                    rows.append(row)
+                    cols.append(col)
+            # Repeated unknown words are rare in titles; count each once.
+            extra[row] = len(unseen) * unseen_sq
+        counts = _csr_from_pairs(
+            np.asarray(rows, dtype=np.int64),
+            np.asarray(cols, dtype=np.int64),
+            len(texts),
+            len(self.vocabulary),
+        )
+        return _weight_and_normalise(counts, self.idf, extra)
+
+    @property
+    def nbytes(self) -> int:
+        # A dict entry with a short str key costs roughly 100 bytes.
+        return int(self.idf.nbytes + 100 * len(self.vocabulary))
+
+
+def rowwise_cosine(left: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
+    """Cosine of row ``i`` of ``left`` with row ``i`` of ``right`` (both L2-normalised).
+
+    >>> vec, m = WordVectoriser.fit(["a b", "c d"])
+    >>> rowwise_cosine(m, m).round(3).tolist()
+    [1.0, 1.0]
+    """
+    return np.asarray(left.multiply(right).sum(axis=1), dtype=np.float64).ravel()

@@ -1,0 +1,55 @@
+"""Catalog indexes, built once per catalog version per process and kept in a small LRU.
+
+A cache, not truth: the key includes the catalog version PostgreSQL hands out, so an
+upload to the catalog makes every process rebuild on its next chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+
+from matching import CatalogIndex
+
+logger = logging.getLogger("chunkmatch.index")
+
+IndexKey = tuple[str, int, tuple[str, ...]]
+
+
+class IndexCache:
+    def __init__(self, *, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[IndexKey, CatalogIndex] = OrderedDict()
+        self._building: dict[IndexKey, asyncio.Lock] = {}
+
+    async def get(
+        self,
+        key: IndexKey,
+        load: Callable[[], Awaitable[Sequence[tuple[str, str]]]],
+    ) -> CatalogIndex:
+        """The index for ``key``, built from ``load()`` at most once at a time."""
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        lock = self._building.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key in self._entries:
+                return self._entries[key]
+            started = time.perf_counter()
+            records = await load()
+            index = await asyncio.to_thread(CatalogIndex.build, records)
+            logger.info(
+                "built catalog index project=%s version=%s records=%d in %.2fs",
+                key[0], key[1], len(records), time.perf_counter() - started,
+            )
+            self._entries[key] = index
+            # drop older versions of the same catalog at once, then the least recently used
+            for old in [k for k in self._entries if k[0] == key[0] and k[1] < key[1]]:
+                del self._entries[old]
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        self._building.pop(key, None)
+        return index

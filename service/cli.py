@@ -1,0 +1,87 @@
+"""``chunkmatch``: run the service, or match two CSV files from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from service.exceptions import ConfigurationError
+from service.settings import Settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.database import checked_data_dir
+
+    if settings.database_url is None:
+        checked_data_dir(settings.data_dir)  # refuse a bad data directory before starting
+    app = create_app(settings)
+    print(f"chunkmatch: serving on http://{args.host}:{args.port}/  (Ctrl+C to stop)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
+                proxy_headers=True)
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from service.run_client import run_matching
+
+    return run_matching(args, settings)
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chunkmatch",
+        description="Match items against a catalog as chunked, resumable jobs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web service (embedded PostgreSQL by default)")
+    serve.add_argument("--host", default=settings.host)
+    serve.add_argument("--port", type=int, default=settings.port)
+    serve.set_defaults(handler=_serve)
+
+    run = sub.add_parser("run", help="match ITEMS.csv against CATALOG.csv and write the matches")
+    run.add_argument("--items", required=True, help="CSV file of the items to match")
+    run.add_argument("--catalog", required=True, help="CSV file of the catalog")
+    run.add_argument("--item-id", default="id", help="id column of the items (default id)")
+    run.add_argument("--catalog-id", default="id", help="id column of the catalog (default id)")
+    run.add_argument("--item-fields", nargs="+", help="item columns to match (default name/title)")
+    run.add_argument("--catalog-fields", nargs="+", help="catalog columns to match")
+    run.add_argument("--encoding", default="utf-8",
+                     help="encoding of both CSV files (utf-8, latin-1, cp1252...)")
+    run.add_argument("--job-type", default="enhanced")
+    run.add_argument("--threshold", type=float, help="match threshold, 0..1")
+    run.add_argument("--chunk-size", type=int, help="items per chunk")
+    run.add_argument("--out", default="matches.csv", help="where to write the matches CSV")
+    run.add_argument("--server", help="URL of a running chunkmatch (default: start one here)")
+    run.add_argument("--token", help="API token for --server, if it needs one")
+    run.add_argument("--project-name", help="name of the project to create")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        print(f"chunkmatch: {exc.message}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser(settings).parse_args(argv)
+    try:
+        return args.handler(args, settings)
+    except ConfigurationError as exc:
+        print(f"chunkmatch: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

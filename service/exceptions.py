@@ -1,0 +1,76 @@
+"""Every error chunkmatch's service raises on purpose.
+
+Each class's docstring is its default message; ``code`` and ``status`` say how the one
+handler in :mod:`service.errors` turns it into an HTTP answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChunkmatchError(Exception):
+    """Something went wrong in chunkmatch."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        self.details = details
+        super().__init__(self.message)
+
+
+class ConfigurationError(ChunkmatchError):
+    """The service is misconfigured."""
+
+    code = "configuration_error"
+
+
+class ValidationError(ChunkmatchError):
+    """The request is not valid."""
+
+    code = "validation_error"
+    status = 422
+
+
+class BadRequest(ChunkmatchError):
+    """The request body could not be read."""
+
+    code = "bad_request"
+    status = 400
+
+
+class PayloadTooLarge(ChunkmatchError):
+    """The request body is larger than this server accepts."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(ChunkmatchError):
+    """The request body's content type is not supported here."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class NotFound(ChunkmatchError):
+    """No such resource."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ChunkmatchError):
+    """The request conflicts with the resource's current state."""
+
+    code = "conflict"
+    status = 409
+
+
+class DatabaseUnavailable(ChunkmatchError):
+    """The database is unavailable; retry shortly."""
+
+    code = "database_unavailable"
+    status = 503

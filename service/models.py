@@ -1,0 +1,221 @@
+"""The small frozen records the store hands out, and their JSON shapes (camelCase)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+ACTIVE_STATUSES = ("pending", "processing")
+FINISHED_STATUSES = ("completed", "failed", "cancelled")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return round(value, digits) if value is not None else None
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    name: str
+    created_at: datetime
+    catalog_columns: tuple[str, ...]
+    item_columns: tuple[str, ...]
+    catalog_count: int = 0
+    item_count: int = 0
+    matched_items: int = 0
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Project:
+        return cls(
+            id=str(row["id"]),
+            name=row["name"],
+            created_at=row["created_at"],
+            catalog_columns=tuple(row["catalog_columns"]),
+            item_columns=tuple(row["item_columns"]),
+            catalog_count=row.get("catalog_count", 0),
+            item_count=row.get("item_count", 0),
+            matched_items=row.get("matched_items", 0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "createdAt": _iso(self.created_at),
+            "catalogCount": self.catalog_count,
+            "itemCount": self.item_count,
+            "matchedItems": self.matched_items,
+            "unmatchedItems": self.item_count - self.matched_items,
+            "catalogColumns": list(self.catalog_columns),
+            "itemColumns": list(self.item_columns),
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    project_id: str
+    job_type: str
+    status: str
+    config: Mapping[str, Any]
+    stages: tuple[str, ...]
+    current_stage: int
+    current_stage_name: str
+    chunk_size: int
+    total_items: int
+    claimed_items: int
+    processed_items: int
+    progress_percentage: float
+    matches_found: int
+    match_rate: float
+    items_per_second: float | None
+    eta_seconds: float | None
+    estimated_completion: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Job:
+        return cls(
+            id=str(row["id"]),
+            project_id=str(row["project_id"]),
+            job_type=row["job_type"],
+            status=row["status"],
+            config=row["config"],
+            stages=tuple(row["stages"]),
+            current_stage=row["current_stage"],
+            current_stage_name=row["current_stage_name"],
+            chunk_size=row["chunk_size"],
+            total_items=row["total_items"],
+            claimed_items=row["claimed_items"],
+            processed_items=row["processed_items"],
+            progress_percentage=row["progress_percentage"],
+            matches_found=row["matches_found"],
+            match_rate=row["match_rate"],
+            items_per_second=row["items_per_second"],
+            eta_seconds=row["eta_seconds"],
+            estimated_completion=row["estimated_completion"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            updated_at=row["updated_at"],
+            error=row["error"],
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "projectId": self.project_id,
+            "jobType": self.job_type,
+            "status": self.status,
+            "currentStage": self.current_stage,
+            "currentStageName": self.current_stage_name,
+            "stages": list(self.stages),
+            "totalItems": self.total_items,
+            "processedItems": self.processed_items,
+            "progressPercentage": _round(self.progress_percentage),
+            "matchesFound": self.matches_found,
+            "matchRate": _round(self.match_rate),
+            "chunkSize": self.chunk_size,
+            "itemsPerSecond": _round(self.items_per_second, 1),
+            "etaSeconds": _round(self.eta_seconds, 1),
+            "estimatedCompletion": _iso(self.estimated_completion),
+            "createdAt": _iso(self.created_at),
+            "startedAt": _iso(self.started_at),
+            "completedAt": _iso(self.completed_at),
+            "updatedAt": _iso(self.updated_at),
+            "error": self.error,
+            "config": dict(self.config),
+        }
+
+
+@dataclass(frozen=True)
+class ChunkClaim:
+    """A range of a job's items (``ord_from < ord <= ord_to``) leased to one driver."""
+
+    job_id: str
+    seq: int
+    stage: int
+    ord_from: int
+    ord_to: int
+    owner: str
+
+    @property
+    def size(self) -> int:
+        return self.ord_to - self.ord_from
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    job: Job
+    chunk: ChunkClaim | None
+    busy: bool = False
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    inserted: int
+    updated: int
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated
+
+    def to_json(self) -> dict[str, Any]:
+        return {"success": True, "inserted": self.inserted, "updated": self.updated, "total": self.total}
+
+
+@dataclass(frozen=True)
+class MatchRow:
+    id: int
+    item_id: str
+    catalog_id: str
+    score: float
+    method: str
+    reason: str
+    stage: int
+    item_text: str | None
+    catalog_text: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MatchRow:
+        return cls(
+            id=row["id"],
+            item_id=row["item_id"],
+            catalog_id=row["catalog_id"],
+            score=row["score"],
+            method=row["method"],
+            reason=row["reason"],
+            stage=row["stage"],
+            item_text=row["item_text"],
+            catalog_text=row["catalog_text"],
+            created_at=row["created_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "itemId": self.item_id,
+            "catalogId": self.catalog_id,
+            "score": round(self.score, 4),
+            "method": self.method,
+            "reason": self.reason,
+            "stage": self.stage,
+            "itemText": self.item_text,
+            "catalogText": self.catalog_text,
+            "createdAt": _iso(self.created_at),
+        }

@@ -1,0 +1,179 @@
+"""Jobs: create, advance one chunk, watch, change status, read matches."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+from service.exceptions import Conflict, NotFound, ValidationError
+from service.inputs import body_id, path_id, query_int, read_json, read_json_object
+from service.models import ACTIVE_STATUSES, Job
+from service.stages import STAGE_NAMES, resolve_job
+
+CSV_PAGE = 5000
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+async def _job(request: Request) -> Job:
+    job_id = path_id(request, "job_id", "job")
+    job = await _store(request).get_job(job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    return job
+
+
+class JobCreate(HTTPEndpoint):
+    async def post(self, request: Request) -> JSONResponse:
+        body = await read_json_object(
+            request, allowed={"projectId", "jobType", "config"}, required={"projectId", "jobType"}
+        )
+        project_id = body_id(body["projectId"], "projectId")
+        store = _store(request)
+        project = await store.get_project(project_id)
+        if project is None:
+            raise NotFound(f"no project with id {project_id}")
+        stages, config = resolve_job(body["jobType"], body.get("config"), project)
+        job = await store.create_job(
+            project_id,
+            job_type=body["jobType"],
+            config=config,
+            stages=stages,
+            stage_name=STAGE_NAMES[stages[0]],
+            chunk_size=config["chunkSize"],
+        )
+        return JSONResponse({"success": True, "job": job.to_json()}, status_code=201)
+
+
+class Jobs(HTTPEndpoint):
+    async def get(self, request: Request) -> JSONResponse:
+        raw = request.query_params.get("projectId")
+        project_id = body_id(raw, "projectId") if raw else None
+        limit = query_int(request, "limit", 50, minimum=1, maximum=500)
+        store = _store(request)
+        if project_id is not None and await store.get_project(project_id) is None:
+            raise NotFound(f"no project with id {project_id}")
+        jobs = await store.list_jobs(project_id, limit=limit)
+        return JSONResponse({"success": True, "jobs": [j.to_json() for j in jobs]})
+
+
+class JobDetail(HTTPEndpoint):
+    async def get(self, request: Request) -> JSONResponse:
+        job = await _job(request)
+        return JSONResponse({"success": True, "job": job.to_json()})
+
+    async def patch(self, request: Request) -> JSONResponse:
+        """Manual status change, e.g. mark a stuck job failed."""
+        body = await read_json_object(
+            request, allowed={"status", "error", "completedAt"}, required={"status"}
+        )
+        status, error = body["status"], body.get("error")
+        if status not in ("failed", "cancelled"):
+            raise ValidationError("status may be set to 'failed' or 'cancelled'")
+        if error is not None and (not isinstance(error, str) or len(error) > 2000):
+            raise ValidationError("error must be a string of at most 2000 characters")
+        completed_at = body.get("completedAt")
+        if completed_at is not None:
+            try:
+                completed_at = datetime.fromisoformat(str(completed_at).replace("Z", "+00:00"))
+            except ValueError:
+                raise ValidationError("completedAt must be an ISO 8601 timestamp") from None
+            if completed_at.tzinfo is None:
+                raise ValidationError("completedAt must include a time zone (e.g. Z)")
+        job = await _job(request)
+        if job.status == status:
+            return JSONResponse({"success": True, "job": job.to_json()})
+        if job.status not in ACTIVE_STATUSES:
+            raise Conflict(f"job is already {job.status}; only an active job's status can change")
+        updated = await _store(request).set_job_status(
+            job_id=path_id(request, "job_id", "job"), status=status, error=error,
+            completed_at=completed_at,
+        )
+        return JSONResponse({"success": True, "job": updated.to_json()})
+
+
+class JobProcess(HTTPEndpoint):
+    async def post(self, request: Request) -> JSONResponse:
+        await read_json(request, required=False)  # an optional, ignored body
+        job_id = path_id(request, "job_id", "job")
+        outcome = await request.app.state.engine.process_next_chunk(job_id)
+        if outcome is None:
+            raise NotFound(f"no job with id {job_id}")
+        return JSONResponse(
+            {"success": True, "job": outcome.job.to_json(), "message": outcome.message}
+        )
+
+
+class JobCancel(HTTPEndpoint):
+    async def post(self, request: Request) -> JSONResponse:
+        job = await _job(request)
+        if job.status == "cancelled":
+            return JSONResponse(
+                {"success": True, "job": job.to_json(), "message": "Job was already cancelled"}
+            )
+        if job.status not in ACTIVE_STATUSES:
+            raise Conflict(f"job is already {job.status}; it cannot be cancelled")
+        updated = await _store(request).set_job_status(
+            path_id(request, "job_id", "job"), "cancelled", error=None, completed_at=None
+        )
+        return JSONResponse({"success": True, "job": updated.to_json(), "message": "Job cancelled"})
+
+
+def _cursor(request: Request) -> int:
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return 0
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationError("cursor is not valid; pass the nextCursor of a previous page")
+    return int(raw)
+
+
+class JobMatches(HTTPEndpoint):
+    async def get(self, request: Request):
+        job = await _job(request)
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise ValidationError("format must be 'json' or 'csv'")
+        store = _store(request)
+        if fmt == "csv":
+            return StreamingResponse(
+                _csv_rows(store, job),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="matches-{job.id}.csv"'},
+            )
+        limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
+        rows = await store.job_matches(job, after_id=_cursor(request), limit=limit)
+        next_cursor = str(rows[-1].id) if len(rows) == limit else None
+        return JSONResponse(
+            {"success": True, "matches": [r.to_json() for r in rows], "nextCursor": next_cursor}
+        )
+
+
+async def _csv_rows(store, job: Job) -> AsyncIterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["item_id", "item_text", "catalog_id", "catalog_text", "score", "method", "reason"]
+    )
+    after = 0
+    while True:
+        rows = await store.job_matches(job, after_id=after, limit=CSV_PAGE)
+        for r in rows:
+            writer.writerow(
+                [r.item_id, r.item_text, r.catalog_id, r.catalog_text, f"{r.score:.4f}",
+                 r.method, r.reason]
+            )
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+        if len(rows) < CSV_PAGE:
+            return
+        after = rows[-1].id

@@ -1,0 +1,89 @@
+"""Projects and their two record sets: the catalog and the items."""
+
+from __future__ import annotations
+
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from service.exceptions import NotFound, UnsupportedMediaType, ValidationError
+from service.ingest import ParsedUpload, text_problem, check_encoding, parse_csv, parse_json_records
+from service.inputs import path_id, query_int, read_body, read_json, read_json_object
+
+MAX_NAME_LENGTH = 200
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+class Projects(HTTPEndpoint):
+    async def get(self, request: Request) -> JSONResponse:
+        limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
+        projects = await _store(request).list_projects(limit=limit)
+        return JSONResponse({"success": True, "projects": [p.to_json() for p in projects]})
+
+    async def post(self, request: Request) -> JSONResponse:
+        body = await read_json_object(request, allowed={"name"}, required={"name"})
+        name = body["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError("name must be a non-empty string")
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValidationError(f"name must be at most {MAX_NAME_LENGTH} characters")
+        problem = text_problem(name)
+        if problem:
+            raise ValidationError(f"name {problem}")
+        project = await _store(request).create_project(name.strip())
+        return JSONResponse({"success": True, "project": project.to_json()}, status_code=201)
+
+
+class ProjectDetail(HTTPEndpoint):
+    async def get(self, request: Request) -> JSONResponse:
+        project_id = path_id(request, "project_id", "project")
+        project = await _store(request).get_project(project_id)
+        if project is None:
+            raise NotFound(f"no project with id {project_id}")
+        return JSONResponse({"success": True, "project": project.to_json()})
+
+
+async def _parse_upload(request: Request) -> ParsedUpload:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("text/csv", "application/csv", "text/plain"):
+        id_field = request.query_params.get("idField", "id")
+        encoding = check_encoding(request.query_params.get("encoding", "utf-8"))
+        raw = await read_body(request)
+        return parse_csv(raw, id_field=id_field, encoding=encoding)
+    if content_type in ("application/json", ""):
+        if "idField" in request.query_params or "encoding" in request.query_params:
+            raise ValidationError(
+                "idField/encoding query parameters apply to CSV uploads; "
+                "put idField in the JSON body"
+            )
+        return parse_json_records(await read_json(request))
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {content_type!r}: send application/json "
+        '({"records": [...], "idField": "id"}) or text/csv'
+    )
+
+
+class _Upload(HTTPEndpoint):
+    kind = ""
+
+    async def post(self, request: Request) -> JSONResponse:
+        project_id = path_id(request, "project_id", "project")
+        store = _store(request)
+        if await store.get_project(project_id) is None:
+            raise NotFound(f"no project with id {project_id}")
+        upload = await _parse_upload(request)
+        result = await store.upload_records(project_id, self.kind, upload.records, upload.columns)
+        if result is None:
+            raise NotFound(f"no project with id {project_id}")
+        return JSONResponse(result.to_json())
+
+
+class CatalogUpload(_Upload):
+    kind = "catalog"
+
+
+class ItemsUpload(_Upload):
+    kind = "items"

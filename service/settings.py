@@ -1,0 +1,87 @@
+"""Settings, read once from the environment.
+
+Nothing else in chunkmatch reads ``os.environ``: every knob has a name, a cast, a default
+with its unit, and a clear message when it is malformed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.exceptions import ConfigurationError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_DATA_DIR = ".chunkmatch"
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_POOL_MAX_SIZE = 10
+DEFAULT_INDEX_CACHE_SIZE = 4
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+DEFAULT_DB_RETRY_AFTER_SECONDS = 5
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything chunkmatch can be configured with (see the README's table)."""
+
+    database_url: str | None
+    data_dir: Path
+    host: str
+    port: int
+    lease_seconds: float
+    pool_max_size: int
+    index_cache_size: int
+    max_body_bytes: int
+    db_retry_after_seconds: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("CHUNKMATCH_DATA_DIR") or DEFAULT_DATA_DIR),
+            host=env.get("HOST") or DEFAULT_HOST,
+            port=_int(env, "PORT", DEFAULT_PORT, minimum=0),
+            lease_seconds=_float(env, "JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, minimum=1.0),
+            pool_max_size=_int(env, "CHUNKMATCH_POOL_MAX_SIZE", DEFAULT_POOL_MAX_SIZE, minimum=2),
+            index_cache_size=_int(
+                env, "CHUNKMATCH_INDEX_CACHE_SIZE", DEFAULT_INDEX_CACHE_SIZE, minimum=1
+            ),
+            max_body_bytes=_int(
+                env, "CHUNKMATCH_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024
+            ),
+            db_retry_after_seconds=_int(
+                env, "CHUNKMATCH_DB_RETRY_AFTER", DEFAULT_DB_RETRY_AFTER_SECONDS, minimum=1
+            ),
+            log_level=(env.get("CHUNKMATCH_LOG_LEVEL") or "INFO").upper(),
+        )

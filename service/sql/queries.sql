@@ -1,0 +1,295 @@
+-- ping --
+-- Is the database there?
+SELECT 1;
+
+-- create_project --
+-- A new, empty project.
+INSERT INTO projects (name) VALUES ($1)
+RETURNING id, name, created_at, catalog_columns, item_columns;
+
+-- list_projects --
+-- Projects, newest first, with their counts.
+SELECT p.id, p.name, p.created_at, p.catalog_columns, p.item_columns,
+       (SELECT count(*) FROM catalog_records c WHERE c.project_id = p.id) AS catalog_count,
+       (SELECT count(*) FROM items i WHERE i.project_id = p.id) AS item_count,
+       (SELECT count(DISTINCT m.item_id) FROM matches m WHERE m.project_id = p.id) AS matched_items
+FROM projects p
+ORDER BY p.created_at DESC, p.id
+LIMIT $1;
+
+-- get_project --
+-- One project with its counts.
+SELECT p.id, p.name, p.created_at, p.catalog_columns, p.item_columns,
+       (SELECT count(*) FROM catalog_records c WHERE c.project_id = p.id) AS catalog_count,
+       (SELECT count(*) FROM items i WHERE i.project_id = p.id) AS item_count,
+       (SELECT count(DISTINCT m.item_id) FROM matches m WHERE m.project_id = p.id) AS matched_items
+FROM projects p
+WHERE p.id = $1;
+
+-- lock_project --
+-- Serialise uploads and job creation of one project.
+SELECT id, catalog_version, catalog_columns, item_columns FROM projects WHERE id = $1 FOR UPDATE;
+
+-- create_upload_table --
+-- Staging table for one upload, filled by COPY.
+CREATE TEMPORARY TABLE upload_records (record_id text NOT NULL, data text NOT NULL)
+ON COMMIT DROP;
+
+-- upsert_catalog --
+-- Move the staged upload into the catalog; count inserted and replaced records.
+WITH up AS (
+    INSERT INTO catalog_records (project_id, record_id, data)
+    SELECT $1, record_id, data::jsonb FROM upload_records
+    ON CONFLICT (project_id, record_id) DO UPDATE SET data = EXCLUDED.data
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+FROM up;
+
+-- upsert_items --
+-- Move the staged upload into the items; count inserted and replaced records.
+WITH up AS (
+    INSERT INTO items (project_id, item_id, data)
+    SELECT $1, record_id, data::jsonb FROM upload_records
+    ON CONFLICT (project_id, item_id) DO UPDATE SET data = EXCLUDED.data
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+FROM up;
+
+-- add_catalog_columns --
+-- Remember the catalog's columns and give the catalog a new version (indexes are rebuilt).
+UPDATE projects
+SET catalog_columns = ARRAY(
+        SELECT DISTINCT c FROM unnest(catalog_columns || $2::text[]) AS c ORDER BY c),
+    catalog_version = catalog_version + 1
+WHERE id = $1;
+
+-- add_item_columns --
+-- Remember the items' columns.
+UPDATE projects
+SET item_columns = ARRAY(
+        SELECT DISTINCT c FROM unnest(item_columns || $2::text[]) AS c ORDER BY c)
+WHERE id = $1;
+
+-- count_catalog --
+-- How many catalog records a project has.
+SELECT count(*) FROM catalog_records WHERE project_id = $1;
+
+-- insert_job --
+-- A new pending job (its items are added by snapshot_job_items).
+INSERT INTO matching_jobs (project_id, job_type, config, stages, current_stage_name, chunk_size)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id;
+
+-- snapshot_job_items --
+-- Freeze the job's items: the project's items unmatched right now, numbered 1..n.
+INSERT INTO job_items (job_id, ord, item_id)
+SELECT $1, row_number() OVER (ORDER BY i.seq), i.item_id
+FROM items i
+WHERE i.project_id = $2
+  AND NOT EXISTS (
+      SELECT 1 FROM matches m WHERE m.project_id = i.project_id AND m.item_id = i.item_id);
+
+-- set_job_total --
+-- Record how many items the job has.
+UPDATE matching_jobs SET total_items = $2 WHERE id = $1;
+
+-- get_job --
+-- One job.
+SELECT * FROM matching_jobs WHERE id = $1;
+
+-- list_jobs --
+-- A project's jobs, newest first.
+SELECT * FROM matching_jobs
+WHERE ($1::uuid IS NULL OR project_id = $1)
+ORDER BY created_at DESC, id
+LIMIT $2;
+
+-- set_job_status --
+-- Manual status change (PATCH): a finished status also stamps completed_at.
+UPDATE matching_jobs
+SET status = $2,
+    error = COALESCE($3, error),
+    completed_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled')
+                        THEN COALESCE($4, completed_at, now()) ELSE NULL END,
+    eta_seconds = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN NULL ELSE eta_seconds END,
+    estimated_completion = CASE WHEN $2 IN ('completed', 'failed', 'cancelled')
+                                THEN NULL ELSE estimated_completion END,
+    updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- lock_job --
+-- Take the job's row lock for the length of a claim.
+SELECT * FROM matching_jobs WHERE id = $1 FOR UPDATE;
+
+-- reclaim_expired_chunk --
+-- Take over the oldest chunk whose driver's lease ran out (a crashed or stalled driver).
+UPDATE job_chunks
+SET lease_owner = $2,
+    lease_expires_at = now() + make_interval(secs => $3),
+    attempts = attempts + 1,
+    started_at = now()
+WHERE job_id = $1
+  AND seq = (
+      SELECT seq FROM job_chunks
+      WHERE job_id = $1 AND status = 'running' AND lease_expires_at < now()
+      ORDER BY seq
+      LIMIT 1)
+RETURNING seq, stage, ord_from, ord_to;
+
+-- count_running_chunks --
+-- Chunks some driver holds right now.
+SELECT count(*) FROM job_chunks WHERE job_id = $1 AND status = 'running';
+
+-- advance_claim --
+-- Hand the next range of items to a new chunk.
+UPDATE matching_jobs
+SET claimed_items = $2,
+    next_chunk_seq = next_chunk_seq + 1,
+    status = CASE WHEN status = 'pending' THEN 'processing' ELSE status END,
+    started_at = COALESCE(started_at, now()),
+    updated_at = now()
+WHERE id = $1;
+
+-- insert_chunk --
+-- A new chunk, leased to its driver.
+INSERT INTO job_chunks (job_id, seq, stage, ord_from, ord_to, lease_owner, lease_expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7));
+
+-- complete_empty_job --
+-- A job with nothing (left) to do is complete.
+UPDATE matching_jobs
+SET status = 'completed',
+    progress_percentage = 100,
+    started_at = COALESCE(started_at, now()),
+    completed_at = now(),
+    eta_seconds = 0,
+    estimated_completion = now(),
+    updated_at = now()
+WHERE id = $1 AND status IN ('pending', 'processing') AND processed_items >= total_items
+RETURNING *;
+
+-- chunk_items --
+-- The chunk's items, in order, with the text of the job's match fields.
+SELECT ji.item_id,
+       array_to_string(ARRAY(
+           SELECT i.data ->> f.name FROM unnest($4::text[]) WITH ORDINALITY AS f(name, n)
+           ORDER BY f.n), ' ') AS text
+FROM job_items ji
+JOIN items i ON i.project_id = $5 AND i.item_id = ji.item_id
+WHERE ji.job_id = $1 AND ji.ord > $2 AND ji.ord <= $3
+ORDER BY ji.ord;
+
+-- catalog_version --
+-- The project's catalog version (bumped by every catalog upload).
+SELECT catalog_version FROM projects WHERE id = $1;
+
+-- catalog_texts --
+-- Every catalog record of a project with the text of the given fields (for the index).
+SELECT c.record_id,
+       array_to_string(ARRAY(
+           SELECT c.data ->> f.name FROM unnest($2::text[]) WITH ORDINALITY AS f(name, n)
+           ORDER BY f.n), ' ') AS text
+FROM catalog_records c
+WHERE c.project_id = $1;
+
+-- finish_chunk --
+-- Compare-and-set on the lease: only the driver still holding it may commit the chunk.
+UPDATE job_chunks
+SET status = 'done',
+    items = $4,
+    matches = $5,
+    finished_at = now(),
+    duration_ms = GREATEST(0, round(extract(epoch FROM clock_timestamp() - started_at) * 1000))::integer
+WHERE job_id = $1 AND seq = $2 AND status = 'running'
+  AND lease_owner = $3 AND lease_expires_at > now()
+RETURNING stage;
+
+-- insert_matches --
+-- A chunk's matches; an item is matched at most once per job.
+WITH ins AS (
+    INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason, stage, chunk_seq)
+    SELECT $1, $2, m.item_id, m.catalog_id, m.score, m.method, m.reason, $3, $4
+    FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::text[])
+         AS m(item_id, catalog_id, score, method, reason)
+    ON CONFLICT (job_id, item_id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM ins;
+
+-- advance_job --
+-- Progress after a chunk: counts, percentage, rate over the last chunks (wall clock), ETA.
+WITH recent AS (
+    SELECT items, started_at, finished_at FROM job_chunks
+    WHERE job_id = $1 AND status = 'done'
+    ORDER BY seq DESC
+    LIMIT 10
+), rate AS (
+    SELECT sum(items)::float8
+           / GREATEST(extract(epoch FROM max(finished_at) - min(started_at))::float8, 0.001) AS ips
+    FROM recent
+), next AS (
+    SELECT j.id,
+           j.processed_items + $2 AS processed,
+           j.matches_found + $3 AS found,
+           j.total_items AS total,
+           rate.ips
+    FROM matching_jobs j, rate
+    WHERE j.id = $1
+)
+UPDATE matching_jobs j
+SET processed_items = next.processed,
+    matches_found = next.found,
+    progress_percentage = CASE WHEN next.total = 0 THEN 100
+                               ELSE next.processed * 100.0 / next.total END,
+    match_rate = CASE WHEN next.processed = 0 THEN 0 ELSE next.found * 100.0 / next.processed END,
+    items_per_second = next.ips,
+    eta_seconds = CASE WHEN next.processed >= next.total THEN 0
+                       ELSE (next.total - next.processed) / NULLIF(next.ips, 0) END,
+    estimated_completion = CASE
+        WHEN next.processed >= next.total THEN now()
+        ELSE now() + make_interval(secs => (next.total - next.processed) / NULLIF(next.ips, 0)) END,
+    status = CASE
+        WHEN j.status IN ('pending', 'processing') AND next.processed >= next.total THEN 'completed'
+        WHEN j.status = 'pending' THEN 'processing'
+        ELSE j.status END,
+    completed_at = CASE
+        WHEN j.status IN ('pending', 'processing') AND next.processed >= next.total THEN now()
+        ELSE j.completed_at END,
+    updated_at = now()
+FROM next
+WHERE j.id = next.id
+RETURNING j.*;
+
+-- release_chunk --
+-- Give a chunk back (its driver failed): another driver may take it at once.
+UPDATE job_chunks SET lease_expires_at = now() - interval '1 second'
+WHERE job_id = $1 AND seq = $2 AND status = 'running' AND lease_owner = $3;
+
+-- fail_job --
+-- Mark a job failed with its error.
+UPDATE matching_jobs
+SET status = 'failed', error = $2, completed_at = now(), eta_seconds = NULL,
+    estimated_completion = NULL, updated_at = now()
+WHERE id = $1 AND status IN ('pending', 'processing')
+RETURNING *;
+
+-- job_matches_page --
+-- A page of a job's matches (keyset on match id), with the texts of the job's fields.
+SELECT m.id, m.item_id, m.catalog_id, m.score, m.method, m.reason, m.stage, m.created_at,
+       array_to_string(ARRAY(
+           SELECT i.data ->> f.name FROM unnest($4::text[]) WITH ORDINALITY AS f(name, n)
+           ORDER BY f.n), ' ') AS item_text,
+       array_to_string(ARRAY(
+           SELECT c.data ->> f.name FROM unnest($5::text[]) WITH ORDINALITY AS f(name, n)
+           ORDER BY f.n), ' ') AS catalog_text
+FROM matches m
+LEFT JOIN items i ON i.project_id = m.project_id AND i.item_id = m.item_id
+LEFT JOIN catalog_records c ON c.project_id = m.project_id AND c.record_id = m.catalog_id
+WHERE m.job_id = $1 AND m.id > $2
+ORDER BY m.id
+LIMIT $3;

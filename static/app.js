@@ -1,0 +1,585 @@
+// The chunkmatch page: pick a project, upload catalog and items, run an enhanced job
+// with live progress, browse and download its matches.
+import { ApiError, JobEndedError, JobManager, isAbortError, isTerminal } from '/static/job-manager.js';
+
+const TOKEN_KEY = 'chunkmatch.token';
+const MATCHES_PAGE_SIZE = 100;
+const PREFERRED_MATCH_COLUMNS = ['name', 'title'];
+
+/** @param {string} id */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+function readToken() {
+  try {
+    return localStorage.getItem(TOKEN_KEY) || null;
+  } catch {
+    return null; // storage disabled (private mode, file://)
+  }
+}
+
+const manager = new JobManager({ token: readToken() });
+const api = manager.api;
+
+const state = {
+  /** @type {string|null} */ projectId: null,
+  /** @type {import('/static/job-manager.js').Job|null} */ job: null,
+  running: false,
+  /** @type {string|null} */ matchesJobId: null,
+  /** @type {string|null} */ matchesCursor: null,
+  matchesShown: 0,
+};
+
+// -- formatting ------------------------------------------------------------------
+
+const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+/** @param {number|null|undefined} value */
+const percent = (value) => `${decimal.format(Number(value ?? 0))}%`;
+
+/** @param {number} seconds */
+function duration(seconds) {
+  if (seconds < 1) return 'under a second';
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${decimal.format(seconds / 3600)} h`;
+}
+
+/** @param {string|null|undefined} iso */
+function dateTime(iso) {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string>} [attributes]
+ * @param {(Node|string)[]} [children]
+ */
+function element(tag, attributes = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+// -- errors ----------------------------------------------------------------------
+
+/** @param {unknown} error */
+function showError(error) {
+  if (isAbortError(error)) return;
+  let text;
+  if (error instanceof ApiError) {
+    text = error.code ? `${error.message} (${error.code}, HTTP ${error.status})` : error.message;
+  } else if (error instanceof Error) {
+    text = error.message;
+  } else {
+    text = String(error);
+  }
+  $('error-text').textContent = text;
+  $('error-banner').hidden = false;
+  console.error(error);
+}
+
+function clearError() {
+  $('error-banner').hidden = true;
+  $('error-text').textContent = '';
+}
+
+/**
+ * Run an event handler with a disabled button and errors shown in the banner.
+ * @param {HTMLButtonElement|null} button
+ * @param {() => Promise<void>} action
+ */
+async function guarded(button, action) {
+  clearError();
+  if (button) button.disabled = true;
+  try {
+    await action();
+  } catch (error) {
+    showError(error);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+// -- health ----------------------------------------------------------------------
+
+async function checkHealth() {
+  const badge = $('health');
+  try {
+    const health = await api.health();
+    badge.dataset.state = 'ok';
+    badge.textContent = `database ${health.database ?? 'ok'}`;
+  } catch (error) {
+    badge.dataset.state = 'down';
+    badge.textContent = error instanceof ApiError ? `unavailable: ${error.message}` : 'server unreachable';
+  }
+}
+
+// -- projects --------------------------------------------------------------------
+
+/** @param {string|null} [selectId] */
+async function loadProjects(selectId = state.projectId) {
+  const projects = await api.listProjects();
+  const select = /** @type {HTMLSelectElement} */ ($('project-select'));
+  select.replaceChildren(element('option', { value: '' }, ['— choose a project —']));
+  for (const project of projects) {
+    const label = `${project.name} · ${integer.format(project.itemCount)} items, ${integer.format(project.catalogCount)} catalog`;
+    select.append(element('option', { value: project.id }, [label]));
+  }
+  if (selectId && projects.some((p) => p.id === selectId)) select.value = selectId;
+}
+
+/** @param {string|null} projectId */
+async function selectProject(projectId) {
+  state.projectId = projectId || null;
+  document.body.classList.toggle('has-project', Boolean(state.projectId));
+  history.replaceState(null, '', state.projectId ? `#project=${encodeURIComponent(state.projectId)}` : '#');
+  hideMatches();
+  if (!state.projectId) {
+    $('project-info').hidden = true;
+    return;
+  }
+  await Promise.all([refreshProject(), loadJobs()]);
+}
+
+async function refreshProject() {
+  if (!state.projectId) return;
+  const project = await api.getProject(state.projectId);
+  $('project-catalog-count').textContent = integer.format(project.catalogCount);
+  $('project-item-count').textContent = integer.format(project.itemCount);
+  $('project-matched').textContent = integer.format(project.matchedItems);
+  $('project-unmatched').textContent = integer.format(project.unmatchedItems);
+  $('project-info').hidden = false;
+  // Offer the stored columns when no file has been picked in this session.
+  for (const [kind, columns] of [
+    ['catalog', project.catalogColumns],
+    ['items', project.itemColumns],
+  ]) {
+    const fileInput = /** @type {HTMLInputElement} */ ($(`${kind}-file`));
+    if (!fileInput.files?.length) renderMatchColumns(kind, columns ?? []);
+  }
+}
+
+// -- CSV headers -----------------------------------------------------------------
+
+const DECODER_LABELS = { 'utf-8': 'utf-8', 'latin-1': 'iso-8859-1', cp1252: 'windows-1252' };
+
+/**
+ * Column names from the first record of a CSV file (RFC 4180 quoting), decoded with
+ * the encoding the user chose. Reads only the start of the file.
+ * @param {Blob} file
+ * @param {string} encoding
+ * @returns {Promise<string[]>}
+ */
+async function readCsvHeader(file, encoding) {
+  const bytes = await file.slice(0, 64 * 1024).arrayBuffer();
+  const text = new TextDecoder(DECODER_LABELS[encoding] ?? encoding).decode(bytes).replace(/^\uFEFF/, '');
+  const columns = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const char = text[i];
+    if (quoted) {
+      if (char === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i += 1;
+      } else if (char === '"') {
+        quoted = false;
+      } else {
+        cell += char;
+      }
+    } else if (char === '"') {
+      quoted = true;
+    } else if (char === ',') {
+      columns.push(cell.trim());
+      cell = '';
+    } else if (char === '\n' || char === '\r') {
+      break;
+    } else {
+      cell += char;
+    }
+  }
+  columns.push(cell.trim());
+  return columns.filter((column, index) => column !== '' || index < columns.length - 1);
+}
+
+/**
+ * @param {string} kind
+ * @param {string[]} columns
+ */
+function renderIdColumn(kind, columns) {
+  const select = /** @type {HTMLSelectElement} */ ($(`${kind}-id-field`));
+  select.replaceChildren(...columns.map((column) => element('option', { value: column }, [column])));
+  select.disabled = columns.length === 0;
+  if (columns.length === 0) select.append(element('option', { value: '' }, ['choose a file first']));
+  select.value = columns.includes('id') ? 'id' : (columns[0] ?? '');
+}
+
+/**
+ * @param {string} kind
+ * @param {string[]} columns
+ */
+function renderMatchColumns(kind, columns) {
+  const fieldset = $(`${kind}-fields`);
+  const legend = element('legend', {}, ['Match on columns']);
+  if (columns.length === 0) {
+    fieldset.replaceChildren(legend, element('p', { class: 'hint' }, ['Choose a file to see its columns.']));
+    return;
+  }
+  const preferred = PREFERRED_MATCH_COLUMNS.find((column) => columns.includes(column));
+  const boxes = columns.map((column) => {
+    const input = element('input', { type: 'checkbox', name: `${kind}-field`, value: column });
+    if (column === preferred) /** @type {HTMLInputElement} */ (input).checked = true;
+    return element('label', { class: 'chip' }, [input, column]);
+  });
+  fieldset.replaceChildren(legend, ...boxes);
+}
+
+/** @param {string} kind */
+function checkedColumns(kind) {
+  return [...document.querySelectorAll(`input[name="${kind}-field"]:checked`)].map(
+    (input) => /** @type {HTMLInputElement} */ (input).value,
+  );
+}
+
+/** @param {string} kind */
+async function onFileOrEncodingChange(kind) {
+  clearError();
+  const file = /** @type {HTMLInputElement} */ ($(`${kind}-file`)).files?.[0];
+  $(`${kind}-result`).textContent = '';
+  if (!file) {
+    renderIdColumn(kind, []);
+    renderMatchColumns(kind, []);
+    return;
+  }
+  const encoding = /** @type {HTMLSelectElement} */ ($(`${kind}-encoding`)).value;
+  try {
+    const columns = await readCsvHeader(file, encoding);
+    renderIdColumn(kind, columns);
+    renderMatchColumns(kind, columns);
+  } catch (error) {
+    showError(new Error(`Could not read the header of ${file.name}: ${error.message}`));
+  }
+}
+
+/** @param {HTMLFormElement} form */
+async function onUpload(form) {
+  const kind = form.dataset.kind ?? 'items';
+  const result = $(`${kind}-result`);
+  if (!state.projectId) throw new Error('Choose or create a project first.');
+  const file = /** @type {HTMLInputElement} */ ($(`${kind}-file`)).files?.[0];
+  if (!file) throw new Error('Choose a CSV file first.');
+  const idField = /** @type {HTMLSelectElement} */ ($(`${kind}-id-field`)).value || 'id';
+  const encoding = /** @type {HTMLSelectElement} */ ($(`${kind}-encoding`)).value;
+  result.textContent = 'Uploading…';
+  result.dataset.state = 'busy';
+  try {
+    const counts = await api.upload(state.projectId, /** @type {'catalog'|'items'} */ (kind), file, {
+      idField,
+      encoding,
+    });
+    result.textContent = `Inserted ${integer.format(counts.inserted)}, updated ${integer.format(counts.updated)} — ${integer.format(counts.total)} in total`;
+    result.dataset.state = 'done';
+  } catch (error) {
+    result.textContent = 'Upload failed.';
+    result.dataset.state = 'error';
+    throw error;
+  }
+  await Promise.all([refreshProject(), loadProjects()]);
+}
+
+// -- job progress ----------------------------------------------------------------
+
+/** @param {import('/static/job-manager.js').Job} job */
+function renderJob(job) {
+  state.job = job;
+  $('job-panel').hidden = false;
+  const status = $('job-status');
+  status.textContent = job.status;
+  status.dataset.status = job.status;
+  $('job-stage').textContent = job.currentStageName ? `Stage ${job.currentStage}: ${job.currentStageName}` : '';
+
+  const pct = Math.max(0, Math.min(100, Number(job.progressPercentage ?? 0)));
+  const bar = $('progress-bar');
+  bar.setAttribute('aria-valuenow', String(Math.round(pct * 10) / 10));
+  bar.dataset.status = job.status;
+  $('progress-fill').style.width = `${pct}%`;
+  const processed = `${integer.format(job.processedItems)} / ${integer.format(job.totalItems)}`;
+  $('progress-text').textContent = `${processed} items (${percent(pct)})`;
+
+  $('stat-processed').textContent = processed;
+  $('stat-percentage').textContent = percent(pct);
+  $('stat-matches').textContent = integer.format(job.matchesFound);
+  $('stat-match-rate').textContent = percent(job.matchRate);
+  $('stat-speed').textContent = job.itemsPerSecond != null ? decimal.format(job.itemsPerSecond) : '—';
+  $('stat-eta').textContent = etaText(job);
+}
+
+/** @param {import('/static/job-manager.js').Job} job */
+function etaText(job) {
+  if (job.status === 'completed') return `done ${job.completedAt ? new Date(job.completedAt).toLocaleTimeString() : ''}`.trim();
+  if (isTerminal(job.status)) return '—';
+  if (!job.estimatedCompletion) return 'estimating…';
+  const at = new Date(job.estimatedCompletion).toLocaleTimeString();
+  return job.etaSeconds != null ? `${at} (in ${duration(job.etaSeconds)})` : at;
+}
+
+/** @param {boolean} running */
+function setRunning(running) {
+  state.running = running;
+  /** @type {HTMLButtonElement} */ ($('start-job')).disabled = running;
+  $('cancel-job').hidden = !running;
+  document.body.classList.toggle('job-running', running);
+}
+
+function jobConfig() {
+  /** @type {import('/static/job-manager.js').JobConfig} */
+  const config = {};
+  const itemFields = checkedColumns('items');
+  const catalogFields = checkedColumns('catalog');
+  if (itemFields.length) config.itemFields = itemFields;
+  if (catalogFields.length) config.catalogFields = catalogFields;
+  const threshold = /** @type {HTMLInputElement} */ ($('threshold')).value.trim();
+  if (threshold !== '') {
+    const value = Number(threshold);
+    if (!(value >= 0 && value <= 1)) throw new Error('Threshold must be a number between 0 and 1.');
+    config.threshold = value;
+  }
+  const chunkSize = /** @type {HTMLInputElement} */ ($('chunk-size')).value.trim();
+  if (chunkSize !== '') {
+    const value = Number(chunkSize);
+    if (!(Number.isInteger(value) && value >= 1)) throw new Error('Chunk size must be a whole number of at least 1.');
+    config.chunkSize = value;
+  }
+  return config;
+}
+
+/**
+ * Drive a job (a new one, or an existing unfinished one) and show its progress.
+ * @param {() => Promise<import('/static/job-manager.js').Job>} run
+ */
+async function runJob(run) {
+  if (state.running) return;
+  hideMatches();
+  setRunning(true);
+  $('job-message').textContent = '';
+  try {
+    const job = await run();
+    renderJob(job);
+    $('job-message').textContent = `Finished: ${integer.format(job.matchesFound)} matches.`;
+    await showMatches(job.id);
+  } catch (error) {
+    if (error instanceof JobEndedError) renderJob(error.job);
+    showError(error);
+  } finally {
+    setRunning(false);
+    await Promise.all([loadJobs(), refreshProject()]).catch(showError);
+  }
+}
+
+/** @param {import('/static/job-manager.js').Job} job */
+async function onJobUpdate(job) {
+  const first = state.job?.id !== job.id;
+  renderJob(job);
+  if (first) await loadJobs().catch(showError);
+}
+
+const onRetry = ({ delayMs, error }) => {
+  $('job-message').textContent = `${error.message} — retrying in ${duration(delayMs / 1000)}…`;
+};
+
+async function startJob() {
+  if (!state.projectId) throw new Error('Choose or create a project first.');
+  const config = jobConfig();
+  const projectId = state.projectId;
+  void runJob(() =>
+    manager.startJob(projectId, 'enhanced', onJobUpdate, {
+      config: Object.keys(config).length ? config : undefined,
+      onRetry,
+    }),
+  );
+}
+
+/** @param {string} jobId */
+function resumeJob(jobId) {
+  clearError();
+  void runJob(() => manager.drive(jobId, onJobUpdate, { onRetry }));
+}
+
+async function cancelJob() {
+  if (!state.job) return;
+  const job = await manager.cancel(state.job.id);
+  renderJob(job);
+}
+
+// -- matches ---------------------------------------------------------------------
+
+function hideMatches() {
+  $('matches-section').hidden = true;
+  $('matches-body').replaceChildren();
+  state.matchesJobId = null;
+  state.matchesCursor = null;
+  state.matchesShown = 0;
+}
+
+/** @param {string} jobId */
+async function showMatches(jobId) {
+  hideMatches();
+  state.matchesJobId = jobId;
+  const link = /** @type {HTMLAnchorElement} */ ($('download-csv'));
+  link.href = api.matchesCsvUrl(jobId);
+  link.setAttribute('download', `matches-${jobId}.csv`);
+  $('matches-section').hidden = false;
+  await loadMoreMatches();
+  $('matches-section').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
+async function loadMoreMatches() {
+  const jobId = state.matchesJobId;
+  if (!jobId) return;
+  const page = await api.listMatches(jobId, { limit: MATCHES_PAGE_SIZE, cursor: state.matchesCursor });
+  if (state.matchesJobId !== jobId) return; // another job was opened meanwhile
+  const rows = page.matches.map((match) =>
+    element('tr', { 'data-testid': 'match-row' }, [
+      element('td', {}, [
+        element('div', {}, [match.itemText ?? '']),
+        element('div', { class: 'muted small' }, [String(match.itemId)]),
+      ]),
+      element('td', {}, [
+        element('div', {}, [match.catalogText ?? '']),
+        element('div', { class: 'muted small' }, [String(match.catalogId)]),
+      ]),
+      element('td', { class: 'num' }, [scoreBadge(match.score)]),
+      element('td', {}, [element('span', { class: 'tag' }, [match.method ?? ''])]),
+      element('td', { class: 'reason' }, [match.reason ?? '']),
+    ]),
+  );
+  $('matches-body').append(...rows);
+  state.matchesShown += page.matches.length;
+  state.matchesCursor = page.nextCursor;
+  $('load-more').hidden = !page.nextCursor;
+  $('matches-empty').hidden = state.matchesShown > 0;
+  $('matches-count').textContent = `showing ${integer.format(state.matchesShown)}${page.nextCursor ? '+' : ''}`;
+}
+
+/** @param {number} score 0..1 */
+function scoreBadge(score) {
+  const value = Number(score);
+  const level = value >= 0.9 ? 'high' : value >= 0.75 ? 'mid' : 'low';
+  return element('span', { class: `score score-${level}` }, [value.toFixed(2)]);
+}
+
+/** @param {MouseEvent} event */
+async function onDownload(event) {
+  // A plain link cannot carry the Authorization header: fetch the CSV ourselves then.
+  if (!api.token || !state.matchesJobId) return;
+  event.preventDefault();
+  const response = await fetch(api.matchesCsvUrl(state.matchesJobId), {
+    headers: { Authorization: `Bearer ${api.token}` },
+  });
+  if (!response.ok) throw new Error(`Download failed: HTTP ${response.status}`);
+  const url = URL.createObjectURL(await response.blob());
+  const link = element('a', { href: url, download: `matches-${state.matchesJobId}.csv` });
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// -- previous jobs ---------------------------------------------------------------
+
+async function loadJobs() {
+  if (!state.projectId) return;
+  const projectId = state.projectId;
+  const jobs = await api.listJobs(projectId);
+  if (state.projectId !== projectId) return;
+  const rows = jobs.map((job) => {
+    const actions = element('td', { class: 'actions-cell' });
+    if (job.matchesFound > 0 || job.status === 'completed') {
+      const view = element('button', { type: 'button', class: 'link-button', 'data-action': 'matches' }, ['Matches']);
+      view.addEventListener('click', () => guarded(null, () => showMatches(job.id)));
+      actions.append(view);
+    }
+    if (!isTerminal(job.status)) {
+      const resume = element('button', { type: 'button', class: 'link-button', 'data-action': 'resume' }, ['Resume']);
+      resume.addEventListener('click', () => resumeJob(job.id));
+      actions.append(resume);
+    }
+    return element('tr', { 'data-testid': 'job-row', 'data-job-id': job.id }, [
+      element('td', {}, [dateTime(job.createdAt)]),
+      element('td', {}, [job.jobType]),
+      element('td', {}, [
+        element('span', { class: 'badge', 'data-status': job.status }, [job.status]),
+        ...(job.error ? [element('div', { class: 'muted small' }, [job.error])] : []),
+      ]),
+      element('td', { class: 'num' }, [
+        `${integer.format(job.processedItems)} / ${integer.format(job.totalItems)} (${percent(job.progressPercentage)})`,
+      ]),
+      element('td', { class: 'num' }, [integer.format(job.matchesFound)]),
+      element('td', { class: 'num' }, [percent(job.matchRate)]),
+      actions,
+    ]);
+  });
+  $('jobs-body').replaceChildren(...rows);
+  $('jobs-empty').hidden = rows.length > 0;
+}
+
+// -- wiring ----------------------------------------------------------------------
+
+function wire() {
+  $('error-dismiss').addEventListener('click', clearError);
+  $('project-select').addEventListener('change', (event) =>
+    guarded(null, () => selectProject(/** @type {HTMLSelectElement} */ (event.target).value)),
+  );
+  $('create-project-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const input = /** @type {HTMLInputElement} */ ($('project-name'));
+    guarded(/** @type {HTMLButtonElement} */ ($('create-project')), async () => {
+      const name = input.value.trim();
+      if (!name) throw new Error('Give the project a name.');
+      const project = await api.createProject(name);
+      input.value = '';
+      await loadProjects(project.id);
+      await selectProject(project.id);
+    });
+  });
+  for (const kind of ['catalog', 'items']) {
+    $(`${kind}-file`).addEventListener('change', () => onFileOrEncodingChange(kind));
+    $(`${kind}-encoding`).addEventListener('change', () => onFileOrEncodingChange(kind));
+    const form = /** @type {HTMLFormElement} */ ($(`${kind}-form`));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      guarded(/** @type {HTMLButtonElement} */ ($(`${kind}-upload`)), () => onUpload(form));
+    });
+  }
+  $('job-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    guarded(null, startJob);
+  });
+  $('cancel-job').addEventListener('click', () =>
+    guarded(/** @type {HTMLButtonElement} */ ($('cancel-job')), cancelJob),
+  );
+  $('load-more').addEventListener('click', () =>
+    guarded(/** @type {HTMLButtonElement} */ ($('load-more')), loadMoreMatches),
+  );
+  $('download-csv').addEventListener('click', (event) => guarded(null, () => onDownload(event)));
+  $('refresh-jobs').addEventListener('click', () => guarded(null, loadJobs));
+  window.addEventListener('pagehide', () => manager.cleanup());
+}
+
+async function main() {
+  wire();
+  void checkHealth();
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('project');
+  await guarded(null, async () => {
+    await loadProjects(fromHash);
+    if (fromHash) {
+      /** @type {HTMLSelectElement} */ ($('project-select')).value = fromHash;
+      await selectProject(fromHash);
+    }
+  });
+  document.body.dataset.ready = 'true';
+}
+
+void main();

@@ -1,0 +1,160 @@
+// Shared helpers for the JS client tests: the server under test, a fault-injecting
+// proxy in front of it, and small product-like data sets.
+import http from 'node:http';
+
+import { ApiClient } from '../../static/job-manager.js';
+
+/** URL of a real chunkmatch server, or '' when the tests should skip. */
+export const SERVER_URL = (process.env.CHUNKMATCH_URL ?? '').replace(/\/+$/, '');
+
+export const SKIP_REASON = SERVER_URL
+  ? false
+  : 'CHUNKMATCH_URL is not set: start a server (`chunkmatch serve --port 8765`) and export ' +
+    'CHUNKMATCH_URL=http://127.0.0.1:8765 to run the JS client tests against it';
+
+const BRANDS = ['Acme', 'Globex', 'Initech', 'Umbrella', 'Stark', 'Wayne', 'Hooli', 'Vandelay'];
+const PRODUCTS = [
+  'Cordless Drill',
+  'Claw Hammer',
+  'Screwdriver Set',
+  'Adjustable Wrench',
+  'Tape Measure',
+  'Spirit Level',
+  'Circular Saw',
+  'Needle Nose Pliers',
+  'Angle Grinder',
+  'Utility Knife',
+];
+const COLOURS = ['Red', 'Blue', 'Black', 'Yellow', 'Green'];
+
+/**
+ * `count` catalog rows and `count` item rows; item i is a reworded catalog row i, so a
+ * fuzzy matcher finds most of them.
+ * @param {number} count
+ */
+export function productData(count) {
+  const catalog = [];
+  const items = [];
+  for (let i = 0; i < count; i += 1) {
+    const brand = BRANDS[i % BRANDS.length];
+    const product = PRODUCTS[Math.floor(i / BRANDS.length) % PRODUCTS.length];
+    const colour = COLOURS[i % COLOURS.length];
+    const size = 10 + (i % 17) * 5;
+    catalog.push({ id: `C${i}`, name: `${brand} ${product} ${size}mm ${colour} Model ${i}` });
+    items.push({ id: `I${i}`, name: `${brand.toUpperCase()} ${product.toLowerCase()} ${colour} ${size} mm model ${i}` });
+  }
+  return { catalog, items };
+}
+
+/**
+ * A new project with `count` catalog rows and items, created through the real server.
+ * @param {string} label
+ * @param {number} [count]
+ */
+export async function createProjectWithData(label, count = 120) {
+  const api = new ApiClient({ baseUrl: SERVER_URL });
+  const project = await api.createProject(`js-test ${label} ${Date.now()}`);
+  const { catalog, items } = productData(count);
+  await api.upload(project.id, 'catalog', catalog);
+  await api.upload(project.id, 'items', items);
+  return project;
+}
+
+/**
+ * @typedef {{status: number, retryAfter?: string} | 'drop' | 'drop-after'} Fault
+ *   `drop` closes the connection before the server sees the request; `drop-after`
+ *   forwards it and then closes the connection instead of answering.
+ * @typedef {{method?: string, path: RegExp, count: number, fault: Fault}} FaultRule
+ * @typedef {{method: string, url: string, at: number, fault: Fault|null, status?: number}} ProxyLogEntry
+ */
+
+/**
+ * Start an HTTP proxy on 127.0.0.1 that forwards to `target` but fails the first
+ * `count` requests matching each rule.
+ * @param {string} target
+ * @param {FaultRule[]} rules
+ */
+export async function startFaultProxy(target, rules) {
+  const upstream = new URL(target);
+  const remaining = rules.map((rule) => rule.count);
+  /** @type {ProxyLogEntry[]} */
+  const log = [];
+
+  const server = http.createServer((req, res) => {
+    const index = rules.findIndex(
+      (rule, i) =>
+        remaining[i] > 0 && (!rule.method || rule.method === req.method) && rule.path.test(req.url ?? ''),
+    );
+    const fault = index >= 0 ? rules[index].fault : null;
+    if (index >= 0) remaining[index] -= 1;
+    /** @type {ProxyLogEntry} */
+    const entry = { method: req.method ?? '', url: req.url ?? '', at: Date.now(), fault };
+    log.push(entry);
+
+    if (fault === 'drop') {
+      req.socket.destroy();
+      return;
+    }
+    if (fault && typeof fault === 'object') {
+      const body = JSON.stringify({
+        success: false,
+        error: { code: 'injected_fault', message: `injected ${fault.status}`, details: null },
+      });
+      /** @type {Record<string, string>} */
+      const headers = { 'Content-Type': 'application/json', Connection: 'close' };
+      if (fault.retryAfter !== undefined) headers['Retry-After'] = fault.retryAfter;
+      entry.status = fault.status;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(fault.status, headers);
+        res.end(body);
+      });
+      return;
+    }
+
+    const forward = http.request(
+      {
+        hostname: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: upstream.host },
+      },
+      (answer) => {
+        entry.status = answer.statusCode;
+        if (fault === 'drop-after') {
+          answer.resume();
+          answer.on('end', () => req.socket.destroy());
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forward.on('error', () => req.socket.destroy());
+    req.pipe(forward);
+  });
+
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  const address = /** @type {import('node:net').AddressInfo} */ (server.address());
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    log,
+    /** Requests that matched `pattern` (optionally of one method). */
+    requests(pattern, method) {
+      return log.filter((e) => pattern.test(e.url) && (!method || e.method === method));
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(() => resolve(undefined)));
+    },
+  };
+}
+
+/**
+ * Assert `values` never decreases.
+ * @param {number[]} values
+ */
+export function isNonDecreasing(values) {
+  return values.every((value, i) => i === 0 || value >= values[i - 1]);
+}

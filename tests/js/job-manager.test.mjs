@@ -1,0 +1,273 @@
+// JobManager against a real chunkmatch server (CHUNKMATCH_URL), with faults injected
+// by a node:http proxy in front of it.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+
+import { ApiClient, ApiError, JobEndedError, JobManager } from '../../static/job-manager.js';
+import {
+  SERVER_URL,
+  SKIP_REASON,
+  createProjectWithData,
+  isNonDecreasing,
+  startFaultProxy,
+} from './helpers.mjs';
+
+const PROCESS = /\/api\/jobs\/[^/]+\/process$/;
+const CONFIG = { chunkSize: 20, threshold: 0.5 };
+// Keep fault tests quick: retries start at 20 ms.
+const FAST_RETRY = { baseDelayMs: 20, maxDelayMs: 200 };
+
+describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
+  test('startJob drives a job to completion, reporting monotonic progress', async () => {
+    const project = await createProjectWithData('complete');
+    const manager = new JobManager({ baseUrl: SERVER_URL });
+    const updates = [];
+    const job = await manager.startJob(project.id, 'enhanced', (j) => updates.push(j), {
+      config: CONFIG,
+    });
+
+    assert.equal(job.status, 'completed');
+    assert.equal(job.progressPercentage, 100);
+    assert.equal(job.processedItems, job.totalItems);
+    assert.equal(job.totalItems, 120);
+    assert.ok(job.matchesFound > 0, `expected matches, got ${job.matchesFound}`);
+    // creation + at least one update per chunk (120 items / 20 per chunk)
+    assert.ok(updates.length >= 1 + 6, `only ${updates.length} updates`);
+    assert.equal(updates[0].status, 'pending');
+    assert.deepEqual(updates.at(-1), job);
+    const processed = updates.map((j) => j.processedItems);
+    assert.ok(isNonDecreasing(processed), `processedItems went backwards: ${processed}`);
+    assert.ok(isNonDecreasing(updates.map((j) => j.progressPercentage)));
+
+    const { matches } = await manager.api.listMatches(job.id, { limit: 5 });
+    assert.ok(matches.length > 0);
+    for (const match of matches) {
+      assert.ok(match.score >= 0 && match.score <= 1, `score out of range: ${match.score}`);
+    }
+  });
+
+  test('backs off on 503 with Retry-After and still completes', async () => {
+    const project = await createProjectWithData('retry-after');
+    const proxy = await startFaultProxy(SERVER_URL, [
+      { method: 'POST', path: PROCESS, count: 2, fault: { status: 503, retryAfter: '1' } },
+    ]);
+    try {
+      const manager = new JobManager({ baseUrl: proxy.url, retry: FAST_RETRY });
+      const retries = [];
+      const job = await manager.startJob(project.id, 'enhanced', () => {}, {
+        config: CONFIG,
+        onRetry: (info) => retries.push(info),
+      });
+      assert.equal(job.status, 'completed');
+      assert.equal(job.progressPercentage, 100);
+
+      const calls = proxy.requests(PROCESS, 'POST');
+      assert.equal(calls[0].status, 503);
+      assert.equal(calls[1].status, 503);
+      assert.equal(calls[2].status, 200);
+      // Retry-After: 1 beats the 20 ms backoff: each retry waited about a second.
+      assert.ok(calls[1].at - calls[0].at >= 950, `retried after ${calls[1].at - calls[0].at} ms`);
+      assert.ok(calls[2].at - calls[1].at >= 950, `retried after ${calls[2].at - calls[1].at} ms`);
+      assert.equal(retries.length, 2);
+      assert.ok(retries.every((r) => r.delayMs >= 1000 && r.error instanceof ApiError));
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('retries 500s, 429s and dropped connections, then completes', async () => {
+    const project = await createProjectWithData('faults');
+    const proxy = await startFaultProxy(SERVER_URL, [
+      { method: 'POST', path: /\/api\/jobs\/create$/, count: 1, fault: { status: 500 } },
+      { method: 'POST', path: PROCESS, count: 1, fault: 'drop' },
+      { method: 'POST', path: PROCESS, count: 1, fault: { status: 429, retryAfter: '0' } },
+      { method: 'POST', path: PROCESS, count: 1, fault: { status: 500 } },
+      // The server processes this chunk but the answer is lost: the client must carry on.
+      { method: 'POST', path: PROCESS, count: 1, fault: 'drop-after' },
+    ]);
+    try {
+      const manager = new JobManager({ baseUrl: proxy.url, retry: FAST_RETRY });
+      const updates = [];
+      const job = await manager.startJob(project.id, 'enhanced', (j) => updates.push(j), {
+        config: CONFIG,
+      });
+      assert.equal(job.status, 'completed');
+      assert.equal(job.processedItems, 120);
+      assert.ok(isNonDecreasing(updates.map((j) => j.processedItems)));
+      const faults = proxy.log.filter((e) => e.fault !== null).map((e) => e.fault);
+      assert.equal(faults.length, 5, `not every fault was served: ${JSON.stringify(faults)}`);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('gives up after the retry budget with the last error', async () => {
+    const project = await createProjectWithData('give-up', 20);
+    const proxy = await startFaultProxy(SERVER_URL, [
+      { method: 'POST', path: PROCESS, count: 100, fault: { status: 503 } },
+    ]);
+    try {
+      const manager = new JobManager({
+        baseUrl: proxy.url,
+        retry: { maxRetries: 3, baseDelayMs: 5, maxDelayMs: 20 },
+      });
+      await assert.rejects(manager.startJob(project.id, 'enhanced', undefined, { config: CONFIG }), (error) => {
+        assert.ok(error instanceof ApiError);
+        assert.equal(error.status, 503);
+        return true;
+      });
+      assert.equal(proxy.requests(PROCESS, 'POST').length, 4);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('rejects with the job error when the job is marked failed while it runs', async () => {
+    const project = await createProjectWithData('failed');
+    const manager = new JobManager({ baseUrl: SERVER_URL });
+    const other = new ApiClient({ baseUrl: SERVER_URL });
+    let marked = false;
+    const run = manager.startJob(
+      project.id,
+      'enhanced',
+      async (job) => {
+        if (!marked) {
+          marked = true;
+          const failed = await other.updateJob(job.id, {
+            status: 'failed',
+            error: 'stopped by the JS test',
+          });
+          assert.equal(failed.status, 'failed');
+        }
+      },
+      { config: CONFIG },
+    );
+    await assert.rejects(run, (error) => {
+      assert.ok(error instanceof JobEndedError, `got ${error}`);
+      assert.equal(error.job.status, 'failed');
+      assert.match(error.message, /failed/);
+      assert.match(error.message, /stopped by the JS test/);
+      return true;
+    });
+  });
+
+  test('rejects at once with the server message on a 4xx (unknown project)', async () => {
+    const proxy = await startFaultProxy(SERVER_URL, []);
+    try {
+      const manager = new JobManager({ baseUrl: proxy.url });
+      const missing = '00000000-0000-4000-8000-000000000000';
+      await assert.rejects(manager.startJob(missing, 'enhanced', () => {}), (error) => {
+        assert.ok(error instanceof ApiError, `got ${error}`);
+        assert.ok(error.status >= 400 && error.status < 500, `status ${error.status}`);
+        assert.ok(error.code, 'error code missing');
+        assert.ok(error.message && !error.message.startsWith('HTTP '), error.message);
+        return true;
+      });
+      assert.equal(proxy.log.length, 1, 'a 4xx must not be retried');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('startPolling watches a job driven by another JobManager', async () => {
+    const project = await createProjectWithData('polling');
+    const driver = new JobManager({ baseUrl: SERVER_URL });
+    const watcher = new JobManager({ baseUrl: SERVER_URL });
+    const seen = [];
+    /** @type {Promise<any>|undefined} */
+    let watching;
+    const driven = await driver.startJob(
+      project.id,
+      'enhanced',
+      (job) => {
+        watching ??= watcher.startPolling(job.id, (j) => seen.push(j), 20);
+      },
+      { config: CONFIG },
+    );
+    const watched = await watching;
+    assert.equal(watched.id, driven.id);
+    assert.equal(watched.status, 'completed');
+    assert.equal(watched.processedItems, driven.processedItems);
+    assert.ok(seen.length >= 1);
+    assert.ok(isNonDecreasing(seen.map((j) => j.processedItems)));
+    watcher.cleanup();
+  });
+
+  test('cancel stops a running job and the driver rejects', async () => {
+    const project = await createProjectWithData('cancel');
+    const driver = new JobManager({ baseUrl: SERVER_URL });
+    const canceller = new JobManager({ baseUrl: SERVER_URL });
+    let cancelled;
+    const run = driver.startJob(
+      project.id,
+      'enhanced',
+      async (job) => {
+        if (!cancelled && job.processedItems > 0) cancelled = await canceller.cancel(job.id);
+      },
+      { config: CONFIG },
+    );
+    await assert.rejects(run, (error) => {
+      assert.ok(error instanceof JobEndedError, `got ${error}`);
+      assert.equal(error.job.status, 'cancelled');
+      assert.match(error.message, /cancelled/);
+      return true;
+    });
+    assert.equal(cancelled.status, 'cancelled');
+    assert.ok(cancelled.processedItems < cancelled.totalItems);
+    const after = await driver.api.getJob(cancelled.id);
+    assert.equal(after.status, 'cancelled');
+  });
+
+  test('cleanup aborts a running job and a watcher with AbortError', async () => {
+    const project = await createProjectWithData('cleanup');
+    const manager = new JobManager({ baseUrl: SERVER_URL });
+    let jobId;
+    const run = manager.startJob(
+      project.id,
+      'enhanced',
+      (job) => {
+        jobId = job.id;
+        if (job.processedItems > 0) manager.cleanup();
+      },
+      { config: CONFIG },
+    );
+    await assert.rejects(run, { name: 'AbortError' });
+
+    const started = Date.now();
+    const watch = manager.startPolling(jobId, () => setImmediate(() => manager.cleanup()), 60_000);
+    await assert.rejects(watch, { name: 'AbortError' });
+    assert.ok(Date.now() - started < 5000, 'cleanup did not interrupt the poll wait');
+
+    // The manager is usable again after cleanup.
+    const job = await manager.api.getJob(jobId);
+    assert.ok(job.processedItems < job.totalItems);
+  });
+
+  test('after cleanup no timer keeps a Node process alive', async () => {
+    const project = await createProjectWithData('exit', 40);
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('./fixtures/cleanup-child.mjs', import.meta.url)), project.id],
+      { env: { ...process.env, CHUNKMATCH_URL: SERVER_URL }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (data) => (output += data));
+    child.stderr.on('data', (data) => (output += data));
+    const code = await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve('timeout');
+      }, 15_000);
+      child.on('exit', (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    assert.equal(code, 0, `child did not exit cleanly (${code}):\n${output}`);
+    assert.match(output, /aborted job: AbortError/);
+    assert.match(output, /aborted watcher: AbortError/);
+    assert.match(output, /aborted backoff: AbortError/);
+  });
+});
