@@ -10,7 +10,6 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-import numpy as np
 import scipy.sparse as sp
 
 from matching.codes import extract_codes, extract_numbers
@@ -21,6 +20,7 @@ from matching.exceptions import (
 )
 from matching.normalise import normalise_text
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, MatchResult
+from matching.retrieval import NgramRetriever
 from matching.scoring import (
     PairSignals,
     code_agreement,
@@ -46,7 +46,7 @@ MAX_SIGNAL_CODE_FREQUENCY = 3
 """A code in more catalog records than this is a family name, not evidence."""
 
 # Items vectorised and multiplied per sparse product; bounds peak memory per call.
-_BATCH_ROWS = 256
+_BATCH_ROWS = 1024
 
 
 class CatalogIndex:
@@ -67,7 +67,8 @@ class CatalogIndex:
         "_code_rows",
         "_code_frequency",
         "_char",
-        "_char_t",
+        "_char_matrix",
+        "_retriever",
         "_words",
         "_word_matrix",
     )
@@ -83,7 +84,8 @@ class CatalogIndex:
         code_rows: dict[str, int],
         code_frequency: dict[str, int],
         char: CharNgramVectoriser | None,
-        char_t: sp.csr_matrix | None,
+        char_matrix: sp.csr_matrix | None,
+        retriever: NgramRetriever | None,
         words: WordVectoriser | None,
         word_matrix: sp.csr_matrix | None,
     ) -> None:
@@ -95,7 +97,8 @@ class CatalogIndex:
         self._code_rows = code_rows
         self._code_frequency = code_frequency
         self._char = char
-        self._char_t = char_t
+        self._char_matrix = char_matrix
+        self._retriever = retriever
         self._words = words
         self._word_matrix = word_matrix
 
@@ -124,10 +127,10 @@ class CatalogIndex:
         signal_frequency = {c: n for c, n in frequency.items() if n <= MAX_SIGNAL_CODE_FREQUENCY}
         codes = [frozenset(c for c in cs if c in signal_frequency) for cs in all_codes]
         numbers = [extract_numbers(key) for key in keys]
-        char = char_t = words = word_matrix = None
+        char = char_matrix = retriever = words = word_matrix = None
         if records:
             char, char_matrix = CharNgramVectoriser.fit(keys)
-            char_t = char_matrix.T.tocsr()
+            retriever = NgramRetriever.build(char_matrix)
             words, word_matrix = WordVectoriser.fit(keys)
         return cls(
             ids=ids,
@@ -138,7 +141,8 @@ class CatalogIndex:
             code_rows=code_rows,
             code_frequency=signal_frequency,
             char=char,
-            char_t=char_t,
+            char_matrix=char_matrix,
+            retriever=retriever,
             words=words,
             word_matrix=word_matrix,
         )
@@ -153,10 +157,10 @@ class CatalogIndex:
     def nbytes(self) -> int:
         """Approximate memory held by the index, in bytes."""
         total = 0
-        for matrix in (self._char_t, self._word_matrix):
+        for matrix in (self._char_matrix, self._word_matrix):
             if matrix is not None:
                 total += matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
-        for vectoriser in (self._char, self._words):
+        for vectoriser in (self._char, self._words, self._retriever):
             if vectoriser is not None:
                 total += vectoriser.nbytes
         total += sum(sys.getsizeof(s) for s in self._ids)
@@ -249,33 +253,22 @@ class CatalogIndex:
         self, texts: list[str], keys: list[str], keep: int
     ) -> list[tuple[list[tuple[int, float, PairSignals]], int | None]]:
         """Score retrieved candidates for each text; return the ``keep`` best and the code row."""
-        assert self._char is not None and self._char_t is not None
+        assert self._char is not None and self._char_matrix is not None
+        assert self._retriever is not None
         assert self._words is not None and self._word_matrix is not None
         item_codes = [extract_codes(t) for t in texts]
         unique_rows = [self._unique_code_row(c) for c in item_codes]
-        similarity = (self._char.transform(keys) @ self._char_t).tocsr()
+        item_chars = self._char.transform(keys)
         pair_items: list[int] = []
         pair_rows: list[int] = []
-        pair_char: list[float] = []
-        for i in range(len(texts)):
-            lo, hi = similarity.indptr[i], similarity.indptr[i + 1]
-            cols = similarity.indices[lo:hi]
-            values = similarity.data[lo:hi]
-            if len(values) > DEFAULT_CANDIDATES:
-                top = np.argpartition(-values, DEFAULT_CANDIDATES - 1)[:DEFAULT_CANDIDATES]
-                chosen_cols, chosen_values = cols[top], values[top]
-            else:
-                chosen_cols, chosen_values = cols, values
-            rows = chosen_cols.tolist()
-            pair_rows.extend(rows)
-            pair_char.extend(chosen_values.tolist())
-            pair_items.extend([i] * len(rows))
+        retrieved = self._retriever.top_k(item_chars, k=max(keep, DEFAULT_CANDIDATES))
+        for i, (rows, _) in enumerate(retrieved):
             forced = unique_rows[i]
             if forced is not None and forced not in rows:
-                hit = np.flatnonzero(cols == forced)
-                pair_rows.append(forced)
-                pair_char.append(float(values[hit[0]]) if len(hit) else 0.0)
-                pair_items.append(i)
+                rows = [*rows, forced]
+            pair_rows.extend(rows)
+            pair_items.extend([i] * len(rows))
+        pair_char = rowwise_cosine(item_chars[pair_items], self._char_matrix[pair_rows])
         item_words = self._words.transform(keys)
         word_cos = rowwise_cosine(item_words[pair_items], self._word_matrix[pair_rows])
         item_numbers = [extract_numbers(k) for k in keys]
@@ -287,7 +280,7 @@ class CatalogIndex:
         for n, (i, row) in enumerate(zip(pair_items, pair_rows, strict=True)):
             a, b = keys[i], self._keys[row]
             signals = PairSignals(
-                char_cosine=min(1.0, pair_char[n]),
+                char_cosine=min(1.0, float(pair_char[n])),
                 word_cosine=min(1.0, float(word_cos[n])),
                 token_set=token_set_similarity(a, b),
                 token_sort=token_sort_similarity(a, b),

@@ -20,7 +20,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.database_url is None:
         checked_data_dir(settings.data_dir)  # refuse a bad data directory before starting
     app = create_app(settings)
-    print(f"chunkmatch: serving on http://{args.host}:{args.port}/  (Ctrl+C to stop)", flush=True)
+    url = f"http://{args.host}:{args.port}/"
+    print(f"chunkmatch: serving on {url}  (Ctrl+C to stop)", flush=True)
+    if args.open:
+        import threading
+        import webbrowser
+
+        threading.Timer(2.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
                 proxy_headers=True)
     return 0
@@ -42,6 +48,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web service (embedded PostgreSQL by default)")
     serve.add_argument("--host", default=settings.host)
     serve.add_argument("--port", type=int, default=settings.port)
+    serve.add_argument("--open", action="store_true", help="open the page in a web browser")
     serve.set_defaults(handler=_serve)
 
     run = sub.add_parser("run", help="match ITEMS.csv against CATALOG.csv and write the matches")

@@ -574,10 +574,8 @@ async function main() {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('project');
   await guarded(null, async () => {
     await loadProjects(fromHash);
-    if (fromHash) {
-      /** @type {HTMLSelectElement} */ ($('project-select')).value = fromHash;
-      await selectProject(fromHash);
-    }
+    const select = /** @type {HTMLSelectElement} */ ($('project-select'));
+    if (fromHash && select.value === fromHash) await selectProject(fromHash);
   });
   document.body.dataset.ready = 'true';
 }

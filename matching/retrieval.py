@@ -1,0 +1,110 @@
+"""Candidate retrieval: the top-k catalog rows per query by sparse n-gram dot product.
+
+Frequent n-grams (in more than ``max_postings`` catalog records) carry little
+weight but most of the cost of a sparse product, so they are left out of the
+retrieval matrix; a query keeps at least its ``min_query_terms`` rarest n-grams
+so that short, common titles still retrieve something. The retrieval score is
+therefore a lower bound of the cosine; callers re-score the candidates exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+DEFAULT_MAX_POSTINGS = 500
+"""Longest posting list used for retrieval (catalog records sharing one n-gram)."""
+
+MIN_QUERY_TERMS = 4
+"""A query keeps at least this many of its rarest n-grams, however common."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NgramRetriever:
+    """Top-k retrieval over the rows of an L2-normalised catalog matrix.
+
+    >>> m = sp.csr_matrix(np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32))
+    >>> r = NgramRetriever.build(m)
+    >>> r.top_k(sp.csr_matrix(np.array([[0.0, 1.0]], dtype=np.float32)), k=1)
+    [([1], [0.800000011920929])]
+    """
+
+    matrix: sp.csr_matrix  # catalog rows x terms, shared with the caller (not copied)
+    postings: sp.csr_matrix  # terms x catalog rows, frequent terms emptied
+    document_frequency: np.ndarray
+    max_postings: int
+
+    @classmethod
+    def build(
+        cls, matrix: sp.csr_matrix, *, max_postings: int = DEFAULT_MAX_POSTINGS
+    ) -> NgramRetriever:
+        df = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int32)
+        frequent = df > max_postings
+        keep = ~frequent[matrix.indices]
+        rare = sp.csr_matrix(
+            (matrix.data[keep], matrix.indices[keep], _indptr_after_mask(matrix, keep)),
+            shape=matrix.shape,
+        )
+        return cls(matrix, rare.T.tocsr(), df, max_postings)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held beyond the shared catalog matrix."""
+        p = self.postings
+        return int(self.document_frequency.nbytes + p.data.nbytes + p.indices.nbytes + p.indptr.nbytes)
+
+    def top_k(self, queries: sp.csr_matrix, *, k: int) -> list[tuple[list[int], list[float]]]:
+        """For each query row, up to ``k`` ``(rows, scores)`` with the highest retrieval score."""
+        rare_part, common_part = self._split(queries)
+        scores = (rare_part @ self.postings).tocsr()
+        if common_part.nnz:
+            # Rare for titles made only of common n-grams: one pass over the catalog.
+            scores = (scores + (self.matrix @ common_part.T).T).tocsr()
+        out: list[tuple[list[int], list[float]]] = []
+        for i in range(scores.shape[0]):
+            lo, hi = scores.indptr[i], scores.indptr[i + 1]
+            cols = scores.indices[lo:hi]
+            values = scores.data[lo:hi]
+            if len(values) > k:
+                top = np.argpartition(-values, k - 1)[:k]
+                cols, values = cols[top], values[top]
+            order = np.argsort(-values, kind="stable")
+            out.append((cols[order].tolist(), values[order].tolist()))
+        return out
+
+    def _split(self, queries: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """Split queries into their rare terms and the few common terms a query must keep."""
+        df = self.document_frequency[queries.indices]
+        rare = df <= self.max_postings
+        rare_counts = np.add.reduceat(rare.astype(np.int64), queries.indptr[:-1]) if queries.nnz else None
+        lengths = np.diff(queries.indptr)
+        keep_common = np.zeros(queries.nnz, dtype=bool)
+        if rare_counts is not None:
+            rare_counts[lengths == 0] = 0
+            for row in np.flatnonzero(rare_counts < np.minimum(MIN_QUERY_TERMS, lengths)):
+                lo, hi = queries.indptr[row], queries.indptr[row + 1]
+                need = MIN_QUERY_TERMS - int(rare_counts[row])
+                common_positions = lo + np.flatnonzero(~rare[lo:hi])
+                rarest = common_positions[np.argsort(df[common_positions], kind="stable")[:need]]
+                keep_common[rarest] = True
+        rare_part = sp.csr_matrix(
+            (queries.data[rare], queries.indices[rare], _indptr_after_mask(queries, rare)),
+            shape=queries.shape,
+        )
+        common_part = sp.csr_matrix(
+            (
+                queries.data[keep_common],
+                queries.indices[keep_common],
+                _indptr_after_mask(queries, keep_common),
+            ),
+            shape=queries.shape,
+        )
+        return rare_part, common_part
+
+
+def _indptr_after_mask(matrix: sp.csr_matrix, keep: np.ndarray) -> np.ndarray:
+    """Row pointers of ``matrix`` after dropping the entries where ``keep`` is False."""
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    return kept_before[matrix.indptr].astype(matrix.indptr.dtype)

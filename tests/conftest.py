@@ -1,0 +1,153 @@
+"""Shared fixtures: a real PostgreSQL for every test, and a live server over real HTTP.
+
+PostgreSQL is ``DATABASE_URL`` when set (the tests create and drop their own databases
+on it), else an embedded server in a temporary folder. Migrations run once into a
+template database; each test that needs a clean database gets a copy of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import uvicorn
+
+from service.app import create_app
+from service.database import EmbeddedPostgres, create_pool, migrate
+from service.settings import Settings
+from service.store import Store
+
+TEMPLATE_DB = f"chunkmatch_template_{os.getpid()}"
+
+
+def dsn_for(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="chunkmatch-test-pg-"))
+    embedded = EmbeddedPostgres(folder)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+async def _admin(dsn: str) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn)
+
+
+@pytest.fixture(scope="session")
+async def template_dsn(pg_server_dsn: str) -> AsyncIterator[str]:
+    admin = await _admin(pg_server_dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+    await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    dsn = dsn_for(pg_server_dsn, TEMPLATE_DB)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    try:
+        yield dsn
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+        await admin.close()
+
+
+async def make_database(pg_server_dsn: str, prefix: str = "t") -> str:
+    name = f"chunkmatch_{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(pg_server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_database(pg_server_dsn: str, name: str) -> None:
+    admin = await _admin(pg_server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db_dsn(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    name = await make_database(pg_server_dsn)
+    try:
+        yield dsn_for(pg_server_dsn, name)
+    finally:
+        await drop_database(pg_server_dsn, name)
+
+
+@pytest.fixture
+async def store(db_dsn: str) -> AsyncIterator[Store]:
+    pool = await create_pool(db_dsn, max_size=8)
+    try:
+        yield Store(pool)
+    finally:
+        await pool.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    dsn: str
+    settings: Settings
+
+
+def run_server_in_thread(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return server, thread
+
+
+@pytest.fixture(scope="session")
+async def live_server(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[LiveServer]:
+    """A real uvicorn serving chunkmatch on a free loopback port, with its own database."""
+    name = await make_database(pg_server_dsn, "live")
+    dsn = dsn_for(pg_server_dsn, name)
+    settings = replace(Settings.from_env({}), database_url=dsn, lease_seconds=10.0)
+    port = free_port()
+    server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", dsn=dsn, settings=settings)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 30)
+        await drop_database(pg_server_dsn, name)
