@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     IndexCache(max_entries=settings.index_cache_size),
                     lease_seconds=settings.lease_seconds,
                 )
-                logger.info("chunkmatch ready (%s)", "embedded PostgreSQL" if embedded else "DATABASE_URL")
+                logger.info(
+                    "chunkmatch ready (%s)", "embedded PostgreSQL" if embedded else "DATABASE_URL"
+                )
                 yield
             finally:
                 await pool.close()

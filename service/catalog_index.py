@@ -43,7 +43,10 @@ class IndexCache:
             index = await asyncio.to_thread(CatalogIndex.build, records)
             logger.info(
                 "built catalog index project=%s version=%s records=%d in %.2fs",
-                key[0], key[1], len(records), time.perf_counter() - started,
+                key[0],
+                key[1],
+                len(records),
+                time.perf_counter() - started,
             )
             self._entries[key] = index
             # drop older versions of the same catalog at once, then the least recently used

@@ -27,8 +27,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         import webbrowser
 
         threading.Timer(2.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
-                proxy_headers=True)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
     return 0
 
 
@@ -58,8 +63,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     run.add_argument("--catalog-id", default="id", help="id column of the catalog (default id)")
     run.add_argument("--item-fields", nargs="+", help="item columns to match (default name/title)")
     run.add_argument("--catalog-fields", nargs="+", help="catalog columns to match")
-    run.add_argument("--encoding", default="utf-8",
-                     help="encoding of both CSV files (utf-8, latin-1, cp1252...)")
+    run.add_argument(
+        "--encoding", default="utf-8", help="encoding of both CSV files (utf-8, latin-1, cp1252...)"
+    )
     run.add_argument("--job-type", default="enhanced")
     run.add_argument("--threshold", type=float, help="match threshold, 0..1")
     run.add_argument("--chunk-size", type=int, help="items per chunk")

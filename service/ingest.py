@@ -93,9 +93,7 @@ def parse_json_records(body: Any) -> ParsedUpload:
     return _collect(records, id_field, where=lambda n: f"records[{n}]")
 
 
-def _collect(
-    records: Iterable[Any], id_field: str, *, where: Any
-) -> ParsedUpload:
+def _collect(records: Iterable[Any], id_field: str, *, where: Any) -> ParsedUpload:
     out: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     columns: dict[str, None] = {}

@@ -176,7 +176,12 @@ class UploadResult:
         return self.inserted + self.updated
 
     def to_json(self) -> dict[str, Any]:
-        return {"success": True, "inserted": self.inserted, "updated": self.updated, "total": self.total}
+        return {
+            "success": True,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "total": self.total,
+        }
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matching import DEFAULT_THRESHOLD
-
 from service.exceptions import ValidationError
 from service.models import Project
 
@@ -25,9 +24,7 @@ AVAILABLE_STAGES = frozenset({"enhanced"})
 CONFIG_KEYS = {"itemFields", "catalogFields", "threshold", "chunkSize", "jobType"}
 
 
-def _fields(
-    raw: Any, name: str, columns: Sequence[str], side: str
-) -> list[str]:
+def _fields(raw: Any, name: str, columns: Sequence[str], side: str) -> list[str]:
     if raw is None:
         for default in ("name", "title"):
             if default in columns:
@@ -51,9 +48,7 @@ def _fields(
 def resolve_job(job_type: Any, raw_config: Any, project: Project) -> tuple[tuple[str, ...], dict]:
     """Check a job request against the project; return its stages and complete config."""
     if not isinstance(job_type, str) or job_type not in JOB_TYPES:
-        raise ValidationError(
-            f"unknown jobType {job_type!r}; expected one of {sorted(JOB_TYPES)}"
-        )
+        raise ValidationError(f"unknown jobType {job_type!r}; expected one of {sorted(JOB_TYPES)}")
     stages = JOB_TYPES[job_type]
     missing = [s for s in stages if s not in AVAILABLE_STAGES]
     if missing:
@@ -75,17 +70,23 @@ def resolve_job(job_type: Any, raw_config: Any, project: Project) -> tuple[tuple
     if not project.catalog_columns:
         raise ValidationError("the project has no catalog yet: upload the catalog first")
     threshold = config.get("threshold", DEFAULT_THRESHOLD)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
-        0.0 <= threshold <= 1.0
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not (0.0 <= threshold <= 1.0)
     ):
         raise ValidationError("config.threshold must be a number between 0 and 1")
     chunk_size = config.get("chunkSize", DEFAULT_CHUNK_SIZES[stages[0]])
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not (
-        1 <= chunk_size <= MAX_CHUNK_SIZE
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, int)
+        or not (1 <= chunk_size <= MAX_CHUNK_SIZE)
     ):
         raise ValidationError(f"config.chunkSize must be an integer from 1 to {MAX_CHUNK_SIZE}")
     resolved = {
-        "itemFields": _fields(config.get("itemFields"), "itemFields", project.item_columns, "items"),
+        "itemFields": _fields(
+            config.get("itemFields"), "itemFields", project.item_columns, "items"
+        ),
         "catalogFields": _fields(
             config.get("catalogFields"), "catalogFields", project.catalog_columns, "catalog"
         ),

@@ -121,8 +121,11 @@ class Store:
                 "upload_records", records=records, columns=["record_id", "data"]
             )
             row = await conn.fetchrow(queries[f"upsert_{kind}"], project_id)
-            await conn.execute(queries[f"add_{'catalog' if kind == 'catalog' else 'item'}_columns"],
-                               project_id, list(columns))
+            await conn.execute(
+                queries[f"add_{'catalog' if kind == 'catalog' else 'item'}_columns"],
+                project_id,
+                list(columns),
+            )
             return UploadResult(inserted=row["inserted"], updated=row["updated"])
 
     # -- jobs --------------------------------------------------------------------------
@@ -142,7 +145,12 @@ class Store:
             # serialise with uploads so the snapshot sees a whole upload or none of it
             await conn.fetchrow(queries["lock_project"], project_id)
             job_id = await conn.fetchval(
-                queries["insert_job"], project_id, job_type, config, list(stages), stage_name,
+                queries["insert_job"],
+                project_id,
+                job_type,
+                config,
+                list(stages),
+                stage_name,
                 chunk_size,
             )
             status = await conn.execute(queries["snapshot_job_items"], job_id, project_id)
@@ -197,20 +205,28 @@ class Store:
                 queries["reclaim_expired_chunk"], job_id, owner, lease_seconds
             )
             if taken is not None:
-                chunk = ChunkClaim(job.id, taken["seq"], taken["stage"], taken["ord_from"],
-                                   taken["ord_to"], owner)
+                chunk = ChunkClaim(
+                    job.id, taken["seq"], taken["stage"], taken["ord_from"], taken["ord_to"], owner
+                )
                 return ClaimOutcome(job=job, chunk=chunk)
             if job.claimed_items < job.total_items:
                 ord_to = min(job.total_items, job.claimed_items + job.chunk_size)
                 seq = row["next_chunk_seq"]
                 await conn.execute(queries["advance_claim"], job_id, ord_to)
                 await conn.execute(
-                    queries["insert_chunk"], job_id, seq, job.current_stage, job.claimed_items,
-                    ord_to, owner, lease_seconds,
+                    queries["insert_chunk"],
+                    job_id,
+                    seq,
+                    job.current_stage,
+                    job.claimed_items,
+                    ord_to,
+                    owner,
+                    lease_seconds,
                 )
                 job = Job.from_row(await conn.fetchrow(queries["get_job"], job_id))
-                chunk = ChunkClaim(job.id, seq, job.current_stage, row["claimed_items"], ord_to,
-                                   owner)
+                chunk = ChunkClaim(
+                    job.id, seq, job.current_stage, row["claimed_items"], ord_to, owner
+                )
                 return ClaimOutcome(job=job, chunk=chunk)
             running = await conn.fetchval(queries["count_running_chunks"], job_id)
             if running:
@@ -223,8 +239,12 @@ class Store:
         self, chunk: ChunkClaim, project_id: str, fields: Sequence[str]
     ) -> list[tuple[str, str]]:
         rows = await self.pool.fetch(
-            queries["chunk_items"], _uuid(chunk.job_id), chunk.ord_from, chunk.ord_to,
-            list(fields), _uuid(project_id),
+            queries["chunk_items"],
+            _uuid(chunk.job_id),
+            chunk.ord_from,
+            chunk.ord_to,
+            list(fields),
+            _uuid(project_id),
         )
         return [(r["item_id"], r["text"]) for r in rows]
 
@@ -259,7 +279,11 @@ class Store:
                 return None
             columns = list(zip(*matches, strict=True)) if matches else [[], [], [], [], []]
             inserted = await conn.fetchval(
-                queries["insert_matches"], job_id, _uuid(project_id), chunk.stage, chunk.seq,
+                queries["insert_matches"],
+                job_id,
+                _uuid(project_id),
+                chunk.stage,
+                chunk.seq,
                 *[list(c) for c in columns],
             )
             row = await conn.fetchrow(queries["advance_job"], job_id, chunk.size, inserted)
@@ -274,12 +298,14 @@ class Store:
     # -- matches -----------------------------------------------------------------------
 
     @wrap_unavailable
-    async def job_matches(
-        self, job: Job, *, after_id: int, limit: int
-    ) -> list[MatchRow]:
+    async def job_matches(self, job: Job, *, after_id: int, limit: int) -> list[MatchRow]:
         rows = await self.pool.fetch(
-            queries["job_matches_page"], _uuid(job.id), after_id, limit,
-            list(job.config.get("itemFields", [])), list(job.config.get("catalogFields", [])),
+            queries["job_matches_page"],
+            _uuid(job.id),
+            after_id,
+            limit,
+            list(job.config.get("itemFields", [])),
+            list(job.config.get("catalogFields", [])),
         )
         return [MatchRow.from_row(r) for r in rows]
 

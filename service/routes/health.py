@@ -16,7 +16,9 @@ class Health(HTTPEndpoint):
             await request.app.state.store.ping()
         except DatabaseUnavailable as exc:
             return error_response(
-                503, exc.code, "the database is unreachable",
+                503,
+                exc.code,
+                "the database is unreachable",
                 details={"database": "unavailable"},
                 headers={"Retry-After": str(request.app.state.settings.db_retry_after_seconds)},
             )

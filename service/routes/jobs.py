@@ -94,7 +94,9 @@ class JobDetail(HTTPEndpoint):
         if job.status not in ACTIVE_STATUSES:
             raise Conflict(f"job is already {job.status}; only an active job's status can change")
         updated = await _store(request).set_job_status(
-            job_id=path_id(request, "job_id", "job"), status=status, error=error,
+            job_id=path_id(request, "job_id", "job"),
+            status=status,
+            error=error,
             completed_at=completed_at,
         )
         return JSONResponse({"success": True, "job": updated.to_json()})
@@ -168,8 +170,15 @@ async def _csv_rows(store, job: Job) -> AsyncIterator[str]:
         rows = await store.job_matches(job, after_id=after, limit=CSV_PAGE)
         for r in rows:
             writer.writerow(
-                [r.item_id, r.item_text, r.catalog_id, r.catalog_text, f"{r.score:.4f}",
-                 r.method, r.reason]
+                [
+                    r.item_id,
+                    r.item_text,
+                    r.catalog_id,
+                    r.catalog_text,
+                    f"{r.score:.4f}",
+                    r.method,
+                    r.reason,
+                ]
             )
         yield out.getvalue()
         out.seek(0)

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from service.exceptions import NotFound, UnsupportedMediaType, ValidationError
-from service.ingest import ParsedUpload, text_problem, check_encoding, parse_csv, parse_json_records
+from service.ingest import ParsedUpload, check_encoding, parse_csv, parse_json_records, text_problem
 from service.inputs import path_id, query_int, read_body, read_json, read_json_object
 
 MAX_NAME_LENGTH = 200
