@@ -9,8 +9,11 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import scipy.sparse as sp
+from rapidfuzz import fuzz, process
 
 from matching.codes import extract_codes, extract_numbers
 from matching.exceptions import (
@@ -23,13 +26,10 @@ from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, MatchResul
 from matching.retrieval import NgramRetriever
 from matching.scoring import (
     PairSignals,
+    SignalTable,
     code_agreement,
-    combine_signals,
     describe_signals,
     number_agreement,
-    partial_similarity,
-    token_set_similarity,
-    token_sort_similarity,
 )
 from matching.vectors import CharNgramVectoriser, WordVectoriser, rowwise_cosine
 
@@ -38,6 +38,9 @@ DEFAULT_THRESHOLD = 0.6
 
 DEFAULT_CANDIDATES = 10
 """Catalog records retrieved per item by the n-gram cosine before re-ranking."""
+
+RERANK_CANDIDATES = 5
+"""Retrieved records per item scored with every signal (the best by n-gram and word cosine)."""
 
 CODE_CONFIRM_MIN_SIMILARITY = 0.3
 """Text similarity a unique model-code hit needs so a code collision is not accepted."""
@@ -252,53 +255,125 @@ class CatalogIndex:
     def _rank(
         self, texts: list[str], keys: list[str], keep: int
     ) -> list[tuple[list[tuple[int, float, PairSignals]], int | None]]:
-        """Score retrieved candidates for each text; return the ``keep`` best and the code row."""
+        """Score retrieved candidates per text; return the ``keep`` best and the code row.
+
+        When a model code of the text is unique in the catalog and its record is
+        similar enough, that record is put first and returned as the code row.
+        """
         assert self._char is not None and self._char_matrix is not None
         assert self._retriever is not None
         assert self._words is not None and self._word_matrix is not None
         item_codes = [extract_codes(t) for t in texts]
         unique_rows = [self._unique_code_row(c) for c in item_codes]
         item_chars = self._char.transform(keys)
-        pair_items: list[int] = []
-        pair_rows: list[int] = []
-        retrieved = self._retriever.top_k(item_chars, k=max(keep, DEFAULT_CANDIDATES))
-        for i, (rows, _) in enumerate(retrieved):
-            forced = unique_rows[i]
-            if forced is not None and forced not in rows:
-                rows = [*rows, forced]
-            pair_rows.extend(rows)
-            pair_items.extend([i] * len(rows))
-        pair_char = rowwise_cosine(item_chars[pair_items], self._char_matrix[pair_rows])
-        item_words = self._words.transform(keys)
-        word_cos = rowwise_cosine(item_words[pair_items], self._word_matrix[pair_rows])
+        items_arr, rows_arr = self._shortlist(
+            keys, item_chars, unique_rows, max(keep, RERANK_CANDIDATES)
+        )
+        if not len(rows_arr):
+            return [([], None) for _ in texts]
+        pair_rows = rows_arr.tolist()
         item_numbers = [extract_numbers(k) for k in keys]
         signal_codes = [
             frozenset(c for c in codes if self._code_frequency.get(c, 0) <= MAX_SIGNAL_CODE_FREQUENCY)
             for codes in item_codes
         ]
-        per_item: list[list[tuple[int, float, PairSignals]]] = [[] for _ in texts]
-        for n, (i, row) in enumerate(zip(pair_items, pair_rows, strict=True)):
-            a, b = keys[i], self._keys[row]
-            signals = PairSignals(
-                char_cosine=min(1.0, float(pair_char[n])),
-                word_cosine=min(1.0, float(word_cos[n])),
-                token_set=token_set_similarity(a, b),
-                token_sort=token_sort_similarity(a, b),
-                partial=partial_similarity(a, b),
-                code_agreement=code_agreement(signal_codes[i], self._codes[row]),
-                number_agreement=number_agreement(item_numbers[i], self._numbers[row]),
-            )
-            per_item[i].append((row, combine_signals(signals), signals))
-        out = []
-        for i, scored in enumerate(per_item):
-            scored.sort(key=lambda entry: (-entry[1], entry[0]))
+        signals = self._signals(keys, items_arr, rows_arr, signal_codes, item_numbers, item_chars)
+        scores = signals.scores()
+        similarity = signals.text_similarity()
+        order = np.lexsort((rows_arr, -scores, items_arr))
+        out: list[tuple[list[tuple[int, float, PairSignals]], int | None]] = []
+        bounds = np.searchsorted(items_arr[order], np.arange(len(texts) + 1))
+        for i in range(len(texts)):
+            positions = order[bounds[i] : bounds[i + 1]].tolist()
             code_row = unique_rows[i]
             if code_row is not None:
-                confirmed = next((e for e in scored if e[0] == code_row), None)
-                if confirmed and confirmed[2].text_similarity >= CODE_CONFIRM_MIN_SIMILARITY:
-                    scored.remove(confirmed)
-                    scored.insert(0, confirmed)
+                at = next(p for p in positions if pair_rows[p] == code_row)
+                if similarity[at] >= CODE_CONFIRM_MIN_SIMILARITY:
+                    positions.remove(at)
+                    positions.insert(0, at)
                 else:
                     code_row = None
-            out.append((scored[:keep], code_row))
+            ranked = [(pair_rows[p], float(scores[p]), signals.pair(p)) for p in positions[:keep]]
+            out.append((ranked, code_row))
         return out
+
+    def _shortlist(
+        self,
+        keys: list[str],
+        item_chars: sp.csr_matrix,
+        unique_rows: list[int | None],
+        size: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Retrieve candidates and keep the ``size`` best per item by n-gram and word cosine.
+
+        The record of an item's unique model code is always kept. Returns parallel
+        ``(item positions, catalog rows)`` arrays grouped by item.
+        """
+        assert self._retriever is not None and self._char_matrix is not None
+        assert self._words is not None and self._word_matrix is not None
+        pair_items: list[int] = []
+        pair_rows: list[int] = []
+        for i, (rows, _) in enumerate(self._retriever.top_k(item_chars, k=DEFAULT_CANDIDATES)):
+            forced = unique_rows[i]
+            if forced is not None and forced not in rows:
+                rows = [*rows, forced]
+            pair_rows.extend(rows)
+            pair_items.extend([i] * len(rows))
+        items = np.asarray(pair_items, dtype=np.int64)
+        rows_arr = np.asarray(pair_rows, dtype=np.int64)
+        if not len(rows_arr):
+            return items, rows_arr
+        char_cos = rowwise_cosine(item_chars[items], self._char_matrix[rows_arr])
+        item_words = self._words.transform(keys)
+        word_cos = rowwise_cosine(item_words[items], self._word_matrix[rows_arr])
+        prescore = char_cos + word_cos
+        forced_mask = np.zeros(len(rows_arr), dtype=bool)
+        for n, (i, r) in enumerate(zip(pair_items, pair_rows, strict=True)):
+            forced_mask[n] = unique_rows[i] == r
+        prescore[forced_mask] = np.inf
+        order = np.lexsort((rows_arr, -prescore, items))
+        sorted_items = items[order]
+        first = np.searchsorted(sorted_items, sorted_items)
+        rank = np.arange(len(order)) - first
+        chosen = np.sort(order[rank < size])
+        return items[chosen], rows_arr[chosen]
+
+    def _signals(
+        self,
+        keys: list[str],
+        items: np.ndarray,
+        rows: np.ndarray,
+        item_codes: list[frozenset[str]],
+        item_numbers: list[frozenset[str]],
+        item_chars: sp.csr_matrix,
+    ) -> SignalTable:
+        assert self._char_matrix is not None
+        assert self._words is not None and self._word_matrix is not None
+        char_cos = rowwise_cosine(item_chars[items], self._char_matrix[rows])
+        item_words = self._words.transform(keys)
+        word_cos = rowwise_cosine(item_words[items], self._word_matrix[rows])
+        left = [keys[i] for i in items.tolist()]
+        right = [self._keys[r] for r in rows.tolist()]
+        code = np.zeros(len(rows), dtype=np.int8)
+        numbers = np.ones(len(rows))
+        for n, (i, r) in enumerate(zip(items.tolist(), rows.tolist(), strict=True)):
+            if item_codes[i] and self._codes[r]:
+                code[n] = code_agreement(item_codes[i], self._codes[r])
+            if item_numbers[i] and self._numbers[r]:
+                numbers[n] = number_agreement(item_numbers[i], self._numbers[r])
+        return SignalTable(
+            char_cosine=np.minimum(char_cos, 1.0),
+            word_cosine=np.minimum(word_cos, 1.0),
+            token_set=_pairwise(left, right, fuzz.token_set_ratio),
+            token_sort=_pairwise(left, right, fuzz.token_sort_ratio),
+            partial=_pairwise(left, right, fuzz.partial_ratio),
+            code_agreement=code,
+            number_agreement=numbers,
+        )
+
+
+def _pairwise(left: list[str], right: list[str], scorer: Any) -> np.ndarray:
+    """``scorer(left[n], right[n]) / 100`` for every n, computed in RapidFuzz's C++ loop."""
+    return process.cpdist(left, right, scorer=scorer, processor=None, workers=1).astype(
+        np.float64
+    ) / 100.0

@@ -59,14 +59,22 @@ class NgramRetriever:
         """For each query row, up to ``k`` ``(rows, scores)`` with the highest retrieval score."""
         rare_part, common_part = self._split(queries)
         scores = (rare_part @ self.postings).tocsr()
-        if common_part.nnz:
-            # Rare for titles made only of common n-grams: one pass over the catalog.
-            scores = (scores + (self.matrix @ common_part.T).T).tocsr()
+        rows_with_common = np.flatnonzero(np.diff(common_part.indptr))
+        patched: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if len(rows_with_common):
+            # Rare: titles made only of common n-grams. One pass over the catalog for them all.
+            extra = (self.matrix @ common_part[rows_with_common].T).T.tocsr()
+            combined = (scores[rows_with_common] + extra).tocsr()
+            for n, row in enumerate(rows_with_common.tolist()):
+                lo, hi = combined.indptr[n], combined.indptr[n + 1]
+                patched[row] = (combined.indices[lo:hi], combined.data[lo:hi])
         out: list[tuple[list[int], list[float]]] = []
         for i in range(scores.shape[0]):
-            lo, hi = scores.indptr[i], scores.indptr[i + 1]
-            cols = scores.indices[lo:hi]
-            values = scores.data[lo:hi]
+            if i in patched:
+                cols, values = patched[i]
+            else:
+                lo, hi = scores.indptr[i], scores.indptr[i + 1]
+                cols, values = scores.indices[lo:hi], scores.data[lo:hi]
             if len(values) > k:
                 top = np.argpartition(-values, k - 1)[:k]
                 cols, values = cols[top], values[top]

@@ -8,8 +8,12 @@ docstring says otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz
+
+ArrayOrFloat = Any
 
 # Weights of the similarity signals in the base score; they sum to 1 so that a
 # pair identical on every signal scores exactly 1.0.
@@ -105,6 +109,37 @@ def number_agreement(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
+def weighted_similarity(
+    char_cosine: ArrayOrFloat,
+    word_cosine: ArrayOrFloat,
+    token_set: ArrayOrFloat,
+    token_sort: ArrayOrFloat,
+    partial: ArrayOrFloat,
+) -> ArrayOrFloat:
+    """Weighted mean of the similarity signals, clipped to 0..1 (floats or arrays)."""
+    value = (
+        WEIGHT_CHAR_COSINE * char_cosine
+        + WEIGHT_WORD_COSINE * word_cosine
+        + WEIGHT_TOKEN_SET * token_set
+        + WEIGHT_TOKEN_SORT * token_sort
+        + WEIGHT_PARTIAL * partial
+    )
+    return np.clip(value, 0.0, 1.0)
+
+
+def adjust_for_evidence(
+    similarity: ArrayOrFloat, code: ArrayOrFloat, numbers: ArrayOrFloat
+) -> ArrayOrFloat:
+    """Raise the similarity for a shared code, lower it for clashing codes or numbers."""
+    score = np.where(
+        code > 0,
+        similarity + (1.0 - similarity) * CODE_AGREEMENT_GAIN,
+        np.where(code < 0, similarity * CODE_CONFLICT_FACTOR, similarity),
+    )
+    score = score * (NUMBER_CONFLICT_FACTOR + (1.0 - NUMBER_CONFLICT_FACTOR) * numbers)
+    return np.clip(score, 0.0, 1.0)
+
+
 @dataclass(frozen=True, slots=True)
 class PairSignals:
     """The evidence gathered for one (item, catalog record) pair."""
@@ -120,14 +155,11 @@ class PairSignals:
     @property
     def text_similarity(self) -> float:
         """Weighted mean of the similarity signals, 0..1."""
-        value = (
-            WEIGHT_CHAR_COSINE * self.char_cosine
-            + WEIGHT_WORD_COSINE * self.word_cosine
-            + WEIGHT_TOKEN_SET * self.token_set
-            + WEIGHT_TOKEN_SORT * self.token_sort
-            + WEIGHT_PARTIAL * self.partial
+        return float(
+            weighted_similarity(
+                self.char_cosine, self.word_cosine, self.token_set, self.token_sort, self.partial
+            )
         )
-        return min(1.0, max(0.0, value))
 
 
 def combine_signals(signals: PairSignals) -> float:
@@ -138,14 +170,46 @@ def combine_signals(signals: PairSignals) -> float:
     >>> combine_signals(PairSignals(0.8, 0.8, 0.9, 0.8, 0.9, -1, 1.0)) < 0.7
     True
     """
-    score = signals.text_similarity
-    if signals.code_agreement > 0:
-        score += (1.0 - score) * CODE_AGREEMENT_GAIN
-    elif signals.code_agreement < 0:
-        score *= CODE_CONFLICT_FACTOR
-    if signals.number_agreement < 1.0:
-        score *= NUMBER_CONFLICT_FACTOR + (1.0 - NUMBER_CONFLICT_FACTOR) * signals.number_agreement
-    return min(1.0, max(0.0, score))
+    return float(
+        adjust_for_evidence(
+            signals.text_similarity, signals.code_agreement, signals.number_agreement
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignalTable:
+    """The signals of many pairs as parallel arrays, scored in one go."""
+
+    char_cosine: np.ndarray
+    word_cosine: np.ndarray
+    token_set: np.ndarray
+    token_sort: np.ndarray
+    partial: np.ndarray
+    code_agreement: np.ndarray
+    number_agreement: np.ndarray
+
+    def text_similarity(self) -> np.ndarray:
+        return weighted_similarity(
+            self.char_cosine, self.word_cosine, self.token_set, self.token_sort, self.partial
+        )
+
+    def scores(self) -> np.ndarray:
+        return adjust_for_evidence(
+            self.text_similarity(), self.code_agreement, self.number_agreement
+        )
+
+    def pair(self, position: int) -> PairSignals:
+        """The signals of one pair."""
+        return PairSignals(
+            float(self.char_cosine[position]),
+            float(self.word_cosine[position]),
+            float(self.token_set[position]),
+            float(self.token_sort[position]),
+            float(self.partial[position]),
+            int(self.code_agreement[position]),
+            float(self.number_agreement[position]),
+        )
 
 
 def describe_signals(signals: PairSignals) -> str:

@@ -223,6 +223,8 @@ SELECT count(*) FROM ins;
 
 -- advance_job --
 -- Progress after a chunk: counts, percentage, rate over the last chunks (wall clock), ETA.
+-- Counters are computed from j itself, not from a CTE: under concurrent commits the UPDATE
+-- re-reads the latest row version, a CTE's snapshot would lose the other commits' counts.
 WITH recent AS (
     SELECT items, started_at, finished_at FROM job_chunks
     WHERE job_id = $1 AND status = 'done'
@@ -232,37 +234,33 @@ WITH recent AS (
     SELECT sum(items)::float8
            / GREATEST(extract(epoch FROM max(finished_at) - min(started_at))::float8, 0.001) AS ips
     FROM recent
-), next AS (
-    SELECT j.id,
-           j.processed_items + $2 AS processed,
-           j.matches_found + $3 AS found,
-           j.total_items AS total,
-           rate.ips
-    FROM matching_jobs j, rate
-    WHERE j.id = $1
 )
 UPDATE matching_jobs j
-SET processed_items = next.processed,
-    matches_found = next.found,
-    progress_percentage = CASE WHEN next.total = 0 THEN 100
-                               ELSE next.processed * 100.0 / next.total END,
-    match_rate = CASE WHEN next.processed = 0 THEN 0 ELSE next.found * 100.0 / next.processed END,
-    items_per_second = next.ips,
-    eta_seconds = CASE WHEN next.processed >= next.total THEN 0
-                       ELSE (next.total - next.processed) / NULLIF(next.ips, 0) END,
+SET processed_items = j.processed_items + $2,
+    matches_found = j.matches_found + $3,
+    progress_percentage = CASE WHEN j.total_items = 0 THEN 100
+                               ELSE (j.processed_items + $2) * 100.0 / j.total_items END,
+    match_rate = CASE WHEN j.processed_items + $2 = 0 THEN 0
+                      ELSE (j.matches_found + $3) * 100.0 / (j.processed_items + $2) END,
+    items_per_second = rate.ips,
+    eta_seconds = CASE WHEN j.processed_items + $2 >= j.total_items THEN 0
+                       ELSE (j.total_items - j.processed_items - $2) / NULLIF(rate.ips, 0) END,
     estimated_completion = CASE
-        WHEN next.processed >= next.total THEN now()
-        ELSE now() + make_interval(secs => (next.total - next.processed) / NULLIF(next.ips, 0)) END,
+        WHEN j.processed_items + $2 >= j.total_items THEN now()
+        ELSE now() + make_interval(
+            secs => (j.total_items - j.processed_items - $2) / NULLIF(rate.ips, 0)) END,
     status = CASE
-        WHEN j.status IN ('pending', 'processing') AND next.processed >= next.total THEN 'completed'
+        WHEN j.status IN ('pending', 'processing') AND j.processed_items + $2 >= j.total_items
+            THEN 'completed'
         WHEN j.status = 'pending' THEN 'processing'
         ELSE j.status END,
     completed_at = CASE
-        WHEN j.status IN ('pending', 'processing') AND next.processed >= next.total THEN now()
+        WHEN j.status IN ('pending', 'processing') AND j.processed_items + $2 >= j.total_items
+            THEN now()
         ELSE j.completed_at END,
     updated_at = now()
-FROM next
-WHERE j.id = next.id
+FROM rate
+WHERE j.id = $1
 RETURNING j.*;
 
 -- release_chunk --

@@ -1,0 +1,79 @@
+"""Small helpers for tests that talk to a live server over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+async def create_project(client: httpx.AsyncClient, name: str = "test project") -> str:
+    r = await client.post("/api/projects", json={"name": name})
+    assert r.status_code == 201, r.text
+    return r.json()["project"]["id"]
+
+
+async def upload(
+    client: httpx.AsyncClient,
+    project_id: str,
+    kind: str,
+    records: list[dict[str, Any]],
+    id_field: str = "id",
+) -> dict[str, Any]:
+    r = await client.post(
+        f"/api/projects/{project_id}/{kind}", json={"records": records, "idField": id_field}
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def upload_csv(
+    client: httpx.AsyncClient, project_id: str, kind: str, data: bytes, **params: str
+) -> httpx.Response:
+    return await client.post(
+        f"/api/projects/{project_id}/{kind}",
+        content=data,
+        headers={"Content-Type": "text/csv"},
+        params=params,
+    )
+
+
+async def create_job(
+    client: httpx.AsyncClient,
+    project_id: str,
+    config: dict[str, Any] | None = None,
+    job_type: str = "enhanced",
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"projectId": project_id, "jobType": job_type}
+    if config is not None:
+        body["config"] = config
+    r = await client.post("/api/jobs/create", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()["job"]
+
+
+async def drive(client: httpx.AsyncClient, job_id: str, max_calls: int = 10_000) -> list[dict]:
+    """Call process until the job finishes; return every job snapshot seen."""
+    seen = []
+    for _ in range(max_calls):
+        r = await client.post(f"/api/jobs/{job_id}/process")
+        assert r.status_code == 200, r.text
+        job = r.json()["job"]
+        seen.append(job)
+        if job["status"] not in ("pending", "processing"):
+            return seen
+    raise AssertionError("job did not finish")
+
+
+def products(n: int, prefix: str = "") -> list[dict[str, Any]]:
+    """n distinct product-like records."""
+    brands = ["Sony", "Samsung", "Canon", "Nikon", "Panasonic", "Philips", "Bose", "Apple"]
+    kinds = ["Camera", "Television", "Headphones", "Speaker", "Blender", "Monitor", "Router"]
+    return [
+        {
+            "id": f"{prefix}{i}",
+            "name": f"{brands[i % len(brands)]} {kinds[(i // 8) % len(kinds)]} "
+            f"X{i:05d}{chr(65 + i % 26)} series {i % 13}",
+        }
+        for i in range(n)
+    ]

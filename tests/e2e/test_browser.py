@@ -1,0 +1,247 @@
+"""The page, driven in headless Chromium: project → uploads → job with progress → matches.
+
+Run on their own (``pytest -m browser``): Playwright must not share a pytest session
+with other event-loop users (see shared/PITFALLS.md). Uses Debian's /usr/bin/chromium;
+``playwright install`` cannot download browsers here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "benchmarks" / "out"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROWS = 300
+CHUNK_SIZE = 50
+# The job's third chunk is held until the mid-job screenshot is taken.
+HELD_CHUNK = 3
+TIMEOUT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is missing: `apt-get install -y chromium` to run browser tests",
+    ),
+]
+
+BRANDS = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay"]
+PRODUCTS = [
+    "Cordless Drill",
+    "Claw Hammer",
+    "Screwdriver Set",
+    "Adjustable Wrench",
+    "Tape Measure",
+    "Spirit Level",
+    "Circular Saw",
+    "Needle Nose Pliers",
+    "Angle Grinder",
+    "Crème Polish",
+]
+COLOURS = ["Red", "Blue", "Black", "Yellow", "Green"]
+
+
+def write_csvs(folder: Path) -> tuple[Path, Path]:
+    """A UTF-8 catalog keyed by ``sku`` and a Windows-1252 item file keyed by ``code``."""
+    catalog = folder / "catalog.csv"
+    items = folder / "items.csv"
+    with catalog.open("w", newline="", encoding="utf-8") as c_file, items.open(
+        "w", newline="", encoding="cp1252"
+    ) as i_file:
+        c_writer = csv.writer(c_file)
+        i_writer = csv.writer(i_file)
+        c_writer.writerow(["sku", "name", "brand", "price"])
+        i_writer.writerow(["code", "description", "title", "qty"])
+        for i in range(ROWS):
+            brand = BRANDS[i % len(BRANDS)]
+            product = PRODUCTS[(i // len(BRANDS)) % len(PRODUCTS)]
+            colour = COLOURS[i % len(COLOURS)]
+            size = 10 + (i % 17) * 5
+            c_writer.writerow(
+                [f"SKU-{i:04d}", f"{brand} {product} {size}mm {colour} Model {i}", brand, f"{9 + i % 40}.99"]
+            )
+            # Every seventh item has no counterpart in the catalog.
+            title = (
+                f"Garden hose reel {i} metres, {colour.lower()} spiral"
+                if i % 7 == 0
+                else f"{brand.upper()} {product.lower()} {colour} {size} mm model {i}"
+            )
+            i_writer.writerow([f"IT{i:04d}", f"line {i}", title, str(1 + i % 5)])
+    return catalog, items
+
+
+async def upload(page, kind: str, path: Path, *, id_field: str, encoding: str, match_column: str) -> str:
+    await page.set_input_files(f"#{kind}-file", str(path))
+    await page.select_option(f"#{kind}-encoding", encoding)
+    # The id column list is filled from the file's header, read in the browser.
+    await page.wait_for_selector(f'#{kind}-id-field option[value="{id_field}"]', state="attached")
+    await page.select_option(f"#{kind}-id-field", id_field)
+    for box in await page.query_selector_all(f'input[name="{kind}-field"]:checked'):
+        await box.uncheck()
+    await page.check(f'input[name="{kind}-field"][value="{match_column}"]')
+    await page.click(f"#{kind}-upload")
+    await page.wait_for_selector(f'#{kind}-result[data-state="done"]', timeout=TIMEOUT_MS)
+    return await page.inner_text(f"#{kind}-result")
+
+
+async def test_page_runs_a_job_to_completion(live_server, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    catalog_csv, items_csv = write_csvs(tmp_path)
+    problems: list[str] = []
+    chunk_calls = 0
+    screenshot_taken = asyncio.Event()
+
+    async def hold_one_chunk(route) -> None:
+        nonlocal chunk_calls
+        chunk_calls += 1
+        if chunk_calls == HELD_CHUNK:
+            await asyncio.wait_for(screenshot_taken.wait(), TIMEOUT_MS / 1000)
+        await route.continue_()
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on(
+                "console",
+                lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type == "error"
+                else None,
+            )
+            await page.route("**/api/jobs/*/process", hold_one_chunk)
+
+            await page.goto(f"{live_server.url}/")
+            await page.wait_for_selector('body[data-ready="true"]')
+            await page.wait_for_selector('#health[data-state="ok"]')
+
+            await page.fill("#project-name", "Browser test hardware")
+            await page.click("#create-project")
+            await page.wait_for_selector("#project-info:not([hidden])")
+            selected = await page.eval_on_selector("#project-select", "s => s.selectedOptions[0].text")
+            assert "Browser test hardware" in selected
+
+            catalog_result = await upload(
+                page, "catalog", catalog_csv, id_field="sku", encoding="utf-8", match_column="name"
+            )
+            assert f"Inserted {ROWS}" in catalog_result
+            assert f"{ROWS} in total" in catalog_result
+            items_result = await upload(
+                page, "items", items_csv, id_field="code", encoding="cp1252", match_column="title"
+            )
+            assert f"Inserted {ROWS}" in items_result
+            assert await page.inner_text("#project-item-count") == str(ROWS)
+
+            await page.fill("#chunk-size", str(CHUNK_SIZE))
+            await page.fill("#threshold", "0.5")
+            await page.click("#start-job")
+
+            # Mid-job: two chunks done, the third held by the route above.
+            await page.wait_for_function(
+                "() => Number(document.querySelector('#progress-bar')"
+                ".getAttribute('aria-valuenow')) > 0",
+                timeout=TIMEOUT_MS,
+            )
+            mid_value = float(await page.get_attribute("#progress-bar", "aria-valuenow"))
+            assert 0 < mid_value < 100
+            assert await page.is_visible("#cancel-job")
+            await page.screenshot(path=str(SCREENSHOTS / "browser-mid-job.png"), full_page=True)
+            screenshot_taken.set()
+
+            await page.wait_for_selector('#job-status[data-status="completed"]', timeout=TIMEOUT_MS)
+            assert await page.get_attribute("#progress-bar", "aria-valuenow") == "100"
+            progress_text = await page.inner_text("#progress-text")
+            assert f"{ROWS} / {ROWS}" in progress_text and "100%" in progress_text
+            assert chunk_calls >= ROWS // CHUNK_SIZE
+            matches_found = int((await page.inner_text("#stat-matches")).replace(",", ""))
+            assert matches_found > 0
+
+            await page.wait_for_selector("#matches-section:not([hidden]) [data-testid=match-row]")
+            rows = await page.query_selector_all("[data-testid=match-row]")
+            assert 0 < len(rows) <= 100
+            if await page.is_visible("#load-more"):
+                await page.click("#load-more")
+                await page.wait_for_function(
+                    f"() => document.querySelectorAll('[data-testid=match-row]').length > {len(rows)}"
+                )
+            shown = len(await page.query_selector_all("[data-testid=match-row]"))
+            assert shown == min(matches_found, 200)
+
+            href = await page.get_attribute("#download-csv", "href")
+            assert href and "format=csv" in href
+            download = await page.request.get(href if href.startswith("http") else live_server.url + href)
+            assert download.status == 200
+            assert "text/csv" in download.headers["content-type"]
+            assert len((await download.text()).strip().splitlines()) == matches_found + 1
+
+            await page.wait_for_selector("[data-testid=job-row]")
+            job_rows = await page.query_selector_all("[data-testid=job-row]")
+            assert len(job_rows) == 1
+            status = await job_rows[0].query_selector(".badge")
+            assert await status.get_attribute("data-status") == "completed"
+
+            await page.evaluate("window.scrollTo(0, 0)")
+            await page.screenshot(path=str(SCREENSHOTS / "browser-completed.png"), full_page=True)
+            assert await page.is_hidden("#error-banner"), await page.inner_text("#error-text")
+        finally:
+            await browser.close()
+
+    assert not problems, "\n".join(problems)
+
+
+async def test_page_shows_server_errors(live_server) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{live_server.url}/")
+            await page.wait_for_selector('body[data-ready="true"]')
+            await page.fill("#project-name", "Errors shown")
+            await page.click("#create-project")
+            await page.wait_for_selector("#project-info:not([hidden])")
+            # No items uploaded yet: the server refuses the job and the page says why.
+            await page.click("#start-job")
+            await page.wait_for_selector("#error-banner:not([hidden])")
+            assert "no items" in await page.inner_text("#error-text")
+            await page.click("#error-dismiss")
+            assert await page.is_hidden("#error-banner")
+            # An upload with an id column the server does not find: the server's message shows.
+            await page.set_input_files(
+                "#catalog-file",
+                files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": b"sku,name\n1,Hammer\n"}],
+            )
+            await page.wait_for_selector('#catalog-id-field option[value="sku"]', state="attached")
+            await page.evaluate(
+                "() => { const s = document.querySelector('#catalog-id-field');"
+                " s.add(new Option('missing', 'missing')); s.value = 'missing'; }"
+            )
+            await page.click("#catalog-upload")
+            await page.wait_for_selector("#error-banner:not([hidden])")
+            message = await page.inner_text("#error-text")
+            assert "missing" in message, message
+            assert await page.get_attribute("#catalog-result", "data-state") == "error"
+        finally:
+            await browser.close()

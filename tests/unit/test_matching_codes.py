@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from matching import extract_codes, extract_numbers, is_model_code
+
+
+@pytest.mark.parametrize(
+    ("title", "codes"),
+    [
+        ("Sony Turntable - PSLX350H", {"pslx350h"}),
+        ("Sony PS-LX350H Belt-Drive Turntable", {"pslx350h"}),
+        ("Sony Cyber-shot DSC-W120 8.1MP Digital Camera", {"dscw120"}),
+        ("Canon 2727B001 PowerShot", {"2727b001"}),
+        ("Seagate 500GB 7200RPM SATA drive", set()),
+        ("Samsung 46in 1080p LCD HDTV 16GB", set()),
+        ("Samsung 1920x1080 monitor 2.4GHz", set()),
+        ("Bose Acoustimass 5 Series III - AM53BK/ Black", {"am53bk"}),
+        ("Panasonic KX-TG6700B, KX-TGA600B handset", {"kxtg6700b", "kxtga600b"}),
+        ("", set()),
+    ],
+)
+def test_extract_codes_examples(title: str, codes: set[str]) -> None:
+    assert extract_codes(title) == codes
+
+
+@pytest.mark.parametrize("token", ["500gb", "1080p", "16gb", "24ghz", "1920x1080", "abc", "w12", "12345"])
+def test_units_dimensions_and_plain_tokens_are_not_codes(token: str) -> None:
+    assert not is_model_code(token)
+
+
+@pytest.mark.parametrize("token", ["dscw120", "kdl46xbr9", "ezxs88w", "x360", "2727b001"])
+def test_mixed_letter_digit_tokens_are_codes(token: str) -> None:
+    assert is_model_code(token)
+
+
+def test_extract_numbers_keeps_quantities() -> None:
+    assert extract_numbers("Seagate 500GB 7200 RPM drive") == {"500gb", "7200"}
+    assert extract_numbers("no digits here") == frozenset()
+
+
+@given(st.text())
+def test_codes_are_folded_joiner_free_and_long_enough(text: str) -> None:
+    for code in extract_codes(text):
+        assert len(code) >= 4
+        assert not set(code) & set("-/. ")
+        assert is_model_code(code)
+
+
+@given(st.from_regex(r"[A-Z]{2,4}-?[0-9]{2,4}[A-Z]?", fullmatch=True))
+def test_code_survives_case_and_joiner_changes(code: str) -> None:
+    joined = code.replace("-", "")
+    assert extract_codes(f"Brand {code} camera") == extract_codes(f"brand {joined.lower()} Camera")

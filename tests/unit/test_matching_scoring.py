@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from matching.normalise import normalise_text
+from matching.scoring import (
+    PairSignals,
+    SignalTable,
+    code_agreement,
+    codes_agree,
+    combine_signals,
+    describe_signals,
+    number_agreement,
+    partial_similarity,
+    token_set_similarity,
+    token_sort_similarity,
+)
+
+SCORERS = (token_set_similarity, token_sort_similarity, partial_similarity)
+SYMMETRIC_SCORERS = (token_set_similarity, token_sort_similarity)
+titles = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "Zs", "P")), max_size=40)
+unit = st.floats(min_value=0.0, max_value=1.0)
+code_sets = st.frozensets(st.from_regex(r"[a-z]{1,3}[0-9]{1,3}", fullmatch=True), max_size=3)
+number_sets = st.frozensets(st.from_regex(r"[0-9]{1,3}(gb)?", fullmatch=True), max_size=3)
+
+
+def test_scorers_on_product_titles() -> None:
+    a = normalise_text("Sony Cyber-shot DSC-W120 Black")
+    b = normalise_text("Sony DSC-W120 Cyber-shot Digital Camera - Black")
+    c = normalise_text("Canon PowerShot SD1100 IS")
+    for scorer in SCORERS:
+        assert scorer(a, b) > scorer(a, c)
+    assert token_set_similarity(a, b) > 0.9
+
+
+@given(titles)
+def test_identical_strings_score_one(text: str) -> None:
+    key = normalise_text(text)
+    for scorer in SCORERS:
+        assert scorer(key, key) == 1.0 or not key
+
+
+@given(titles, titles)
+def test_scores_within_unit_interval(a: str, b: str) -> None:
+    for scorer in SCORERS:
+        assert 0.0 <= scorer(normalise_text(a), normalise_text(b)) <= 1.0
+
+
+@given(titles, titles)
+def test_symmetric_scorers(a: str, b: str) -> None:
+    a, b = normalise_text(a), normalise_text(b)
+    for scorer in SYMMETRIC_SCORERS:
+        assert math.isclose(scorer(a, b), scorer(b, a), abs_tol=1e-9)
+
+
+def test_partial_similarity_symmetric_for_equal_lengths() -> None:
+    assert partial_similarity("abcd", "abce") == partial_similarity("abce", "abcd")
+
+
+def test_code_agreement_cases() -> None:
+    assert code_agreement(frozenset({"dscw120"}), frozenset({"dscw120", "x1"})) == 1
+    assert code_agreement(frozenset({"kdl46xbr9"}), frozenset({"kdl46xbr9b"})) == 1
+    assert code_agreement(frozenset({"dscw120"}), frozenset({"dscw130"})) == -1
+    assert code_agreement(frozenset(), frozenset({"dscw130"})) == 0
+    assert not codes_agree("w120", "w1200")
+
+
+@given(code_sets, code_sets)
+def test_code_agreement_symmetric_and_bounded(a: frozenset[str], b: frozenset[str]) -> None:
+    assert code_agreement(a, b) == code_agreement(b, a)
+    assert code_agreement(a, b) in (-1, 0, 1)
+    if a:
+        assert code_agreement(a, a) == 1
+
+
+@given(number_sets, number_sets)
+def test_number_agreement_symmetric_and_bounded(a: frozenset[str], b: frozenset[str]) -> None:
+    assert number_agreement(a, b) == number_agreement(b, a)
+    assert 0.0 <= number_agreement(a, b) <= 1.0
+    assert number_agreement(a, a) == 1.0
+
+
+@given(unit, unit, unit, unit, unit, st.sampled_from([-1, 0, 1]), unit)
+def test_combined_score_within_unit_interval(
+    c: float, w: float, ts: float, so: float, p: float, code: int, num: float
+) -> None:
+    score = combine_signals(PairSignals(c, w, ts, so, p, code, num))
+    assert 0.0 <= score <= 1.0
+
+
+def test_combined_score_orders_evidence() -> None:
+    base = PairSignals(0.7, 0.7, 0.8, 0.7, 0.8, 0, 1.0)
+    agree = PairSignals(0.7, 0.7, 0.8, 0.7, 0.8, 1, 1.0)
+    clash = PairSignals(0.7, 0.7, 0.8, 0.7, 0.8, -1, 1.0)
+    numbers_differ = PairSignals(0.7, 0.7, 0.8, 0.7, 0.8, 0, 0.0)
+    assert combine_signals(agree) > combine_signals(base) > combine_signals(clash)
+    assert combine_signals(numbers_differ) < combine_signals(base)
+    assert combine_signals(PairSignals(1.0, 1.0, 1.0, 1.0, 1.0, 0, 1.0)) == 1.0
+    assert "model codes differ" in describe_signals(clash)
+
+
+def test_signal_table_matches_scalar_scoring() -> None:
+    pairs = [PairSignals(0.7, 0.6, 0.8, 0.7, 0.9, code, 0.5) for code in (-1, 0, 1)]
+    table = SignalTable(
+        *(np.array([getattr(p, f) for p in pairs], dtype=float) for f in PairSignals.__slots__)
+    )
+    assert np.allclose(table.scores(), [combine_signals(p) for p in pairs])
+    assert table.pair(2) == pairs[2]
