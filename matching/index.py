@@ -42,7 +42,7 @@ DEFAULT_CANDIDATES = 10
 RERANK_CANDIDATES = 5
 """Retrieved records per item scored with every signal (the best by n-gram and word cosine)."""
 
-CODE_CONFIRM_MIN_SIMILARITY = 0.3
+CODE_CONFIRM_MIN_SIMILARITY = 0.4
 """Text similarity a unique model-code hit needs so a code collision is not accepted."""
 
 MAX_SIGNAL_CODE_FREQUENCY = 3
