@@ -1,148 +1,56 @@
-"""Pair scorers and the rule that combines their signals into one 0..1 score.
+"""The evidence about a candidate pair and the model that turns it into a 0..1 score.
 
-Every scorer here returns a float in ``[0, 1]`` (agreement signals in
-``[-1, 1]``), scores identical inputs as a full match and is symmetric unless its
-docstring says otherwise.
+The score is a logistic model over the signals of :class:`PairSignals`: the
+probability-like chance that the pair is the item's true match. Coefficients
+were fitted once (``benchmarks/fit_scoring.py``) on candidate pairs of the three
+benchmark sets pooled; they are fixed defaults, not tuned per data set. The
+*margin* signals compare a candidate with the item's best other candidate, which
+is what separates the one right record from its near-identical siblings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from rapidfuzz import fuzz
 
-ArrayOrFloat = Any
+# Weights of the similarity signals in the *text similarity* shown in reasons and
+# used to confirm a code hit; they sum to 1, so identical texts have similarity 1.
+TEXT_WEIGHTS = {
+    "char_cosine": 0.35,
+    "word_cosine": 0.25,
+    "token_set": 0.20,
+    "token_sort": 0.10,
+    "partial": 0.10,
+}
 
-# Weights of the similarity signals in the base score; they sum to 1 so that a
-# pair identical on every signal scores exactly 1.0.
-WEIGHT_CHAR_COSINE = 0.35
-WEIGHT_WORD_COSINE = 0.25
-WEIGHT_TOKEN_SET = 0.20
-WEIGHT_TOKEN_SORT = 0.10
-WEIGHT_PARTIAL = 0.10
-
-# A shared model code closes this share of the gap to 1.0; a clash of codes or
-# of numbers scales the score down by these factors.
-CODE_AGREEMENT_GAIN = 0.5
-CODE_CONFLICT_FACTOR = 0.75
-NUMBER_CONFLICT_FACTOR = 0.9
-
-# Codes shorter than this must be equal to agree; longer ones may contain each
-# other (``kdl46xbr9`` vs ``kdl46xbr9b``, a colour suffix).
-MIN_CONTAINED_CODE_LENGTH = 5
-
-
-def token_set_similarity(a: str, b: str) -> float:
-    """RapidFuzz ``token_set_ratio`` of two normalised texts, on a 0..1 scale.
-
-    >>> token_set_similarity("sony dsc w120 black", "black sony dsc w120")
-    1.0
-    """
-    return fuzz.token_set_ratio(a, b, processor=None) / 100.0
-
-
-def token_sort_similarity(a: str, b: str) -> float:
-    """RapidFuzz ``token_sort_ratio`` of two normalised texts, on a 0..1 scale.
-
-    >>> round(token_sort_similarity("sony dsc w120", "sony dsc w130"), 2)
-    0.92
-    """
-    return fuzz.token_sort_ratio(a, b, processor=None) / 100.0
-
-
-def partial_similarity(a: str, b: str) -> float:
-    """RapidFuzz ``partial_ratio`` (best-aligned substring) on a 0..1 scale.
-
-    Symmetric for inputs of equal length; otherwise the shorter text is aligned
-    inside the longer one, whichever argument it is.
-
-    >>> partial_similarity("dsc w120", "sony cyber shot dsc w120 black")
-    1.0
-    """
-    return fuzz.partial_ratio(a, b, processor=None) / 100.0
-
-
-def codes_agree(a: str, b: str) -> bool:
-    """Whether two model codes name the same product.
-
-    >>> codes_agree("kdl46xbr9", "kdl46xbr9b"), codes_agree("w120", "w130")
-    (True, False)
-    """
-    if a == b:
-        return True
-    if min(len(a), len(b)) < MIN_CONTAINED_CODE_LENGTH:
-        return False
-    return a in b or b in a
-
-
-def code_agreement(a: frozenset[str], b: frozenset[str]) -> int:
-    """``1`` if the code sets share a code, ``-1`` if both have codes but none agree, else ``0``.
-
-    >>> code_agreement(frozenset({"dscw120"}), frozenset({"dscw120"}))
-    1
-    >>> code_agreement(frozenset({"dscw120"}), frozenset({"dscw130"}))
-    -1
-    >>> code_agreement(frozenset(), frozenset({"dscw130"}))
-    0
-    """
-    if not a or not b:
-        return 0
-    if not a.isdisjoint(b):
-        return 1
-    if any(codes_agree(x, y) for x in a for y in b):
-        return 1
-    return -1
-
-
-def number_agreement(a: frozenset[str], b: frozenset[str]) -> float:
-    """Overlap of number tokens: ``|a & b| / min(|a|, |b|)``, or ``1.0`` when either is empty.
-
-    >>> number_agreement(frozenset({"500gb", "7200"}), frozenset({"500gb"}))
-    1.0
-    >>> number_agreement(frozenset({"500gb"}), frozenset({"250gb"}))
-    0.0
-    """
-    if not a or not b:
-        return 1.0
-    return len(a & b) / min(len(a), len(b))
-
-
-def weighted_similarity(
-    char_cosine: ArrayOrFloat,
-    word_cosine: ArrayOrFloat,
-    token_set: ArrayOrFloat,
-    token_sort: ArrayOrFloat,
-    partial: ArrayOrFloat,
-) -> ArrayOrFloat:
-    """Weighted mean of the similarity signals, clipped to 0..1 (floats or arrays)."""
-    value = (
-        WEIGHT_CHAR_COSINE * char_cosine
-        + WEIGHT_WORD_COSINE * word_cosine
-        + WEIGHT_TOKEN_SET * token_set
-        + WEIGHT_TOKEN_SORT * token_sort
-        + WEIGHT_PARTIAL * partial
-    )
-    return np.clip(value, 0.0, 1.0)
-
-
-def adjust_for_evidence(
-    similarity: ArrayOrFloat, code: ArrayOrFloat, numbers: ArrayOrFloat
-) -> ArrayOrFloat:
-    """Raise the similarity for a shared code, lower it for clashing codes or numbers."""
-    score = np.where(
-        code > 0,
-        similarity + (1.0 - similarity) * CODE_AGREEMENT_GAIN,
-        np.where(code < 0, similarity * CODE_CONFLICT_FACTOR, similarity),
-    )
-    score = score * (NUMBER_CONFLICT_FACTOR + (1.0 - NUMBER_CONFLICT_FACTOR) * numbers)
-    return np.clip(score, 0.0, 1.0)
+# Logistic model: score = 1 / (1 + exp(-(INTERCEPT + sum(COEFFICIENTS[f] * feature f)))).
+FEATURES = (
+    "char_cosine",
+    "word_cosine",
+    "token_set",
+    "token_sort",
+    "partial",
+    "code_agrees",
+    "code_differs",
+    "number_agreement",
+    "char_margin",
+    "word_margin",
+)
+COEFFICIENTS = np.array([4.0, 3.0, 2.0, 1.0, 1.0, 1.5, -1.5, 1.0, 4.0, 3.0])
+INTERCEPT = -7.0
 
 
 @dataclass(frozen=True, slots=True)
 class PairSignals:
-    """The evidence gathered for one (item, catalog record) pair."""
+    """The evidence gathered for one (item, catalog record) pair.
+
+    Similarities are 0..1; ``code_agreement`` is 1 (a shared model code), -1 (both
+    have codes, none shared) or 0; ``number_agreement`` is the overlap of number
+    tokens (1.0 when either side has none); margins are this candidate's cosine
+    minus the best other candidate's for the same item (-1..1).
+    """
 
     char_cosine: float
     word_cosine: float
@@ -151,35 +59,18 @@ class PairSignals:
     partial: float
     code_agreement: int
     number_agreement: float
+    char_margin: float = 0.0
+    word_margin: float = 0.0
 
     @property
     def text_similarity(self) -> float:
-        """Weighted mean of the similarity signals, 0..1."""
-        return float(
-            weighted_similarity(
-                self.char_cosine, self.word_cosine, self.token_set, self.token_sort, self.partial
-            )
-        )
-
-
-def combine_signals(signals: PairSignals) -> float:
-    """Fold the signals of a pair into one 0..1 match score.
-
-    >>> combine_signals(PairSignals(1.0, 1.0, 1.0, 1.0, 1.0, 0, 1.0))
-    1.0
-    >>> combine_signals(PairSignals(0.8, 0.8, 0.9, 0.8, 0.9, -1, 1.0)) < 0.7
-    True
-    """
-    return float(
-        adjust_for_evidence(
-            signals.text_similarity, signals.code_agreement, signals.number_agreement
-        )
-    )
+        """Weighted mean of the text similarity signals, 0..1."""
+        return float(sum(w * getattr(self, name) for name, w in TEXT_WEIGHTS.items()))
 
 
 @dataclass(frozen=True, slots=True)
 class SignalTable:
-    """The signals of many pairs as parallel arrays, scored in one go."""
+    """The signals of many pairs as parallel arrays (fields as in :class:`PairSignals`)."""
 
     char_cosine: np.ndarray
     word_cosine: np.ndarray
@@ -188,28 +79,63 @@ class SignalTable:
     partial: np.ndarray
     code_agreement: np.ndarray
     number_agreement: np.ndarray
+    char_margin: np.ndarray
+    word_margin: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, pairs: list[PairSignals]) -> SignalTable:
+        return cls(
+            *(np.array([getattr(p, f.name) for p in pairs], dtype=float) for f in fields(PairSignals))
+        )
+
+    def __len__(self) -> int:
+        return len(self.char_cosine)
 
     def text_similarity(self) -> np.ndarray:
-        return weighted_similarity(
-            self.char_cosine, self.word_cosine, self.token_set, self.token_sort, self.partial
+        return np.clip(sum(w * getattr(self, name) for name, w in TEXT_WEIGHTS.items()), 0.0, 1.0)
+
+    def features(self) -> np.ndarray:
+        """The model's feature matrix, one row per pair, columns as :data:`FEATURES`."""
+        code = np.asarray(self.code_agreement)
+        return np.column_stack(
+            [
+                self.char_cosine,
+                self.word_cosine,
+                self.token_set,
+                self.token_sort,
+                self.partial,
+                (code > 0).astype(float),
+                (code < 0).astype(float),
+                self.number_agreement,
+                self.char_margin,
+                self.word_margin,
+            ]
         )
 
     def scores(self) -> np.ndarray:
-        return adjust_for_evidence(
-            self.text_similarity(), self.code_agreement, self.number_agreement
-        )
+        """The 0..1 match score of every pair."""
+        return logistic(self.features() @ COEFFICIENTS + INTERCEPT)
 
     def pair(self, position: int) -> PairSignals:
         """The signals of one pair."""
-        return PairSignals(
-            float(self.char_cosine[position]),
-            float(self.word_cosine[position]),
-            float(self.token_set[position]),
-            float(self.token_sort[position]),
-            float(self.partial[position]),
-            int(self.code_agreement[position]),
-            float(self.number_agreement[position]),
-        )
+        values: list[Any] = [float(getattr(self, f.name)[position]) for f in fields(PairSignals)]
+        values[5] = int(values[5])
+        return PairSignals(*values)
+
+
+def logistic(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+
+
+def combine_signals(signals: PairSignals) -> float:
+    """Fold the signals of one pair into its 0..1 match score.
+
+    >>> strong = PairSignals(0.95, 0.9, 1.0, 0.95, 1.0, 1, 1.0, 0.4, 0.4)
+    >>> weak = PairSignals(0.3, 0.2, 0.5, 0.4, 0.5, -1, 0.0, -0.2, -0.1)
+    >>> combine_signals(strong) > 0.9 > 0.1 > combine_signals(weak)
+    True
+    """
+    return float(SignalTable.from_pairs([signals]).scores()[0])
 
 
 def describe_signals(signals: PairSignals) -> str:

@@ -27,6 +27,7 @@ const state = {
   /** @type {string|null} */ matchesJobId: null,
   /** @type {string|null} */ matchesCursor: null,
   matchesShown: 0,
+  /** @type {import('/static/job-manager.js').Job[]} */ jobs: [],
 };
 
 // -- formatting ------------------------------------------------------------------
@@ -138,6 +139,8 @@ async function selectProject(projectId) {
   document.body.classList.toggle('has-project', Boolean(state.projectId));
   history.replaceState(null, '', state.projectId ? `#project=${encodeURIComponent(state.projectId)}` : '#');
   hideMatches();
+  state.jobs = [];
+  renderJobs();
   if (!state.projectId) {
     $('project-info').hidden = true;
     return;
@@ -315,16 +318,23 @@ function renderJob(job) {
   $('stat-matches').textContent = integer.format(job.matchesFound);
   $('stat-match-rate').textContent = percent(job.matchRate);
   $('stat-speed').textContent = job.itemsPerSecond != null ? decimal.format(job.itemsPerSecond) : '—';
-  $('stat-eta').textContent = etaText(job);
+  const [eta, etaDetail] = etaText(job);
+  $('stat-eta').replaceChildren(eta, ...(etaDetail ? [element('span', { class: 'sub' }, [etaDetail])] : []));
 }
 
-/** @param {import('/static/job-manager.js').Job} job */
+/**
+ * Estimated completion as [time, detail].
+ * @param {import('/static/job-manager.js').Job} job
+ * @returns {[string, string]}
+ */
 function etaText(job) {
-  if (job.status === 'completed') return `done ${job.completedAt ? new Date(job.completedAt).toLocaleTimeString() : ''}`.trim();
-  if (isTerminal(job.status)) return '—';
-  if (!job.estimatedCompletion) return 'estimating…';
+  if (job.status === 'completed') {
+    return job.completedAt ? [new Date(job.completedAt).toLocaleTimeString(), 'finished'] : ['finished', ''];
+  }
+  if (isTerminal(job.status)) return ['—', ''];
+  if (!job.estimatedCompletion) return ['estimating…', ''];
   const at = new Date(job.estimatedCompletion).toLocaleTimeString();
-  return job.etaSeconds != null ? `${at} (in ${duration(job.etaSeconds)})` : at;
+  return [at, job.etaSeconds != null ? `in ${duration(job.etaSeconds)}` : ''];
 }
 
 /** @param {boolean} running */
@@ -382,9 +392,14 @@ async function runJob(run) {
 
 /** @param {import('/static/job-manager.js').Job} job */
 async function onJobUpdate(job) {
-  const first = state.job?.id !== job.id;
   renderJob(job);
-  if (first) await loadJobs().catch(showError);
+  const index = state.jobs.findIndex((known) => known.id === job.id);
+  if (index >= 0) {
+    state.jobs[index] = job;
+    renderJobs();
+  } else if (job.projectId === state.projectId) {
+    await loadJobs().catch(showError);
+  }
 }
 
 const onRetry = ({ delayMs, error }) => {
@@ -494,14 +509,20 @@ async function loadJobs() {
   const projectId = state.projectId;
   const jobs = await api.listJobs(projectId);
   if (state.projectId !== projectId) return;
-  const rows = jobs.map((job) => {
+  state.jobs = jobs;
+  renderJobs();
+}
+
+function renderJobs() {
+  const rows = state.jobs.map((job) => {
     const actions = element('td', { class: 'actions-cell' });
     if (job.matchesFound > 0 || job.status === 'completed') {
       const view = element('button', { type: 'button', class: 'link-button', 'data-action': 'matches' }, ['Matches']);
       view.addEventListener('click', () => guarded(null, () => showMatches(job.id)));
       actions.append(view);
     }
-    if (!isTerminal(job.status)) {
+    const drivenHere = state.running && state.job?.id === job.id;
+    if (!isTerminal(job.status) && !drivenHere) {
       const resume = element('button', { type: 'button', class: 'link-button', 'data-action': 'resume' }, ['Resume']);
       resume.addEventListener('click', () => resumeJob(job.id));
       actions.append(resume);

@@ -60,9 +60,10 @@ def write_csvs(folder: Path) -> tuple[Path, Path]:
     """A UTF-8 catalog keyed by ``sku`` and a Windows-1252 item file keyed by ``code``."""
     catalog = folder / "catalog.csv"
     items = folder / "items.csv"
-    with catalog.open("w", newline="", encoding="utf-8") as c_file, items.open(
-        "w", newline="", encoding="cp1252"
-    ) as i_file:
+    with (
+        catalog.open("w", newline="", encoding="utf-8") as c_file,
+        items.open("w", newline="", encoding="cp1252") as i_file,
+    ):
         c_writer = csv.writer(c_file)
         i_writer = csv.writer(i_file)
         c_writer.writerow(["sku", "name", "brand", "price"])
@@ -73,7 +74,12 @@ def write_csvs(folder: Path) -> tuple[Path, Path]:
             colour = COLOURS[i % len(COLOURS)]
             size = 10 + (i % 17) * 5
             c_writer.writerow(
-                [f"SKU-{i:04d}", f"{brand} {product} {size}mm {colour} Model {i}", brand, f"{9 + i % 40}.99"]
+                [
+                    f"SKU-{i:04d}",
+                    f"{brand} {product} {size}mm {colour} Model {i}",
+                    brand,
+                    f"{9 + i % 40}.99",
+                ]
             )
             # Every seventh item has no counterpart in the catalog.
             title = (
@@ -85,7 +91,9 @@ def write_csvs(folder: Path) -> tuple[Path, Path]:
     return catalog, items
 
 
-async def upload(page, kind: str, path: Path, *, id_field: str, encoding: str, match_column: str) -> str:
+async def upload(
+    page, kind: str, path: Path, *, id_field: str, encoding: str, match_column: str
+) -> str:
     await page.set_input_files(f"#{kind}-file", str(path))
     await page.select_option(f"#{kind}-encoding", encoding)
     # The id column list is filled from the file's header, read in the browser.
@@ -124,9 +132,11 @@ async def test_page_runs_a_job_to_completion(live_server, tmp_path: Path) -> Non
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on(
                 "console",
-                lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type == "error"
-                else None,
+                lambda msg: (
+                    problems.append(f"console {msg.type}: {msg.text}")
+                    if msg.type == "error"
+                    else None
+                ),
             )
             await page.route("**/api/jobs/*/process", hold_one_chunk)
 
@@ -137,7 +147,9 @@ async def test_page_runs_a_job_to_completion(live_server, tmp_path: Path) -> Non
             await page.fill("#project-name", "Browser test hardware")
             await page.click("#create-project")
             await page.wait_for_selector("#project-info:not([hidden])")
-            selected = await page.eval_on_selector("#project-select", "s => s.selectedOptions[0].text")
+            selected = await page.eval_on_selector(
+                "#project-select", "s => s.selectedOptions[0].text"
+            )
             assert "Browser test hardware" in selected
 
             catalog_result = await upload(
@@ -188,7 +200,9 @@ async def test_page_runs_a_job_to_completion(live_server, tmp_path: Path) -> Non
 
             href = await page.get_attribute("#download-csv", "href")
             assert href and "format=csv" in href
-            download = await page.request.get(href if href.startswith("http") else live_server.url + href)
+            download = await page.request.get(
+                href if href.startswith("http") else live_server.url + href
+            )
             assert download.status == 200
             assert "text/csv" in download.headers["content-type"]
             assert len((await download.text()).strip().splitlines()) == matches_found + 1
@@ -231,7 +245,9 @@ async def test_page_shows_server_errors(live_server) -> None:
             # An upload with an id column the server does not find: the server's message shows.
             await page.set_input_files(
                 "#catalog-file",
-                files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": b"sku,name\n1,Hammer\n"}],
+                files=[
+                    {"name": "c.csv", "mimeType": "text/csv", "buffer": b"sku,name\n1,Hammer\n"}
+                ],
             )
             await page.wait_for_selector('#catalog-id-field option[value="sku"]', state="attached")
             await page.evaluate(

@@ -26,7 +26,9 @@ def test_extract_codes_examples(title: str, codes: set[str]) -> None:
     assert extract_codes(title) == codes
 
 
-@pytest.mark.parametrize("token", ["500gb", "1080p", "16gb", "24ghz", "1920x1080", "abc", "w12", "12345"])
+@pytest.mark.parametrize(
+    "token", ["500gb", "1080p", "16gb", "24ghz", "1920x1080", "abc", "w12", "12345"]
+)
 def test_units_dimensions_and_plain_tokens_are_not_codes(token: str) -> None:
     assert not is_model_code(token)
 

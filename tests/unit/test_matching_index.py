@@ -39,7 +39,9 @@ def test_build_reports_size(index: CatalogIndex) -> None:
 
 
 def test_exact_stage(index: CatalogIndex) -> None:
-    [result] = index.match([("a1", "linksys etherfast ezxs88w 8 port 10-100 ethernet switch linksys")])
+    [result] = index.match(
+        [("a1", "linksys etherfast ezxs88w 8 port 10-100 ethernet switch linksys")]
+    )
     assert result == MatchResult("a1", "b4", 1.0, "exact", "normalised text identical")
 
 
@@ -159,13 +161,17 @@ def test_many_chunks_many_records() -> None:
     assert {r.method for r in results} == {"code"}
 
 
-titles = st.text(alphabet=st.characters(codec="latin-1", categories=("L", "N", "Zs", "Pd")), max_size=30)
+titles = st.text(
+    alphabet=st.characters(codec="latin-1", categories=("L", "N", "Zs", "Pd")), max_size=30
+)
 catalogs = st.lists(titles, min_size=1, max_size=12)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(catalogs, st.lists(titles, max_size=12), st.floats(min_value=0.0, max_value=1.0))
-def test_match_invariants(catalog_texts: list[str], item_texts: list[str], threshold: float) -> None:
+def test_match_invariants(
+    catalog_texts: list[str], item_texts: list[str], threshold: float
+) -> None:
     catalog = [(f"c{n}", t) for n, t in enumerate(catalog_texts)]
     items = [(f"i{n}", t) for n, t in enumerate(item_texts)]
     index = CatalogIndex.build(catalog)
@@ -184,7 +190,9 @@ def test_match_invariants(catalog_texts: list[str], item_texts: list[str], thres
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(catalogs, st.data())
-def test_item_identical_to_catalog_record_matches_it(catalog_texts: list[str], data: st.DataObject) -> None:
+def test_item_identical_to_catalog_record_matches_it(
+    catalog_texts: list[str], data: st.DataObject
+) -> None:
     catalog = [(f"c{n}", t) for n, t in enumerate(catalog_texts)]
     index = CatalogIndex.build(catalog)
     position = data.draw(st.integers(0, len(catalog) - 1))

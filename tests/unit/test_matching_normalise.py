@@ -31,7 +31,13 @@ def test_fold_keeps_code_punctuation() -> None:
 
 
 def test_tokens_split_normalised_words() -> None:
-    assert tokens("Bose® Acoustimass 5 — Series III") == ["bose", "acoustimass", "5", "series", "iii"]
+    assert tokens("Bose® Acoustimass 5 — Series III") == [
+        "bose",
+        "acoustimass",
+        "5",
+        "series",
+        "iii",
+    ]
 
 
 @given(st.text())
@@ -50,7 +56,9 @@ def test_normalised_text_has_no_edge_or_double_spaces(text: str) -> None:
 
 def test_compose_text_skips_missing_and_stringifies() -> None:
     record = {"title": "Paper", "year": 1999, "venue": None, "blank": "  ", "nan": float("nan")}
-    assert compose_text(record, ["title", "missing", "venue", "blank", "nan", "year"]) == "Paper 1999"
+    assert (
+        compose_text(record, ["title", "missing", "venue", "blank", "nan", "year"]) == "Paper 1999"
+    )
     assert compose_text(record, []) == ""
 
 

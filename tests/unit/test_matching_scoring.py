@@ -22,7 +22,9 @@ from matching.scoring import (
 
 SCORERS = (token_set_similarity, token_sort_similarity, partial_similarity)
 SYMMETRIC_SCORERS = (token_set_similarity, token_sort_similarity)
-titles = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "Zs", "P")), max_size=40)
+titles = st.text(
+    alphabet=st.characters(codec="utf-8", categories=("L", "N", "Zs", "P")), max_size=40
+)
 unit = st.floats(min_value=0.0, max_value=1.0)
 code_sets = st.frozensets(st.from_regex(r"[a-z]{1,3}[0-9]{1,3}", fullmatch=True), max_size=3)
 number_sets = st.frozensets(st.from_regex(r"[0-9]{1,3}(gb)?", fullmatch=True), max_size=3)

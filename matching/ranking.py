@@ -1,0 +1,201 @@
+"""Scoring an item's candidate catalog records: retrieve, shortlist, gather signals, score.
+
+:class:`CandidateScorer` holds the read-only catalog side (vectors, codes,
+numbers, normalised texts) and scores a batch of items in a few vectorised
+passes: n-gram retrieval, a shortlist by n-gram and word cosine, then the
+RapidFuzz scorers and code / number agreement on the shortlist only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from rapidfuzz import fuzz, process
+
+from matching.codes import extract_codes, extract_numbers
+from matching.retrieval import NgramRetriever
+from matching.scoring import SignalTable
+from matching.similarity import code_agreement, number_agreement
+from matching.vectors import CharNgramVectoriser, WordVectoriser, rowwise_cosine
+
+RETRIEVAL_CANDIDATES = 10
+"""Catalog records retrieved per item by n-gram cosine."""
+
+RERANK_CANDIDATES = 5
+"""Retrieved records per item scored with every signal (the best by n-gram + word cosine)."""
+
+MAX_SIGNAL_CODE_FREQUENCY = 3
+"""A code in more catalog records than this is a family name, not evidence."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPairs:
+    """Candidate pairs of a batch of items, grouped by item, with signals and scores."""
+
+    items: np.ndarray  # position of the item in the batch
+    rows: np.ndarray  # catalog row
+    signals: SignalTable
+    scores: np.ndarray
+    text_similarity: np.ndarray
+
+    def by_item(self, n_items: int) -> list[list[int]]:
+        """Pair positions per item, best score first (ties: lower catalog row)."""
+        order = np.lexsort((self.rows, -self.scores, self.items))
+        bounds = np.searchsorted(self.items[order], np.arange(n_items + 1))
+        return [order[bounds[i] : bounds[i + 1]].tolist() for i in range(n_items)]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CandidateScorer:
+    """The catalog side of fuzzy matching, immutable once built."""
+
+    keys: list[str]
+    codes: list[frozenset[str]]
+    numbers: list[frozenset[str]]
+    code_frequency: dict[str, int]
+    char: CharNgramVectoriser
+    char_matrix: sp.csr_matrix
+    retriever: NgramRetriever
+    words: WordVectoriser
+    word_matrix: sp.csr_matrix
+
+    @classmethod
+    def build(cls, keys: list[str], codes: Sequence[frozenset[str]]) -> CandidateScorer:
+        """Index normalised catalog texts ``keys`` and their model ``codes``."""
+        frequency = Counter(code for cs in codes for code in cs)
+        signal_frequency = {c: n for c, n in frequency.items() if n <= MAX_SIGNAL_CODE_FREQUENCY}
+        char, char_matrix = CharNgramVectoriser.fit(keys)
+        words, word_matrix = WordVectoriser.fit(keys)
+        return cls(
+            keys=keys,
+            codes=[frozenset(c for c in cs if c in signal_frequency) for cs in codes],
+            numbers=[extract_numbers(key) for key in keys],
+            code_frequency=signal_frequency,
+            char=char,
+            char_matrix=char_matrix,
+            retriever=NgramRetriever.build(char_matrix),
+            words=words,
+            word_matrix=word_matrix,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        total = self.char.nbytes + self.words.nbytes + self.retriever.nbytes
+        for m in (self.char_matrix, self.word_matrix):
+            total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+        total += sum(sys.getsizeof(s) for s in self.keys)
+        total += sum(sys.getsizeof(c) for c in self.codes if c)
+        total += sum(sys.getsizeof(n) for n in self.numbers if n)
+        total += 3 * sys.getsizeof(self.keys) + 100 * len(self.code_frequency)
+        return int(total)
+
+    def score(
+        self,
+        texts: Sequence[str],
+        keys: Sequence[str],
+        forced_rows: Sequence[int | None],
+        *,
+        shortlist: int = RERANK_CANDIDATES,
+    ) -> ScoredPairs:
+        """Score the candidates of each item; ``forced_rows[i]`` is always among item i's."""
+        item_chars = self.char.transform(keys)
+        item_words = self.words.transform(keys)
+        items, rows, char_cos, word_cos = self._shortlist(
+            item_chars, item_words, forced_rows, shortlist
+        )
+        item_codes = [
+            frozenset(c for c in extract_codes(t) if self.code_frequency.get(c, 0) <= MAX_SIGNAL_CODE_FREQUENCY)
+            for t in texts
+        ]
+        item_numbers = [extract_numbers(k) for k in keys]
+        left = [keys[i] for i in items.tolist()]
+        right = [self.keys[r] for r in rows.tolist()]
+        code = np.zeros(len(rows), dtype=np.int8)
+        numbers = np.ones(len(rows))
+        for n, (i, r) in enumerate(zip(items.tolist(), rows.tolist(), strict=True)):
+            if item_codes[i] and self.codes[r]:
+                code[n] = code_agreement(item_codes[i], self.codes[r])
+            if item_numbers[i] and self.numbers[r]:
+                numbers[n] = number_agreement(item_numbers[i], self.numbers[r])
+        table = SignalTable(
+            char_cosine=char_cos,
+            word_cosine=word_cos,
+            token_set=_pairwise(left, right, fuzz.token_set_ratio),
+            token_sort=_pairwise(left, right, fuzz.token_sort_ratio),
+            partial=_pairwise(left, right, fuzz.partial_ratio),
+            code_agreement=code,
+            number_agreement=numbers,
+            char_margin=_margin(items, char_cos),
+            word_margin=_margin(items, word_cos),
+        )
+        return ScoredPairs(items, rows, table, table.scores(), table.text_similarity())
+
+    def _shortlist(
+        self,
+        item_chars: sp.csr_matrix,
+        item_words: sp.csr_matrix,
+        forced_rows: Sequence[int | None],
+        size: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Retrieve, then keep the ``size`` best per item by n-gram + word cosine.
+
+        Returns ``(items, rows, char cosine, word cosine)``, grouped by item.
+        """
+        pair_items: list[int] = []
+        pair_rows: list[int] = []
+        is_forced: list[bool] = []
+        retrieved = self.retriever.top_k(item_chars, k=max(size, RETRIEVAL_CANDIDATES))
+        for i, (rows, _) in enumerate(retrieved):
+            forced = forced_rows[i]
+            if forced is not None and forced not in rows:
+                rows = [*rows, forced]
+            pair_rows.extend(rows)
+            pair_items.extend([i] * len(rows))
+            is_forced.extend(r == forced for r in rows)
+        items = np.asarray(pair_items, dtype=np.int64)
+        rows_arr = np.asarray(pair_rows, dtype=np.int64)
+        if not len(rows_arr):
+            empty = np.zeros(0)
+            return items, rows_arr, empty, empty
+        char_cos = np.minimum(rowwise_cosine(item_chars[items], self.char_matrix[rows_arr]), 1.0)
+        word_cos = np.minimum(rowwise_cosine(item_words[items], self.word_matrix[rows_arr]), 1.0)
+        priority = char_cos + word_cos
+        priority[np.asarray(is_forced)] = np.inf
+        order = np.lexsort((rows_arr, -priority, items))
+        sorted_items = items[order]
+        rank = np.arange(len(order)) - np.searchsorted(sorted_items, sorted_items)
+        chosen = np.sort(order[rank < size])
+        return items[chosen], rows_arr[chosen], char_cos[chosen], word_cos[chosen]
+
+
+def _margin(items: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each value minus the largest *other* value of the same item (0 when it is alone)."""
+    if not len(values):
+        return values
+    order = np.lexsort((-values, items))
+    sorted_items = items[order]
+    first = np.searchsorted(sorted_items, sorted_items, side="left")
+    group_end = np.searchsorted(sorted_items, sorted_items, side="right")
+    best = values[order][first]
+    has_second = group_end - first > 1
+    second_pos = np.minimum(first + 1, len(order) - 1)
+    second = np.where(has_second, values[order][second_pos], values[order])
+    is_best = np.arange(len(order)) == first
+    other = np.where(is_best, second, best)
+    margin = np.empty_like(values)
+    margin[order] = values[order] - other
+    return margin
+
+
+def _pairwise(left: list[str], right: list[str], scorer: Any) -> np.ndarray:
+    """``scorer(left[n], right[n]) / 100`` for every n, in RapidFuzz's C++ loop."""
+    if not left:
+        return np.zeros(0)
+    scores = process.cpdist(left, right, scorer=scorer, processor=None, workers=1)
+    return scores.astype(np.float64) / 100.0

@@ -1,0 +1,154 @@
+"""The console script as a user runs it: zero-config serve, SIGTERM, `chunkmatch run`."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import free_port
+from tests.e2e.helpers import products
+
+CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(extra)
+    return env
+
+
+def _postgres_for(pgdata: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and str(pgdata) in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become healthy")
+
+
+def test_zero_config_serve_starts_embedded_postgres_and_stops_it_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    proc = subprocess.Popen(
+        [CHUNKMATCH, "serve", "--port", str(port)],
+        env=_env(CHUNKMATCH_DATA_DIR=str(data_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        page = httpx.get(f"http://127.0.0.1:{port}/")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        assert _postgres_for(data_dir / "pgdata"), "embedded PostgreSQL is not running"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 20
+    while _postgres_for(data_dir / "pgdata") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _postgres_for(data_dir / "pgdata"), "embedded PostgreSQL outlived the service"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the /root rule applies when running as root")
+def test_serve_refuses_a_data_dir_under_root() -> None:
+    result = subprocess.run(
+        [CHUNKMATCH, "serve", "--port", str(free_port())],
+        env=_env(CHUNKMATCH_DATA_DIR="/root/chunkmatch-data"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "outside /root" in result.stderr
+
+
+def _write_csv(path: Path, rows: list[dict], encoding: str = "utf-8") -> None:
+    with path.open("w", newline="", encoding=encoding) as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_run_against_a_server(tmp_path: Path, live_server) -> None:
+    catalog = products(300, "c")
+    items = [{"sku": f"i{n}", "title": r["name"].upper()} for n, r in enumerate(catalog)]
+    _write_csv(tmp_path / "catalog.csv", catalog)
+    _write_csv(tmp_path / "items.csv", items, encoding="cp1252")
+    out = tmp_path / "out.csv"
+    result = subprocess.run(
+        [
+            CHUNKMATCH,
+            "run",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--catalog",
+            str(tmp_path / "catalog.csv"),
+            "--item-id",
+            "sku",
+            "--item-fields",
+            "title",
+            "--encoding",
+            "cp1252",
+            "--chunk-size",
+            "50",
+            "--out",
+            str(out),
+            "--server",
+            live_server.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "100.0%" in result.stderr and "ETA" in result.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) >= 290
+    assert all(r["catalog_id"] == "c" + r["item_id"][1:] for r in rows)
+
+
+def test_run_reports_a_clear_error(tmp_path: Path, live_server) -> None:
+    _write_csv(tmp_path / "a.csv", [{"id": "1", "label": "x"}])
+    result = subprocess.run(
+        [
+            CHUNKMATCH,
+            "run",
+            "--items",
+            str(tmp_path / "a.csv"),
+            "--catalog",
+            str(tmp_path / "a.csv"),
+            "--server",
+            live_server.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "itemFields" in result.stderr

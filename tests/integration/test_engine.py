@@ -1,0 +1,141 @@
+"""The chunk engine and store against a real PostgreSQL: leases, reclaim, CAS commits, caching."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from service.catalog_index import IndexCache
+from service.engine import Engine
+from service.models import Project
+from service.stages import resolve_job
+from service.store import Store, to_json_text
+
+
+async def _project(store: Store, n_items: int = 50, n_catalog: int = 50) -> Project:
+    project = await store.create_project("engine test")
+    pid = uuid.UUID(project.id)
+    catalog = [
+        (f"c{i}", to_json_text({"id": f"c{i}", "name": f"Widget model WX{i:04d} blue"}))
+        for i in range(n_catalog)
+    ]
+    items = [
+        (f"i{i}", to_json_text({"id": f"i{i}", "name": f"widget WX{i:04d} (blue)"}))
+        for i in range(n_items)
+    ]
+    await store.upload_records(pid, "catalog", catalog, ["id", "name"])
+    await store.upload_records(pid, "items", items, ["id", "name"])
+    return await store.get_project(pid)
+
+
+async def _job(store: Store, project: Project, chunk_size: int = 10):
+    stages, config = resolve_job("enhanced", {"chunkSize": chunk_size}, project)
+    return await store.create_job(
+        uuid.UUID(project.id),
+        job_type="enhanced",
+        config=config,
+        stages=stages,
+        stage_name="Enhanced Matching",
+        chunk_size=chunk_size,
+    )
+
+
+async def test_a_lost_lease_commits_nothing_and_the_chunk_is_reclaimed(store: Store) -> None:
+    project = await _project(store)
+    job = await _job(store, project)
+    job_id = uuid.UUID(job.id)
+    first = await store.claim_chunk(job_id, owner="driver-a", lease_seconds=0.2)
+    assert first.chunk is not None and (first.chunk.ord_from, first.chunk.ord_to) == (0, 10)
+
+    # driver-a stalls past its lease; driver-b's claim reclaims the same range
+    await asyncio.sleep(0.3)  # time itself is the subject here
+    second = await store.claim_chunk(job_id, owner="driver-b", lease_seconds=30)
+    assert second.chunk.seq == first.chunk.seq
+    assert (second.chunk.ord_from, second.chunk.ord_to) == (0, 10)
+
+    stale = await store.commit_chunk(first.chunk, project.id, [("i0", "c0", 0.9, "fuzzy", "x")])
+    assert stale is None  # compare-and-set on the lease refused driver-a
+    fresh = await store.commit_chunk(second.chunk, project.id, [("i1", "c1", 0.9, "fuzzy", "y")])
+    assert fresh.processed_items == 10 and fresh.matches_found == 1
+    page = await store.job_matches(fresh, after_id=0, limit=10)
+    assert [m.item_id for m in page] == ["i1"]
+
+
+async def test_claims_hand_out_disjoint_ranges_then_busy_then_complete(store: Store) -> None:
+    project = await _project(store, n_items=25)
+    job_id = uuid.UUID((await _job(store, project)).id)
+    claims = [await store.claim_chunk(job_id, owner=f"d{k}", lease_seconds=30) for k in range(3)]
+    assert [(c.chunk.ord_from, c.chunk.ord_to) for c in claims] == [(0, 10), (10, 20), (20, 25)]
+    busy = await store.claim_chunk(job_id, owner="late", lease_seconds=30)
+    assert busy.chunk is None and busy.busy
+    for c in reversed(claims):  # commit order does not matter
+        job = await store.commit_chunk(c.chunk, project.id, [])
+    assert job.status == "completed" and job.processed_items == 25
+    assert job.progress_percentage == 100
+
+
+async def test_engine_matches_and_rebuilds_the_index_when_the_catalog_changes(
+    store: Store,
+) -> None:
+    project = await _project(store, n_items=20, n_catalog=20)
+    cache = IndexCache(max_entries=2)
+    engine = Engine(store, cache, lease_seconds=30)
+    job_id = uuid.UUID((await _job(store, project)).id)
+    outcome = await engine.process_next_chunk(job_id)
+    assert outcome.processed == 10 and outcome.new_matches == 10
+    (key,) = cache._entries
+    # a catalog upload bumps the version: the next chunk uses a new index
+    await store.upload_records(
+        uuid.UUID(project.id),
+        "catalog",
+        [("c99", to_json_text({"id": "c99", "name": "Gadget"}))],
+        ["id", "name"],
+    )
+    outcome = await engine.process_next_chunk(job_id)
+    assert outcome.job.status == "completed"
+    (new_key,) = cache._entries
+    assert new_key[1] == key[1] + 1
+
+
+async def test_a_failing_stage_fails_the_job_with_its_error(store: Store) -> None:
+    project = await _project(store, n_items=5)
+    job_id = uuid.UUID((await _job(store, project)).id)
+
+    class BrokenCache(IndexCache):
+        async def get(self, key, load):
+            raise RuntimeError("index exploded")
+
+    outcome = await Engine(store, BrokenCache(max_entries=1), lease_seconds=30).process_next_chunk(
+        job_id
+    )
+    assert outcome.job.status == "failed"
+    assert "index exploded" in outcome.job.error
+    assert "failed" in outcome.message
+
+
+@pytest.mark.parametrize("drivers", [6])
+async def test_parallel_engines_process_each_item_once(store: Store, drivers: int) -> None:
+    project = await _project(store, n_items=200, n_catalog=200)
+    job_id = uuid.UUID((await _job(store, project, chunk_size=7)).id)
+    engines = [Engine(store, IndexCache(max_entries=1), lease_seconds=30) for _ in range(drivers)]
+
+    async def drive(engine: Engine) -> None:
+        for _ in range(500):
+            outcome = await engine.process_next_chunk(job_id)
+            if outcome.job.status == "completed":
+                return
+            if outcome.processed == 0:
+                await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(drive(e) for e in engines))
+    job = await store.get_job(job_id)
+    assert job.processed_items == job.total_items == 200
+    matches = []
+    after = 0
+    while page := await store.job_matches(job, after_id=after, limit=100):
+        matches += page
+        after = page[-1].id
+    assert len(matches) == job.matches_found
+    assert len({m.item_id for m in matches}) == len(matches)

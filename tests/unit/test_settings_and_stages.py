@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from service.exceptions import ConfigurationError, ValidationError
+from service.models import Project
+from service.settings import Settings
+from service.stages import resolve_job
+
+
+def test_settings_defaults_and_casts() -> None:
+    s = Settings.from_env({})
+    assert (s.host, s.port, s.lease_seconds, s.database_url) == ("127.0.0.1", 8000, 30.0, None)
+    s = Settings.from_env(
+        {"PORT": "9000", "JOB_LEASE_SECONDS": "10", "DATABASE_URL": "postgres://x"}
+    )
+    assert (s.port, s.lease_seconds, s.database_url) == (9000, 10.0, "postgres://x")
+
+
+@pytest.mark.parametrize("env", [{"PORT": "eighty"}, {"JOB_LEASE_SECONDS": "0"}, {"PORT": "-1"}])
+def test_malformed_settings_say_which(env: dict) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(env))):
+        Settings.from_env(env)
+
+
+def _project(items=("id", "title"), catalog=("id", "name", "brand")) -> Project:
+    return Project("p", "p", datetime.now(UTC), tuple(catalog), tuple(items))
+
+
+def test_resolve_job_defaults_fields_to_name_else_title() -> None:
+    stages, config = resolve_job("enhanced", None, _project())
+    assert stages == ("enhanced",)
+    assert config["itemFields"] == ["title"] and config["catalogFields"] == ["name"]
+    assert 0 < config["threshold"] < 1 and config["chunkSize"] > 100
+
+
+def test_resolve_job_rejects_unavailable_stages_by_name() -> None:
+    with pytest.raises(ValidationError, match="AI Matching"):
+        resolve_job("full", None, _project())
