@@ -21,7 +21,7 @@ from matching.ranking import RETRIEVAL_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, MatchResult
 from matching.scoring import describe_signals
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.55
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair."""
 
 DEFAULT_CANDIDATES = RETRIEVAL_CANDIDATES

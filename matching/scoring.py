@@ -1,11 +1,14 @@
-"""The evidence about a candidate pair and the model that turns it into a 0..1 score.
+"""The evidence about a candidate pair and the rule that turns it into a 0..1 score.
 
-The score is a logistic model over the signals of :class:`PairSignals`: the
-probability-like chance that the pair is the item's true match. Coefficients
-were fitted once (``benchmarks/fit_scoring.py``) on candidate pairs of the three
-benchmark sets pooled; they are fixed defaults, not tuned per data set. The
-*margin* signals compare a candidate with the item's best other candidate, which
-is what separates the one right record from its near-identical siblings.
+The score starts from the *text similarity*, a weighted mean of similarity
+signals (so identical texts score 1.0), and is then moved by evidence:
+
+- a shared model code closes part of the gap to 1.0; clashing codes scale it down;
+- clashing numbers (``500gb`` vs ``750gb``) scale it down;
+- a clear lead over the item's best other candidate (the *margin*) raises it a
+  little, a deficit lowers it: a match should stand out from its siblings.
+
+The constants are fixed defaults, the same for every data set.
 """
 
 from __future__ import annotations
@@ -25,7 +28,16 @@ TEXT_WEIGHTS = {
     "partial": 0.10,
 }
 
-# Logistic model: score = 1 / (1 + exp(-(INTERCEPT + sum(COEFFICIENTS[f] * feature f)))).
+# A shared model code closes this share of the gap to 1.0; a clash of codes or
+# of numbers scales the score down by these factors.
+CODE_AGREEMENT_GAIN = 0.5
+CODE_CONFLICT_FACTOR = 0.75
+NUMBER_CONFLICT_FACTOR = 0.9
+# Score added per unit of cosine margin over the best other candidate, and the
+# largest margin (either sign) that counts.
+MARGIN_WEIGHT = 0.5
+MAX_MARGIN = 0.2
+
 FEATURES = (
     "char_cosine",
     "word_cosine",
@@ -38,8 +50,6 @@ FEATURES = (
     "char_margin",
     "word_margin",
 )
-COEFFICIENTS = np.array([4.0, 3.0, 2.0, 1.0, 1.0, 1.5, -1.5, 1.0, 4.0, 3.0])
-INTERCEPT = -7.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,17 +124,19 @@ class SignalTable:
 
     def scores(self) -> np.ndarray:
         """The 0..1 match score of every pair."""
-        return logistic(self.features() @ COEFFICIENTS + INTERCEPT)
+        score = self.text_similarity()
+        code = np.asarray(self.code_agreement)
+        score = np.where(code > 0, score + (1.0 - score) * CODE_AGREEMENT_GAIN, score)
+        score = np.where(code < 0, score * CODE_CONFLICT_FACTOR, score)
+        score = score * (NUMBER_CONFLICT_FACTOR + (1.0 - NUMBER_CONFLICT_FACTOR) * self.number_agreement)
+        margin = np.clip((self.char_margin + self.word_margin) / 2.0, -MAX_MARGIN, MAX_MARGIN)
+        return np.clip(score + MARGIN_WEIGHT * margin * score, 0.0, 1.0)
 
     def pair(self, position: int) -> PairSignals:
         """The signals of one pair."""
         values: list[Any] = [float(getattr(self, f.name)[position]) for f in fields(PairSignals)]
         values[5] = int(values[5])
         return PairSignals(*values)
-
-
-def logistic(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
 
 def combine_signals(signals: PairSignals) -> float:

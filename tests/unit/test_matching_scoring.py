@@ -7,13 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from matching.normalise import normalise_text
-from matching.scoring import (
-    PairSignals,
-    SignalTable,
+from matching.scoring import PairSignals, SignalTable, combine_signals, describe_signals
+from matching.similarity import (
     code_agreement,
     codes_agree,
-    combine_signals,
-    describe_signals,
     number_agreement,
     partial_similarity,
     token_set_similarity,
@@ -86,12 +83,26 @@ def test_number_agreement_symmetric_and_bounded(a: frozenset[str], b: frozenset[
     assert number_agreement(a, a) == 1.0
 
 
-@given(unit, unit, unit, unit, unit, st.sampled_from([-1, 0, 1]), unit)
+margins = st.floats(min_value=-1.0, max_value=1.0)
+
+
+@given(unit, unit, unit, unit, unit, st.sampled_from([-1, 0, 1]), unit, margins, margins)
 def test_combined_score_within_unit_interval(
-    c: float, w: float, ts: float, so: float, p: float, code: int, num: float
+    c: float, w: float, ts: float, so: float, p: float, code: int, num: float, m1: float, m2: float
 ) -> None:
-    score = combine_signals(PairSignals(c, w, ts, so, p, code, num))
+    score = combine_signals(PairSignals(c, w, ts, so, p, code, num, m1, m2))
     assert 0.0 <= score <= 1.0
+
+
+@given(unit, unit, unit, unit, unit, st.sampled_from([-1, 0, 1]), unit, margins)
+def test_combined_score_rises_with_similarity_and_margin(
+    c: float, w: float, ts: float, so: float, p: float, code: int, num: float, m: float
+) -> None:
+    base = combine_signals(PairSignals(c, w, ts, so, p, code, num, m, m))
+    better_text = combine_signals(PairSignals(1.0, 1.0, 1.0, 1.0, 1.0, code, num, m, m))
+    clearer_lead = combine_signals(PairSignals(c, w, ts, so, p, code, num, 1.0, 1.0))
+    assert better_text >= base - 1e-12
+    assert clearer_lead >= base - 1e-12
 
 
 def test_combined_score_orders_evidence() -> None:
@@ -106,9 +117,9 @@ def test_combined_score_orders_evidence() -> None:
 
 
 def test_signal_table_matches_scalar_scoring() -> None:
-    pairs = [PairSignals(0.7, 0.6, 0.8, 0.7, 0.9, code, 0.5) for code in (-1, 0, 1)]
-    table = SignalTable(
-        *(np.array([getattr(p, f) for p in pairs], dtype=float) for f in PairSignals.__slots__)
-    )
+    pairs = [PairSignals(0.7, 0.6, 0.8, 0.7, 0.9, code, 0.5, 0.1, -0.1) for code in (-1, 0, 1)]
+    table = SignalTable.from_pairs(pairs)
+    assert len(table) == 3
     assert np.allclose(table.scores(), [combine_signals(p) for p in pairs])
     assert table.pair(2) == pairs[2]
+    assert table.features().shape == (3, 10)

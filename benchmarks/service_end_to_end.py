@@ -1,0 +1,198 @@
+"""End-to-end figures through the real service: quality and throughput of `enhanced` jobs.
+
+Starts `chunkmatch serve` as a subprocess (embedded PostgreSQL in a temporary folder, or
+DATABASE_URL when set), uploads the data over HTTP, creates a job and drives it with
+back-to-back `/process` calls, exactly as a client would. Prints:
+
+- quality: precision / recall / F1 against the gold pairs of each benchmark set
+  (default settings: no threshold or field tuning beyond the data README's field choice);
+- throughput: items/s from job create to completed on a synthetic N x N set, hit@1,
+  per-chunk time of the first and last chunks, and the server's peak memory (VmHWM).
+
+    .venv/bin/python benchmarks/service_end_to_end.py quality
+    .venv/bin/python benchmarks/service_end_to_end.py throughput --n 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from datasets import ABT_BUY, ALL_SETS, DATA_DIR, read_rows  # noqa: E402
+from synthetic import make_synthetic  # noqa: E402
+
+CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
+
+
+@contextlib.contextmanager
+def server() -> Iterator[tuple[str, int]]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data_dir = tempfile.mkdtemp(prefix="chunkmatch-bench-")
+    env = dict(os.environ, CHUNKMATCH_DATA_DIR=data_dir, CHUNKMATCH_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen([CHUNKMATCH, "serve", "--port", str(port)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("the server did not start")
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def check(r: httpx.Response) -> dict:
+    if r.status_code >= 400:
+        raise SystemExit(f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:500]}")
+    return r.json()
+
+
+def upload_rows(client: httpx.Client, project_id: str, kind: str, rows: list[dict]) -> float:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    started = time.perf_counter()
+    check(
+        client.post(
+            f"/api/projects/{project_id}/{kind}",
+            content=buf.getvalue().encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+    )
+    return time.perf_counter() - started
+
+
+def run_job(client: httpx.Client, project_id: str, config: dict) -> tuple[dict, float, list[float]]:
+    started = time.perf_counter()
+    job = check(
+        client.post(
+            "/api/jobs/create",
+            json={"projectId": project_id, "jobType": "enhanced", "config": config},
+        )
+    )["job"]
+    call_times = []
+    while job["status"] in ("pending", "processing"):
+        t = time.perf_counter()
+        job = check(client.post(f"/api/jobs/{job['id']}/process"))["job"]
+        call_times.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    if job["status"] != "completed":
+        raise SystemExit(f"job ended {job['status']}: {job['error']}")
+    return job, elapsed, call_times
+
+
+def all_matches(client: httpx.Client, job_id: str) -> dict[str, str]:
+    r = client.get(f"/api/jobs/{job_id}/matches", params={"format": "csv"})
+    return {row["item_id"]: row["catalog_id"] for row in csv.DictReader(io.StringIO(r.text))}
+
+
+def quality(args: argparse.Namespace) -> None:
+    sets = ALL_SETS if args.all else (ABT_BUY,) + tuple(s for s in ALL_SETS if s is not ABT_BUY)
+    with server() as (url, _pid), httpx.Client(base_url=url, timeout=600) as client:
+        print(f"{'set':34s} {'P':>6s} {'R':>6s} {'F1':>6s} {'items':>6s} {'s':>6s}")
+        for spec in sets:
+            folder = DATA_DIR / spec.folder
+            project_id = check(client.post("/api/projects", json={"name": spec.name}))["project"][
+                "id"
+            ]
+            upload_rows(client, project_id, "catalog", read_rows(folder / spec.catalog_file))
+            items = read_rows(folder / spec.items_file)
+            upload_rows(client, project_id, "items", items)
+            config = {
+                "itemFields": list(spec.item_fields),
+                "catalogFields": list(spec.catalog_fields),
+            }
+            job, elapsed, _ = run_job(client, project_id, config)
+            predicted = set(all_matches(client, job["id"]).items())
+            gold_rows = read_rows(folder / spec.gold_file)
+            left, right = list(gold_rows[0])
+            gold = {(g[left], g[right]) for g in gold_rows}
+            tp = len(predicted & gold)
+            p = tp / len(predicted) if predicted else 0.0
+            r = tp / len(gold)
+            f1 = 2 * p * r / (p + r) if p + r else 0.0
+            print(f"{spec.name:34s} {p:6.3f} {r:6.3f} {f1:6.3f} {len(items):6d} {elapsed:6.2f}")
+
+
+def throughput(args: argparse.Namespace) -> None:
+    catalog, items, gold = make_synthetic(args.n, args.n, seed=args.seed)
+    with server() as (url, pid), httpx.Client(base_url=url, timeout=600) as client:
+        project_id = check(client.post("/api/projects", json={"name": "bench"}))["project"]["id"]
+        t_cat = upload_rows(client, project_id, "catalog", catalog)
+        t_items = upload_rows(client, project_id, "items", items)
+        config = {"chunkSize": args.chunk_size} if args.chunk_size else {}
+        job, elapsed, calls = run_job(client, project_id, config)
+        predicted = all_matches(client, job["id"])
+        matchable = [i for i, c in gold.items() if c is not None]
+        hit1 = sum(predicted.get(i) == gold[i] for i in matchable) / len(matchable)
+        false_pos = sum(1 for i, c in gold.items() if c is None and i in predicted)
+        unmatchable = sum(1 for c in gold.values() if c is None)
+        print(
+            f"catalog {args.n:,} x items {args.n:,}: upload catalog {t_cat:.2f}s, items {t_items:.2f}s"
+        )
+        print(
+            f"job: {len(calls)} chunks of {job['chunkSize']}, create->completed {elapsed:.2f}s "
+            f"= {job['totalItems'] / elapsed:,.0f} items/s end to end"
+        )
+        print(
+            f"first chunk call (incl. index build) {calls[0] * 1000:.0f} ms; "
+            f"second {calls[1] * 1000 if len(calls) > 1 else float('nan'):.0f} ms; "
+            f"last {calls[-1] * 1000:.0f} ms"
+        )
+        print(
+            f"hit@1 {hit1:.3f} over {len(matchable):,} matchable items; "
+            f"false matches on {false_pos}/{unmatchable} unmatchable items"
+        )
+        print(f"server peak memory (VmHWM) {peak_rss_mb(pid):,.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--all", action="store_true")
+    q.set_defaults(fn=quality)
+    t = sub.add_parser("throughput")
+    t.add_argument("--n", type=int, default=20000)
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--chunk-size", type=int)
+    t.set_defaults(fn=throughput)
+    args = parser.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
