@@ -86,17 +86,16 @@ class NgramRetriever:
         """Split queries into their rare terms and the few common terms a query must keep."""
         df = self.document_frequency[queries.indices]
         rare = df <= self.max_postings
-        rare_counts = np.add.reduceat(rare.astype(np.int64), queries.indptr[:-1]) if queries.nnz else None
         lengths = np.diff(queries.indptr)
+        row_of_entry = np.repeat(np.arange(queries.shape[0]), lengths)
+        rare_counts = np.bincount(row_of_entry[rare], minlength=queries.shape[0])
         keep_common = np.zeros(queries.nnz, dtype=bool)
-        if rare_counts is not None:
-            rare_counts[lengths == 0] = 0
-            for row in np.flatnonzero(rare_counts < np.minimum(MIN_QUERY_TERMS, lengths)):
-                lo, hi = queries.indptr[row], queries.indptr[row + 1]
-                need = MIN_QUERY_TERMS - int(rare_counts[row])
-                common_positions = lo + np.flatnonzero(~rare[lo:hi])
-                rarest = common_positions[np.argsort(df[common_positions], kind="stable")[:need]]
-                keep_common[rarest] = True
+        for row in np.flatnonzero(rare_counts < np.minimum(MIN_QUERY_TERMS, lengths)):
+            lo, hi = queries.indptr[row], queries.indptr[row + 1]
+            need = MIN_QUERY_TERMS - int(rare_counts[row])
+            common_positions = lo + np.flatnonzero(~rare[lo:hi])
+            rarest = common_positions[np.argsort(df[common_positions], kind="stable")[:need]]
+            keep_common[rarest] = True
         rare_part = sp.csr_matrix(
             (queries.data[rare], queries.indices[rare], _indptr_after_mask(queries, rare)),
             shape=queries.shape,

@@ -144,7 +144,7 @@ def combine_signals(signals: PairSignals) -> float:
 
     >>> strong = PairSignals(0.95, 0.9, 1.0, 0.95, 1.0, 1, 1.0, 0.4, 0.4)
     >>> weak = PairSignals(0.3, 0.2, 0.5, 0.4, 0.5, -1, 0.0, -0.2, -0.1)
-    >>> combine_signals(strong) > 0.9 > 0.1 > combine_signals(weak)
+    >>> combine_signals(strong) > 0.9 > 0.3 > combine_signals(weak)
     True
     """
     return float(SignalTable.from_pairs([signals]).scores()[0])

@@ -112,8 +112,11 @@ class CharNgramVectoriser:
         """Vectorise ``texts`` against the fitted vocabulary."""
         docs, keys = char_ngram_keys(texts)
         cols = np.searchsorted(self.vocabulary, keys)
-        np.minimum(cols, len(self.vocabulary) - 1, out=cols)
-        known = self.vocabulary[cols] == keys
+        if len(self.vocabulary):
+            np.minimum(cols, len(self.vocabulary) - 1, out=cols)
+            known = self.vocabulary[cols] == keys
+        else:
+            known = np.zeros(len(keys), dtype=bool)
         counts = _csr_from_pairs(docs[known], cols[known], len(texts), len(self.vocabulary))
         extra = _unseen_sq_norm(docs[~known], keys[~known], len(texts), self.unseen_idf)
         return _weight_and_normalise(counts, self.idf, extra)
