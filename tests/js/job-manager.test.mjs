@@ -195,6 +195,28 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     watcher.cleanup();
   });
 
+  test('two managers can drive the same job together', async () => {
+    const project = await createProjectWithData('two-drivers');
+    const first = new JobManager({ baseUrl: SERVER_URL, pollIntervalMs: 200 });
+    const second = new JobManager({ baseUrl: SERVER_URL, pollIntervalMs: 200 });
+    /** @type {Promise<any>|undefined} */
+    let helping;
+    const seen = [];
+    const driven = await first.startJob(
+      project.id,
+      'enhanced',
+      (job) => {
+        helping ??= second.drive(job.id, (j) => seen.push(j));
+      },
+      { config: { chunkSize: 10 } },
+    );
+    const helped = await helping;
+    assert.equal(driven.status, 'completed');
+    assert.equal(helped.status, 'completed');
+    assert.equal(helped.processedItems, 120);
+    assert.ok(isNonDecreasing(seen.map((j) => j.processedItems)));
+  });
+
   test('cancel stops a running job and the driver rejects', async () => {
     const project = await createProjectWithData('cancel');
     const driver = new JobManager({ baseUrl: SERVER_URL });
