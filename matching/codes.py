@@ -14,8 +14,9 @@ from matching.normalise import fold_text, normalise_text
 
 MIN_CODE_LENGTH = 4
 
-# Split on anything that is not a word character or a code joiner.
-_CODE_SPLIT = re.compile(r"[^\w\-/.]+|_+")
+# Tokens (word characters and code joiners) that contain a digit: the only ones
+# that can be codes, found in one pass so digit-free words cost nothing.
+_DIGIT_TOKEN = re.compile(r"[^\W_]*(?:[\-/.]+[^\W_]*)*?\d[^\W_]*(?:[\-/.]+[^\W_]*)*")
 _JOINERS = re.compile(r"[\-/.]+")
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
@@ -54,9 +55,7 @@ def extract_codes(text: str) -> frozenset[str]:
     ['am53bk']
     """
     found: set[str] = set()
-    for raw in _CODE_SPLIT.split(fold_text(text)):
-        if not raw:
-            continue
+    for raw in _DIGIT_TOKEN.findall(fold_text(text)):
         token = _JOINERS.sub("", raw)
         if is_model_code(token):
             found.add(token)
@@ -72,4 +71,13 @@ def extract_numbers(text: str) -> frozenset[str]:
     >>> sorted(extract_numbers("Seagate 500GB 7200 RPM drive"))
     ['500gb', '7200']
     """
-    return frozenset(t for t in normalise_text(text).split() if _HAS_DIGIT.search(t))
+    return numbers_in_key(normalise_text(text))
+
+
+def numbers_in_key(key: str) -> frozenset[str]:
+    """:func:`extract_numbers` for text that is already normalised.
+
+    >>> sorted(numbers_in_key("sony kdl 46xbr9 46 lcd"))
+    ['46', '46xbr9']
+    """
+    return frozenset(t for t in key.split() if _HAS_DIGIT.search(t))

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from rapidfuzz import fuzz, process
 
-from matching.codes import extract_codes, extract_numbers
+from matching.codes import extract_codes, numbers_in_key
 from matching.retrieval import NgramRetriever
 from matching.scoring import SignalTable
 from matching.similarity import code_agreement, number_agreement
@@ -75,7 +75,7 @@ class CandidateScorer:
         return cls(
             keys=keys,
             codes=[frozenset(c for c in cs if c in signal_frequency) for cs in codes],
-            numbers=[extract_numbers(key) for key in keys],
+            numbers=[numbers_in_key(key) for key in keys],
             code_frequency=signal_frequency,
             char=char,
             char_matrix=char_matrix,
@@ -113,7 +113,7 @@ class CandidateScorer:
             frozenset(c for c in extract_codes(t) if self.code_frequency.get(c, 0) <= MAX_SIGNAL_CODE_FREQUENCY)
             for t in texts
         ]
-        item_numbers = [extract_numbers(k) for k in keys]
+        item_numbers = [numbers_in_key(k) for k in keys]
         left = [keys[i] for i in items.tolist()]
         right = [self.keys[r] for r in rows.tolist()]
         code = np.zeros(len(rows), dtype=np.int8)

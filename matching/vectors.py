@@ -100,8 +100,11 @@ class CharNgramVectoriser:
     def fit(cls, texts: Sequence[str]) -> tuple[CharNgramVectoriser, sp.csr_matrix]:
         """Fit on ``texts`` and return the vectoriser with their matrix."""
         docs, keys = char_ngram_keys(texts)
-        vocabulary, cols = np.unique(keys, return_inverse=True)
-        counts = _csr_from_pairs(docs, cols.ravel(), len(texts), len(vocabulary))
+        # unique + searchsorted is several times faster than unique(return_inverse=True),
+        # which argsorts every n-gram.
+        vocabulary = np.unique(keys)
+        cols = np.searchsorted(vocabulary, keys)
+        counts = _csr_from_pairs(docs, cols, len(texts), len(vocabulary))
         df = np.bincount(counts.indices, minlength=len(vocabulary))
         idf = _idf(df, len(texts))
         unseen = float(_idf(np.zeros(1), len(texts))[0])

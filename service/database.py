@@ -18,6 +18,7 @@ import asyncpg
 import psutil
 
 from service.exceptions import ConfigurationError
+from service.store import queries
 
 logger = logging.getLogger("chunkmatch.database")
 
@@ -96,26 +97,20 @@ def _migration_files() -> list[tuple[int, str, str]]:
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply the migrations this database has not seen yet; return their names."""
     applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+    await conn.execute(queries["lock_migrations"], MIGRATION_LOCK_ID)
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        await conn.execute(queries["create_migrations_table"])
+        done = {r["version"] for r in await conn.fetch(queries["applied_migrations"])}
         for number, name, sql in _migration_files():
             if number in done:
                 continue
             async with conn.transaction():
                 await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", number, name
-                )
+                await conn.execute(queries["record_migration"], number, name)
             applied.append(name)
             logger.info("applied migration %s", name)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+        await conn.execute(queries["unlock_migrations"], MIGRATION_LOCK_ID)
     return applied
 
 

@@ -291,3 +291,27 @@ LEFT JOIN catalog_records c ON c.project_id = m.project_id AND c.record_id = m.c
 WHERE m.job_id = $1 AND m.id > $2
 ORDER BY m.id
 LIMIT $3;
+
+-- lock_migrations --
+-- One migrating process at a time.
+SELECT pg_advisory_lock($1);
+
+-- unlock_migrations --
+-- Let the next process migrate (it will find nothing to do).
+SELECT pg_advisory_unlock($1);
+
+-- create_migrations_table --
+-- Which numbered migrations this database has seen.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- applied_migrations --
+-- Versions already applied.
+SELECT version FROM schema_migrations;
+
+-- record_migration --
+-- Remember an applied migration.
+INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
