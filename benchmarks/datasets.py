@@ -1,4 +1,4 @@
-"""Loaders for the Leipzig entity-matching benchmark sets in /work/shared/data.
+"""Loaders for the Leipzig entity-matching benchmark sets in ../shared/data (beside the repository).
 
 Each :class:`BenchmarkSet` names the item and catalog files, their id columns and
 the fields matched; ``load`` reads them (Windows-1252, as the data README says)
@@ -8,13 +8,13 @@ and returns the rows as ``(id, text)`` plus the gold pairs.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from matching import compose_text
 
-DATA_DIR = Path(os.environ.get("CHUNKMATCH_DATA_DIR", "/work/shared/data"))
+# the shared folder beside the repository (as in CI: a fresh clone with shared/ beside it)
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 ENCODING = "cp1252"
 
 
@@ -30,21 +30,40 @@ class BenchmarkSet:
 
 
 ABT_BUY = BenchmarkSet(
-    "Abt-Buy", "Abt-Buy", "Abt.csv", "Buy.csv", "abt_buy_perfectMapping.csv",
-    ("name",), ("name", "manufacturer"),
+    "Abt-Buy",
+    "Abt-Buy",
+    "Abt.csv",
+    "Buy.csv",
+    "abt_buy_perfectMapping.csv",
+    ("name",),
+    ("name", "manufacturer"),
 )
 ABT_BUY_STANDARD = BenchmarkSet(
-    "Abt-Buy (standard fields)", "Abt-Buy", "Abt.csv", "Buy.csv", "abt_buy_perfectMapping.csv",
-    ("name", "description"), ("name", "manufacturer", "description"),
+    "Abt-Buy (standard fields)",
+    "Abt-Buy",
+    "Abt.csv",
+    "Buy.csv",
+    "abt_buy_perfectMapping.csv",
+    ("name", "description"),
+    ("name", "manufacturer", "description"),
 )
 AMAZON_GOOGLE = BenchmarkSet(
-    "Amazon-Google", "Amazon-GoogleProducts", "Amazon.csv", "GoogleProducts.csv",
+    "Amazon-Google",
+    "Amazon-GoogleProducts",
+    "Amazon.csv",
+    "GoogleProducts.csv",
     "Amzon_GoogleProducts_perfectMapping.csv",
-    ("title", "manufacturer"), ("name", "manufacturer"),
+    ("title", "manufacturer"),
+    ("name", "manufacturer"),
 )
 DBLP_ACM = BenchmarkSet(
-    "DBLP-ACM", "DBLP-ACM", "DBLP2.csv", "ACM.csv", "DBLP-ACM_perfectMapping.csv",
-    ("title", "authors", "venue", "year"), ("title", "authors", "venue", "year"),
+    "DBLP-ACM",
+    "DBLP-ACM",
+    "DBLP2.csv",
+    "ACM.csv",
+    "DBLP-ACM_perfectMapping.csv",
+    ("title", "authors", "venue", "year"),
+    ("title", "authors", "venue", "year"),
 )
 ALL_SETS = (ABT_BUY, AMAZON_GOOGLE, DBLP_ACM, ABT_BUY_STANDARD)
 

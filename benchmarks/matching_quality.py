@@ -51,7 +51,9 @@ def main() -> None:
         if args.sweep:
             line = []
             for t in [x / 20 for x in range(6, 19)]:
-                line.append(f"{t:.2f}:{precision_recall_f1([x for x in results if x.score >= t], gold)[2]:.3f}")
+                line.append(
+                    f"{t:.2f}:{precision_recall_f1([x for x in results if x.score >= t], gold)[2]:.3f}"
+                )
             print("   ", " ".join(line))
 
 

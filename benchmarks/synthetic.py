@@ -33,8 +33,25 @@ _SEED_COLUMNS = (
     ("DBLP-ACM/ACM.csv", "title"),
 )
 _VARIANT_WORDS = (
-    "II", "III", "Plus", "Pro", "Mini", "XL", "Black", "White", "Silver", "Red", "Blue",
-    "2-Pack", "Kit", "Bundle", "Deluxe", "Refurbished", "Wireless", "HD", "Edition 2",
+    "II",
+    "III",
+    "Plus",
+    "Pro",
+    "Mini",
+    "XL",
+    "Black",
+    "White",
+    "Silver",
+    "Red",
+    "Blue",
+    "2-Pack",
+    "Kit",
+    "Bundle",
+    "Deluxe",
+    "Refurbished",
+    "Wireless",
+    "HD",
+    "Edition 2",
 )
 _DIGITS = re.compile(r"\d+")
 
@@ -113,8 +130,9 @@ def make_synthetic(
     seeds = seed_titles()
     rng.shuffle(seeds)
     n_unmatched = int(n_items * UNMATCHED_SHARE)
-    held_out = seeds[:n_unmatched]
-    base = seeds[n_unmatched:][:n_catalog]
+    # At most a tenth of the seed titles are held out; unmatched items reuse them.
+    held_out = seeds[: min(n_unmatched, len(seeds) // 10)]
+    base = seeds[len(held_out) :][:n_catalog]
     titles = list(base)
     taken = {t.lower() for t in titles} | {t.lower() for t in held_out}
     attempts = 0

@@ -1,5 +1,20 @@
 """chunkmatch's pure matching library: normalisation, codes, scorers and the catalog index.
 
+Build a :class:`CatalogIndex` once per catalog version, then call
+:meth:`CatalogIndex.match` on chunks of items (from several threads if wanted).
+Each item goes through three stages, each on what the earlier left unmatched:
+
+1. ``exact``: equal normalised text (:func:`normalise_text`);
+2. ``code``: a model code (:func:`extract_codes`) found in exactly one catalog
+   record, confirmed by text similarity;
+3. ``fuzzy``: character-trigram TF-IDF retrieval, then a score (0..1) from
+   n-gram and word cosines, RapidFuzz token scorers, code and number agreement
+   and the lead over the next candidate; accepted at ``DEFAULT_THRESHOLD``.
+
+No I/O happens here. Modules: ``normalise``, ``codes``,
+``vectors``, ``retrieval``, ``similarity``, ``scoring``, ``ranking``, ``index``,
+``results``, ``records`` and ``exceptions``.
+
 >>> from matching import CatalogIndex
 >>> index = CatalogIndex.build([("b1", "Linksys EtherFast EZXS88W Ethernet Switch")])
 >>> index.match([("a1", "Linksys EZXS88W 8-port switch")])[0].catalog_id

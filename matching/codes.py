@@ -2,8 +2,10 @@
 
 A *model code* is an alphanumeric token that mixes letters and digits and is at
 least four characters long once the joiners ``-``, ``/`` and ``.`` are removed
-(``DSC-W120`` -> ``dscw120``). Quantities with a unit (``500GB``, ``1080p``,
-``2.4GHz``) and dimensions (``1920x1080``) are not codes.
+(``DSC-W120`` -> ``dscw120``), or a run of at least six digits (part numbers and
+UPCs such as ``010-10609-00``). Quantities with a unit (``500GB``, ``1080p``,
+``2.4GHz``), counted words (``2-Line``, ``8-Port``) and dimensions
+(``1920x1080``) are not codes.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import re
 from matching.normalise import fold_text, normalise_text
 
 MIN_CODE_LENGTH = 4
+MIN_DIGIT_CODE_LENGTH = 6
 
-# Tokens (word characters and code joiners) that contain a digit: the only ones
-# that can be codes, found in one pass so digit-free words cost nothing.
-_DIGIT_TOKEN = re.compile(r"[^\W_]*(?:[\-/.]+[^\W_]*)*?\d[^\W_]*(?:[\-/.]+[^\W_]*)*")
+# Runs of letters, digits and code joiners (no underscore): the code candidates.
+_CODE_TOKEN = re.compile(r"(?:[^\W_]|[\-/.])+")
 _JOINERS = re.compile(r"[\-/.]+")
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
@@ -29,6 +31,7 @@ _UNITS = (
 )
 _QUANTITY = re.compile(rf"^\d+(?:{_UNITS})$")
 _DIMENSION = re.compile(r"^\d+(?:x\d+)+(?:[a-z]{0,3})$")
+_COUNTED_WORD = re.compile(r"^\d+[\-/.][^\W\d_]+$")
 
 
 def is_model_code(token: str) -> bool:
@@ -38,9 +41,13 @@ def is_model_code(token: str) -> bool:
     (True, False, False)
     >>> is_model_code("1920x1080"), is_model_code("abc"), is_model_code("2727b001")
     (False, False, True)
+    >>> is_model_code("2007"), is_model_code("0101060900")
+    (False, True)
     """
     if len(token) < MIN_CODE_LENGTH:
         return False
+    if token.isdigit():
+        return len(token) >= MIN_DIGIT_CODE_LENGTH
     if not (_HAS_DIGIT.search(token) and _HAS_LETTER.search(token)):
         return False
     return not (_QUANTITY.match(token) or _DIMENSION.match(token))
@@ -53,22 +60,26 @@ def extract_codes(text: str) -> frozenset[str]:
     ['dscw120']
     >>> sorted(extract_codes("Bose Acoustimass 5 Series III - AM53BK/ 200 Watts"))
     ['am53bk']
+    >>> sorted(extract_codes("Panasonic 2-Line Phone KX-TS208W, Garmin 010-10609-00"))
+    ['0101060900', 'kxts208w']
     """
     found: set[str] = set()
-    for raw in _DIGIT_TOKEN.findall(fold_text(text)):
-        token = _JOINERS.sub("", raw)
+    for raw in _CODE_TOKEN.findall(fold_text(text)):
+        if len(raw) < MIN_CODE_LENGTH or raw.isalpha() or _COUNTED_WORD.match(raw):
+            continue
+        token = _JOINERS.sub("", raw.strip("-/."))
         if is_model_code(token):
             found.add(token)
     return frozenset(found)
 
 
 def extract_numbers(text: str) -> frozenset[str]:
-    """Return the normalised tokens of ``text`` that contain a digit.
+    """Return the numbers and quantities among the normalised tokens of ``text``.
 
-    These include quantities such as ``500gb`` that are not model codes but
-    still separate sibling products.
+    Quantities such as ``500gb`` are not model codes but still separate sibling
+    products; tokens mixing letters and digits otherwise are left to the codes.
 
-    >>> sorted(extract_numbers("Seagate 500GB 7200 RPM drive"))
+    >>> sorted(extract_numbers("Seagate 500GB 7200 RPM drive KX-TS208W"))
     ['500gb', '7200']
     """
     return numbers_in_key(normalise_text(text))
@@ -77,7 +88,9 @@ def extract_numbers(text: str) -> frozenset[str]:
 def numbers_in_key(key: str) -> frozenset[str]:
     """:func:`extract_numbers` for text that is already normalised.
 
-    >>> sorted(numbers_in_key("sony kdl 46xbr9 46 lcd"))
-    ['46', '46xbr9']
+    >>> sorted(numbers_in_key("sony kdl 46xbr9 46 lcd 1080p"))
+    ['1080p', '46']
     """
-    return frozenset(t for t in key.split() if _HAS_DIGIT.search(t))
+    return frozenset(
+        t for t in key.split() if not t.isalpha() and (t.isdigit() or _QUANTITY.match(t))
+    )

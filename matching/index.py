@@ -17,14 +17,14 @@ from matching.exceptions import (
     InvalidThresholdError,
 )
 from matching.normalise import normalise_text
-from matching.ranking import RETRIEVAL_CANDIDATES, CandidateScorer, ScoredPairs
+from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, MatchResult
 from matching.scoring import describe_signals
 
 DEFAULT_THRESHOLD = 0.55
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair."""
 
-DEFAULT_CANDIDATES = RETRIEVAL_CANDIDATES
+DEFAULT_CANDIDATES = 10
 """Default number of candidates returned by :meth:`CatalogIndex.candidates`."""
 
 CODE_CONFIRM_MIN_SIMILARITY = 0.4
@@ -68,12 +68,13 @@ class CatalogIndex:
         if len(set(ids)) != len(ids):
             duplicate = next(i for i, n in Counter(ids).items() if n > 1)
             raise DuplicateCatalogIdError(f"catalog id {duplicate!r} occurs more than once")
-        keys = [normalise_text(text) for _, text in records]
+        texts = [_as_text(text) for _, text in records]
+        keys = [normalise_text(text) for text in texts]
         exact_rows: dict[str, int] = {}
         for row, key in enumerate(keys):
             if key:
                 exact_rows.setdefault(key, row)
-        codes = [extract_codes(text) for _, text in records]
+        codes = [extract_codes(text) for text in texts]
         frequency = Counter(code for cs in codes for code in cs)
         code_rows = {c: row for row, cs in enumerate(codes) for c in cs if frequency[c] == 1}
         scorer = CandidateScorer.build(keys, codes) if records else None
@@ -116,7 +117,8 @@ class CatalogIndex:
         if self._scorer is None or not items:
             return []
         results: list[MatchResult | None] = [None] * len(items)
-        keys = [normalise_text(text) for _, text in items]
+        item_texts = [_as_text(text) for _, text in items]
+        keys = [normalise_text(text) for text in item_texts]
         pending: list[int] = []
         for position, key in enumerate(keys):
             row = self._exact_rows.get(key) if key else None
@@ -128,8 +130,10 @@ class CatalogIndex:
                 results[position] = MatchResult(item_id, self._ids[row], 1.0, METHOD_EXACT, reason)
         for start in range(0, len(pending), _BATCH_ROWS):
             batch = pending[start : start + _BATCH_ROWS]
-            texts = [items[p][1] for p in batch]
-            for position, ranked in zip(batch, self._rank(texts, [keys[p] for p in batch], 1), strict=True):
+            texts = [item_texts[p] for p in batch]
+            for position, ranked in zip(
+                batch, self._rank(texts, [keys[p] for p in batch], 1), strict=True
+            ):
                 if not ranked:
                     continue
                 row, score, method, reason = ranked[0]
@@ -151,6 +155,7 @@ class CatalogIndex:
             raise InvalidArgumentError(f"k must be at least 1, got {k!r}")
         if self._scorer is None:
             return []
+        text = _as_text(text)
         key = normalise_text(text)
         exact = self._exact_rows.get(key) if key else None
         ranked = self._rank([text], [key], max(k, DEFAULT_CANDIDATES))[0]
@@ -160,8 +165,8 @@ class CatalogIndex:
         out.sort(key=lambda pair: -pair[1])
         return out
 
-    def _unique_code_row(self, text: str) -> int | None:
-        rows = {self._code_rows[c] for c in extract_codes(text) if c in self._code_rows}
+    def _unique_code_row(self, codes: frozenset[str]) -> int | None:
+        rows = {self._code_rows[c] for c in codes if c in self._code_rows}
         return rows.pop() if len(rows) == 1 else None
 
     def _rank(
@@ -173,13 +178,19 @@ class CatalogIndex:
         goes first (method ``code``) when the texts are similar enough.
         """
         assert self._scorer is not None
-        code_rows = [self._unique_code_row(t) for t in texts]
-        pairs: ScoredPairs = self._scorer.score(texts, keys, code_rows, shortlist=max(keep, 5))
+        codes = [extract_codes(t) for t in texts]
+        code_rows = [self._unique_code_row(c) for c in codes]
+        pairs: ScoredPairs = self._scorer.score(
+            keys, codes, code_rows, shortlist=max(keep, RERANK_CANDIDATES)
+        )
         out: list[list[tuple[int, float, str, str]]] = []
         for i, positions in enumerate(pairs.by_item(len(texts))):
             code_row = code_rows[i]
             code_at = next((p for p in positions if pairs.rows[p] == code_row), None)
-            if code_at is not None and pairs.text_similarity[code_at] >= CODE_CONFIRM_MIN_SIMILARITY:
+            if (
+                code_at is not None
+                and pairs.text_similarity[code_at] >= CODE_CONFIRM_MIN_SIMILARITY
+            ):
                 positions.remove(code_at)
                 positions.insert(0, code_at)
             else:
@@ -189,9 +200,17 @@ class CatalogIndex:
                 signals = pairs.signals.pair(p)
                 if p == code_at:
                     method = METHOD_CODE
-                    reason = "model code unique in catalog; " + describe_signals(signals)
+                    code = min(c for c in codes[i] if self._code_rows.get(c) == code_row)
+                    reason = describe_signals(signals, matched_code=code)
                 else:
                     method, reason = METHOD_FUZZY, describe_signals(signals)
                 ranked.append((int(pairs.rows[p]), float(pairs.scores[p]), method, reason))
             out.append(ranked)
         return out
+
+
+def _as_text(value: object) -> str:
+    """Texts should be ``str``; ``None`` counts as empty and other scalars are ``str()``-ed."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else str(value)

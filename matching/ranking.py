@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +18,24 @@ import numpy as np
 import scipy.sparse as sp
 from rapidfuzz import fuzz, process
 
-from matching.codes import extract_codes, numbers_in_key
+from matching.codes import numbers_in_key
 from matching.retrieval import NgramRetriever
 from matching.scoring import SignalTable
 from matching.similarity import code_agreement, number_agreement
-from matching.vectors import CharNgramVectoriser, WordVectoriser, rowwise_cosine
+from matching.vectors import CharNgramVectoriser, WordVectoriser, freeze, rowwise_cosine
 
-RETRIEVAL_CANDIDATES = 10
+RETRIEVAL_CANDIDATES = 30
 """Catalog records retrieved per item by n-gram cosine."""
 
 RERANK_CANDIDATES = 5
 """Retrieved records per item scored with every signal (the best by n-gram + word cosine)."""
+
+FUZZY_LEAD_TOKENS = 12
+"""Tokens at the start of each text that the RapidFuzz scorers compare.
+
+Composed texts put the name first; long descriptions after it would make the
+edit-distance scorers slow and dilute them, while the cosines still see them.
+"""
 
 MAX_SIGNAL_CODE_FREQUENCY = 3
 """A code in more catalog records than this is a family name, not evidence."""
@@ -56,8 +63,9 @@ class CandidateScorer:
     """The catalog side of fuzzy matching, immutable once built."""
 
     keys: list[str]
-    codes: list[frozenset[str]]
-    numbers: list[frozenset[str]]
+    # Per-row codes and numbers as tuples: a frozenset costs 216 bytes even when tiny.
+    codes: list[tuple[str, ...]]
+    numbers: list[tuple[str, ...]]
     code_frequency: dict[str, int]
     char: CharNgramVectoriser
     char_matrix: sp.csr_matrix
@@ -72,16 +80,19 @@ class CandidateScorer:
         signal_frequency = {c: n for c, n in frequency.items() if n <= MAX_SIGNAL_CODE_FREQUENCY}
         char, char_matrix = CharNgramVectoriser.fit(keys)
         words, word_matrix = WordVectoriser.fit(keys)
+        retriever = NgramRetriever.build(char_matrix)
+        for array in (char.vocabulary, char.idf, words.idf, retriever.document_frequency):
+            array.flags.writeable = False
         return cls(
             keys=keys,
-            codes=[frozenset(c for c in cs if c in signal_frequency) for cs in codes],
-            numbers=[numbers_in_key(key) for key in keys],
+            codes=[_compact(c for c in cs if c in signal_frequency) for cs in codes],
+            numbers=[_compact(numbers_in_key(key)) for key in keys],
             code_frequency=signal_frequency,
             char=char,
-            char_matrix=char_matrix,
-            retriever=NgramRetriever.build(char_matrix),
+            char_matrix=freeze(char_matrix),
+            retriever=retriever,
             words=words,
-            word_matrix=word_matrix,
+            word_matrix=freeze(word_matrix),
         )
 
     @property
@@ -92,30 +103,37 @@ class CandidateScorer:
         total += sum(sys.getsizeof(s) for s in self.keys)
         total += sum(sys.getsizeof(c) for c in self.codes if c)
         total += sum(sys.getsizeof(n) for n in self.numbers if n)
+        total += sum(sys.getsizeof(t) for c in self.codes for t in c)
         total += 3 * sys.getsizeof(self.keys) + 100 * len(self.code_frequency)
         return int(total)
 
     def score(
         self,
-        texts: Sequence[str],
         keys: Sequence[str],
+        codes: Sequence[frozenset[str]],
         forced_rows: Sequence[int | None],
         *,
         shortlist: int = RERANK_CANDIDATES,
     ) -> ScoredPairs:
-        """Score the candidates of each item; ``forced_rows[i]`` is always among item i's."""
+        """Score the candidates of each item.
+
+        ``keys`` are the items' normalised texts, ``codes`` their model codes (see
+        :func:`~matching.codes.extract_codes`); ``forced_rows[i]``, when not None,
+        is always among item i's candidates.
+        """
         item_chars = self.char.transform(keys)
         item_words = self.words.transform(keys)
         items, rows, char_cos, word_cos = self._shortlist(
             item_chars, item_words, forced_rows, shortlist
         )
+        frequency = self.code_frequency
         item_codes = [
-            frozenset(c for c in extract_codes(t) if self.code_frequency.get(c, 0) <= MAX_SIGNAL_CODE_FREQUENCY)
-            for t in texts
+            frozenset(c for c in cs if frequency.get(c, 0) <= MAX_SIGNAL_CODE_FREQUENCY)
+            for cs in codes
         ]
         item_numbers = [numbers_in_key(k) for k in keys]
-        left = [keys[i] for i in items.tolist()]
-        right = [self.keys[r] for r in rows.tolist()]
+        left = [_lead(keys[i]) for i in items.tolist()]
+        right = [_lead(self.keys[r]) for r in rows.tolist()]
         code = np.zeros(len(rows), dtype=np.int8)
         numbers = np.ones(len(rows))
         for n, (i, r) in enumerate(zip(items.tolist(), rows.tolist(), strict=True)):
@@ -149,7 +167,6 @@ class CandidateScorer:
         """
         pair_items: list[int] = []
         pair_rows: list[int] = []
-        is_forced: list[bool] = []
         retrieved = self.retriever.top_k(item_chars, k=max(size, RETRIEVAL_CANDIDATES))
         for i, (rows, _) in enumerate(retrieved):
             forced = forced_rows[i]
@@ -157,21 +174,37 @@ class CandidateScorer:
                 rows = [*rows, forced]
             pair_rows.extend(rows)
             pair_items.extend([i] * len(rows))
-            is_forced.extend(r == forced for r in rows)
         items = np.asarray(pair_items, dtype=np.int64)
         rows_arr = np.asarray(pair_rows, dtype=np.int64)
         if not len(rows_arr):
             empty = np.zeros(0)
             return items, rows_arr, empty, empty
+        forced_of_item = np.array([-1 if f is None else f for f in forced_rows], dtype=np.int64)
+        is_forced = rows_arr == forced_of_item[items]
         char_cos = np.minimum(rowwise_cosine(item_chars[items], self.char_matrix[rows_arr]), 1.0)
         word_cos = np.minimum(rowwise_cosine(item_words[items], self.word_matrix[rows_arr]), 1.0)
         priority = char_cos + word_cos
-        priority[np.asarray(is_forced)] = np.inf
+        priority[is_forced] = np.inf
         order = np.lexsort((rows_arr, -priority, items))
         sorted_items = items[order]
         rank = np.arange(len(order)) - np.searchsorted(sorted_items, sorted_items)
         chosen = np.sort(order[rank < size])
         return items[chosen], rows_arr[chosen], char_cos[chosen], word_cos[chosen]
+
+
+_EMPTY: tuple[str, ...] = ()
+
+
+def _lead(key: str) -> str:
+    """The first :data:`FUZZY_LEAD_TOKENS` tokens of a normalised text."""
+    if key.count(" ") < FUZZY_LEAD_TOKENS:
+        return key
+    return " ".join(key.split(" ", FUZZY_LEAD_TOKENS)[:FUZZY_LEAD_TOKENS])
+
+
+def _compact(values: Iterable[str]) -> tuple[str, ...]:
+    """A sorted tuple of distinct values, sharing one empty tuple."""
+    return tuple(sorted(set(values))) or _EMPTY
 
 
 def _margin(items: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Candidate retrieval: the top-k catalog rows per query by sparse n-gram dot product.
 
-Frequent n-grams (in more than ``max_postings`` catalog records) carry little
-weight but most of the cost of a sparse product, so they are left out of the
-retrieval matrix; a query keeps at least its ``min_query_terms`` rarest n-grams
+Frequent n-grams (in more than ``max_postings`` catalog records, see
+:func:`postings_cap`) carry little weight but most of the cost of a sparse
+product, so they are left out of the retrieval matrix; a query keeps at least its ``min_query_terms`` rarest n-grams
 so that short, common titles still retrieve something. The retrieval score is
 therefore a lower bound of the cosine; callers re-score the candidates exactly.
 """
@@ -14,8 +14,26 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-DEFAULT_MAX_POSTINGS = 500
-"""Longest posting list used for retrieval (catalog records sharing one n-gram)."""
+from matching.vectors import freeze
+
+MIN_POSTINGS_CAP = 250
+MAX_POSTINGS_CAP = 800
+POSTINGS_CAP_SHARE = 0.008
+"""Bounds and catalog share of the longest posting list used for retrieval."""
+
+
+def postings_cap(n_records: int) -> int:
+    """Longest posting list (catalog records sharing one n-gram) used for retrieval.
+
+    Grows with the catalog, within bounds: large catalogs have large families of
+    near-identical records whose distinguishing n-grams are not rare.
+
+    >>> postings_cap(1_000), postings_cap(50_000), postings_cap(1_000_000)
+    (250, 400, 800)
+    """
+    share = int(POSTINGS_CAP_SHARE * n_records)
+    return max(MIN_POSTINGS_CAP, min(MAX_POSTINGS_CAP, share))
+
 
 MIN_QUERY_TERMS = 4
 """A query keeps at least this many of its rarest n-grams, however common."""
@@ -37,9 +55,10 @@ class NgramRetriever:
     max_postings: int
 
     @classmethod
-    def build(
-        cls, matrix: sp.csr_matrix, *, max_postings: int = DEFAULT_MAX_POSTINGS
-    ) -> NgramRetriever:
+    def build(cls, matrix: sp.csr_matrix, *, max_postings: int | None = None) -> NgramRetriever:
+        """Index the rows of ``matrix``; ``max_postings`` defaults to :func:`postings_cap`."""
+        if max_postings is None:
+            max_postings = postings_cap(matrix.shape[0])
         df = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int32)
         frequent = df > max_postings
         keep = ~frequent[matrix.indices]
@@ -47,13 +66,15 @@ class NgramRetriever:
             (matrix.data[keep], matrix.indices[keep], _indptr_after_mask(matrix, keep)),
             shape=matrix.shape,
         )
-        return cls(matrix, rare.T.tocsr(), df, max_postings)
+        return cls(matrix, freeze(rare.T.tocsr()), df, max_postings)
 
     @property
     def nbytes(self) -> int:
         """Bytes held beyond the shared catalog matrix."""
         p = self.postings
-        return int(self.document_frequency.nbytes + p.data.nbytes + p.indices.nbytes + p.indptr.nbytes)
+        return int(
+            self.document_frequency.nbytes + p.data.nbytes + p.indices.nbytes + p.indptr.nbytes
+        )
 
     def top_k(self, queries: sp.csr_matrix, *, k: int) -> list[tuple[list[int], list[float]]]:
         """For each query row, up to ``k`` ``(rows, scores)`` with the highest retrieval score."""

@@ -95,7 +95,10 @@ class SignalTable:
     @classmethod
     def from_pairs(cls, pairs: list[PairSignals]) -> SignalTable:
         return cls(
-            *(np.array([getattr(p, f.name) for p in pairs], dtype=float) for f in fields(PairSignals))
+            *(
+                np.array([getattr(p, f.name) for p in pairs], dtype=float)
+                for f in fields(PairSignals)
+            )
         )
 
     def __len__(self) -> int:
@@ -128,7 +131,9 @@ class SignalTable:
         code = np.asarray(self.code_agreement)
         score = np.where(code > 0, score + (1.0 - score) * CODE_AGREEMENT_GAIN, score)
         score = np.where(code < 0, score * CODE_CONFLICT_FACTOR, score)
-        score = score * (NUMBER_CONFLICT_FACTOR + (1.0 - NUMBER_CONFLICT_FACTOR) * self.number_agreement)
+        score = score * (
+            NUMBER_CONFLICT_FACTOR + (1.0 - NUMBER_CONFLICT_FACTOR) * self.number_agreement
+        )
         margin = np.clip((self.char_margin + self.word_margin) / 2.0, -MAX_MARGIN, MAX_MARGIN)
         return np.clip(score + MARGIN_WEIGHT * margin * score, 0.0, 1.0)
 
@@ -150,14 +155,18 @@ def combine_signals(signals: PairSignals) -> float:
     return float(SignalTable.from_pairs([signals]).scores()[0])
 
 
-def describe_signals(signals: PairSignals) -> str:
+def describe_signals(signals: PairSignals, *, matched_code: str | None = None) -> str:
     """A short human-readable account of the decisive signals.
 
     >>> describe_signals(PairSignals(0.9, 0.8, 0.95, 0.9, 0.9, 1, 1.0))
     'name similarity 0.89; model code agrees'
+    >>> describe_signals(PairSignals(0.9, 0.8, 0.95, 0.9, 0.9, 1, 1.0), matched_code="dscw120")
+    'model code DSCW120 matched; name similarity 0.89'
     """
     parts = [f"name similarity {signals.text_similarity:.2f}"]
-    if signals.code_agreement > 0:
+    if matched_code is not None:
+        parts.insert(0, f"model code {matched_code.upper()} matched")
+    elif signals.code_agreement > 0:
         parts.append("model code agrees")
     elif signals.code_agreement < 0:
         parts.append("model codes differ")

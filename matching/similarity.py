@@ -7,11 +7,18 @@ says otherwise.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
+
 from rapidfuzz import fuzz
 
 # Codes shorter than this must be equal to agree; longer ones may contain each
 # other (``kdl46xbr9`` vs ``kdl46xbr9b``, a colour suffix).
 MIN_CONTAINED_CODE_LENGTH = 5
+# Codes also agree when they share a prefix this long and covering this share of
+# the shorter code (``mmv4205bt`` vs ``mmv4205baq``: regional suffixes).
+MIN_SHARED_PREFIX = 6
+MIN_SHARED_PREFIX_SHARE = 0.75
 
 
 def token_set_similarity(a: str, b: str) -> float:
@@ -49,15 +56,21 @@ def codes_agree(a: str, b: str) -> bool:
 
     >>> codes_agree("kdl46xbr9", "kdl46xbr9b"), codes_agree("w120", "w130")
     (True, False)
+    >>> codes_agree("mmv4205bt", "mmv4205baq"), codes_agree("dscw120", "dscw130")
+    (True, False)
     """
     if a == b:
         return True
-    if min(len(a), len(b)) < MIN_CONTAINED_CODE_LENGTH:
+    shorter = min(len(a), len(b))
+    if shorter < MIN_CONTAINED_CODE_LENGTH:
         return False
-    return a in b or b in a
+    if a in b or b in a:
+        return True
+    prefix = len(os.path.commonprefix([a, b]))
+    return prefix >= MIN_SHARED_PREFIX and prefix >= MIN_SHARED_PREFIX_SHARE * shorter
 
 
-def code_agreement(a: frozenset[str], b: frozenset[str]) -> int:
+def code_agreement(a: Collection[str], b: Collection[str]) -> int:
     """``1`` if the code sets share a code, ``-1`` if both have codes but none agree, else ``0``.
 
     >>> code_agreement(frozenset({"dscw120"}), frozenset({"dscw120"}))
@@ -69,14 +82,14 @@ def code_agreement(a: frozenset[str], b: frozenset[str]) -> int:
     """
     if not a or not b:
         return 0
-    if not a.isdisjoint(b):
+    if not frozenset(a).isdisjoint(b):
         return 1
     if any(codes_agree(x, y) for x in a for y in b):
         return 1
     return -1
 
 
-def number_agreement(a: frozenset[str], b: frozenset[str]) -> float:
+def number_agreement(a: Collection[str], b: Collection[str]) -> float:
     """Overlap of number tokens: ``|a & b| / min(|a|, |b|)``, or ``1.0`` when either is empty.
 
     >>> number_agreement(frozenset({"500gb", "7200"}), frozenset({"500gb"}))
@@ -86,6 +99,4 @@ def number_agreement(a: frozenset[str], b: frozenset[str]) -> float:
     """
     if not a or not b:
         return 1.0
-    return len(a & b) / min(len(a), len(b))
-
-
+    return len(frozenset(a).intersection(b)) / min(len(a), len(b))

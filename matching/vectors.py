@@ -22,9 +22,7 @@ NGRAM_SIZE = 3
 _BITS_PER_CHAR = 21
 
 
-def _csr_from_pairs(
-    rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int
-) -> sp.csr_matrix:
+def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
     """Count (row, col) pairs into a CSR matrix of term frequencies."""
     data = np.ones(len(rows), dtype=np.float32)
     matrix = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols), dtype=np.float32)
@@ -155,20 +153,15 @@ class WordVectoriser:
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> tuple[WordVectoriser, sp.csr_matrix]:
-        vocabulary: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        for row, text in enumerate(texts):
-            for word in text.split():
-                col = vocabulary.setdefault(word, len(vocabulary))
-                rows.append(row)
-                cols.append(col)
-        counts = _csr_from_pairs(
-            np.asarray(rows, dtype=np.int64),
-            np.asarray(cols, dtype=np.int64),
-            len(texts),
-            len(vocabulary),
+        words_per_text = [text.split() for text in texts]
+        all_words = [word for words in words_per_text for word in words]
+        vocabulary = {word: n for n, word in enumerate(dict.fromkeys(all_words))}
+        cols = np.fromiter(
+            map(vocabulary.__getitem__, all_words), dtype=np.int64, count=len(all_words)
         )
+        lengths = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(texts))
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        counts = _csr_from_pairs(rows, cols, len(texts), len(vocabulary))
         df = np.bincount(counts.indices, minlength=len(vocabulary))
         idf = _idf(df, len(texts))
         unseen = float(_idf(np.zeros(1), len(texts))[0])
@@ -203,6 +196,21 @@ class WordVectoriser:
     def nbytes(self) -> int:
         # A dict entry with a short str key costs roughly 100 bytes.
         return int(self.idf.nbytes + 100 * len(self.vocabulary))
+
+
+def freeze(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Put ``matrix`` in canonical form and make its arrays read-only.
+
+    SciPy caches "canonical format" checks on first use and may sort indices in
+    place; doing that once here, then locking the arrays, keeps a shared index
+    free of writes when several threads read it.
+    """
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    _ = matrix.has_canonical_format
+    for array in (matrix.data, matrix.indices, matrix.indptr):
+        array.flags.writeable = False
+    return matrix
 
 
 def rowwise_cosine(left: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:

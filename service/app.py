@@ -22,9 +22,13 @@ from service.routes.jobs import (
     JobCreate,
     JobDetail,
     JobMatches,
+    JobPause,
     JobProcess,
+    JobResume,
+    JobRetry,
     Jobs,
 )
+from service.routes.operations import JobsCleanup, JobsCron, JobsStatus
 from service.routes.projects import CatalogUpload, ItemsUpload, ProjectDetail, Projects
 from service.settings import Settings
 from service.store import Store
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     store,
                     IndexCache(max_entries=settings.index_cache_size),
                     lease_seconds=settings.lease_seconds,
+                    retry_base_seconds=settings.retry_base_seconds,
+                    retry_max_seconds=settings.retry_max_seconds,
                 )
                 logger.info(
                     "chunkmatch ready (%s)", "embedded PostgreSQL" if embedded else "DATABASE_URL"
@@ -79,9 +85,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/projects/{project_id}/items", ItemsUpload),
         Route("/api/jobs", Jobs),
         Route("/api/jobs/create", JobCreate),
+        Route("/api/jobs/process", JobsCron),
+        Route("/api/jobs/status", JobsStatus),
+        Route("/api/jobs/cleanup", JobsCleanup),
         Route("/api/jobs/{job_id}", JobDetail),
         Route("/api/jobs/{job_id}/process", JobProcess),
         Route("/api/jobs/{job_id}/cancel", JobCancel),
+        Route("/api/jobs/{job_id}/pause", JobPause),
+        Route("/api/jobs/{job_id}/resume", JobResume),
+        Route("/api/jobs/{job_id}/retry", JobRetry),
         Route("/api/jobs/{job_id}/matches", JobMatches),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]

@@ -1,19 +1,23 @@
 """The chunk engine: claim a chunk → run the job's stage on it → commit matches and progress.
 
-Every step's truth is in PostgreSQL: a driver holds a chunk only through its lease, and
-its results count only if the compare-and-set commit finds the lease still its own.
+Every step's truth is in PostgreSQL: a driver holds a chunk only through its lease (renewed
+while the chunk runs), and its results count only if the compare-and-set commit finds the
+lease still its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import random
 import socket
 import uuid
 from dataclasses import dataclass
 
 from service.catalog_index import IndexCache
+from service.exceptions import DatabaseUnavailable
 from service.models import ChunkClaim, Job
 from service.store import Store
 
@@ -28,17 +32,33 @@ class ChunkOutcome:
     message: str
     processed: int = 0
     new_matches: int = 0
+    busy: bool = False
 
 
 def _owner() -> str:
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def retry_delay(attempt: int, *, base: float, cap: float) -> float:
+    """Exponential backoff with jitter for the ``attempt``-th consecutive failure (1-based)."""
+    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
 class Engine:
-    def __init__(self, store: Store, index_cache: IndexCache, *, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index_cache: IndexCache,
+        *,
+        lease_seconds: float,
+        retry_base_seconds: float = 2.0,
+        retry_max_seconds: float = 300.0,
+    ) -> None:
         self.store = store
         self.index_cache = index_cache
         self.lease_seconds = lease_seconds
+        self.retry_base_seconds = retry_base_seconds
+        self.retry_max_seconds = retry_max_seconds
 
     async def process_next_chunk(self, job_id: uuid.UUID) -> ChunkOutcome | None:
         """Advance ``job_id`` by exactly one chunk; ``None`` if there is no such job."""
@@ -49,23 +69,20 @@ class Engine:
             return None
         job, chunk = outcome.job, outcome.chunk
         if chunk is None:
-            if outcome.busy:
-                return ChunkOutcome(
-                    job,
-                    "Every remaining chunk is being processed by another driver; "
-                    "poll the job or try again shortly",
-                )
-            return ChunkOutcome(job, f"Job is {job.status}; nothing to process")
+            return ChunkOutcome(job, _idle_message(job, busy=outcome.busy), busy=outcome.busy)
+        renewer = asyncio.create_task(self._keep_lease(chunk))
         try:
             matches = await self._run_stage(job, chunk)
-        except asyncio.CancelledError:
-            await asyncio.shield(self.store.release_chunk(chunk))
+        except (asyncio.CancelledError, DatabaseUnavailable):
+            # not the job's fault: give the chunk back for the next driver
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release_chunk(chunk))
             raise
-        except Exception as exc:  # a bug or bad data in a stage: fail the job, say why
+        except Exception as exc:  # a bug, bad data or a provider gave up: retry the job later
             logger.exception("chunk %s of job %s failed", chunk.seq, job.id)
-            await self.store.release_chunk(chunk)
-            failed = await self.store.fail_job(job.id, f"{type(exc).__name__}: {exc}")
-            return ChunkOutcome(failed or job, f"Chunk {chunk.seq} failed: {exc}")
+            return await self._chunk_failed(job, chunk, exc)
+        finally:
+            renewer.cancel()
         committed = await self.store.commit_chunk(chunk, job.project_id, matches)
         if committed is None:
             current = await self.store.get_job(job_id)
@@ -88,6 +105,37 @@ class Engine:
             message += "; job completed"
         return ChunkOutcome(committed, message, chunk.size, len(matches))
 
+    async def _chunk_failed(self, job: Job, chunk: ChunkClaim, exc: Exception) -> ChunkOutcome:
+        await self.store.release_chunk(chunk)
+        error = f"{type(exc).__name__}: {exc}"
+        delay = retry_delay(
+            job.attempts + 1, base=self.retry_base_seconds, cap=self.retry_max_seconds
+        )
+        updated = await self.store.record_chunk_error(job.id, error, retry_in_seconds=delay)
+        if updated is None:
+            updated = await self.store.get_job(uuid.UUID(job.id)) or job
+        if updated.status == "failed":
+            message = (
+                f"Chunk {chunk.seq} failed ({error}); job failed after {updated.attempts} attempts"
+            )
+        else:
+            message = (
+                f"Chunk {chunk.seq} failed ({error}); attempt {updated.attempts} of "
+                f"{updated.max_attempts}, retrying in {delay:.1f}s"
+            )
+        return ChunkOutcome(updated, message)
+
+    async def _keep_lease(self, chunk: ChunkClaim) -> None:
+        """Renew the chunk's lease every third of its length while the chunk runs."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                if not await self.store.renew_lease(chunk, lease_seconds=self.lease_seconds):
+                    logger.warning("chunk %s of job %s lost its lease", chunk.seq, chunk.job_id)
+                    return
+            except DatabaseUnavailable:
+                logger.warning("could not renew the lease of chunk %s: database down", chunk.seq)
+
     async def _run_stage(
         self, job: Job, chunk: ChunkClaim
     ) -> list[tuple[str, str, float, str, str]]:
@@ -105,3 +153,19 @@ class Engine:
         threshold = float(job.config["threshold"])
         results = await asyncio.to_thread(index.match, items, threshold=threshold)
         return [(r.item_id, r.catalog_id, float(r.score), r.method, r.reason) for r in results]
+
+
+def _idle_message(job: Job, *, busy: bool) -> str:
+    if busy:
+        return (
+            "Every remaining chunk is being processed by another driver; "
+            "poll the job or try again shortly"
+        )
+    if job.status == "paused":
+        return "Job is paused; resume it to continue"
+    if job.is_active and job.next_attempt_at is not None:
+        return (
+            f"Job is waiting to retry after an error ({job.error}); "
+            f"next attempt at {job.next_attempt_at.isoformat()}"
+        )
+    return f"Job is {job.status}; nothing to process"

@@ -74,3 +74,17 @@ class DatabaseUnavailable(ChunkmatchError):
 
     code = "database_unavailable"
     status = 503
+
+
+class Unauthorized(ChunkmatchError):
+    """Authentication is required."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(ChunkmatchError):
+    """This is not allowed here."""
+
+    code = "forbidden"
+    status = 403

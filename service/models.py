@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
-ACTIVE_STATUSES = ("pending", "processing")
+JOB_STATUSES = ("pending", "processing", "paused", "completed", "failed", "cancelled")
+ACTIVE_STATUSES = ("pending", "processing")  # may be advanced
+LIVE_STATUSES = ("pending", "processing", "paused")  # at most one per (project, job type)
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 
 
@@ -83,6 +84,10 @@ class Job:
     completed_at: datetime | None
     updated_at: datetime
     error: str | None
+    priority: int = 5
+    attempts: int = 0
+    max_attempts: int = 3
+    next_attempt_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -110,6 +115,10 @@ class Job:
             completed_at=row["completed_at"],
             updated_at=row["updated_at"],
             error=row["error"],
+            priority=row["priority"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            next_attempt_at=row["next_attempt_at"],
         )
 
     @property
@@ -139,6 +148,10 @@ class Job:
             "completedAt": _iso(self.completed_at),
             "updatedAt": _iso(self.updated_at),
             "error": self.error,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "maxAttempts": self.max_attempts,
+            "nextAttemptAt": _iso(self.next_attempt_at),
             "config": dict(self.config),
         }
 

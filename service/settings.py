@@ -21,6 +21,13 @@ DEFAULT_POOL_MAX_SIZE = 10
 DEFAULT_INDEX_CACHE_SIZE = 4
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 DEFAULT_DB_RETRY_AFTER_SECONDS = 5
+DEFAULT_JOB_MAX_ATTEMPTS = 3
+DEFAULT_RETRY_BASE_SECONDS = 2.0
+DEFAULT_RETRY_MAX_SECONDS = 300.0
+DEFAULT_WORKER_CONCURRENCY = 2
+DEFAULT_WORKER_POLL_SECONDS = 5.0
+DEFAULT_WORKER_GRACE_SECONDS = 20.0
+MIN_CRON_SECRET_LENGTH = 32
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -49,6 +56,17 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     return value
 
 
+def _cron_secret(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if len(raw) < MIN_CRON_SECRET_LENGTH:
+        raise ConfigurationError(
+            f"CRON_SECRET must be at least {MIN_CRON_SECRET_LENGTH} characters "
+            "(e.g. the output of `openssl rand -hex 32`)"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything chunkmatch can be configured with (see the README's table)."""
@@ -63,6 +81,14 @@ class Settings:
     max_body_bytes: int
     db_retry_after_seconds: int
     log_level: str
+    cron_secret: str | None
+    job_max_attempts: int
+    retry_base_seconds: float
+    retry_max_seconds: float
+    retention_days: int | None
+    worker_concurrency: int
+    worker_poll_seconds: float
+    worker_grace_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,4 +110,22 @@ class Settings:
                 env, "CHUNKMATCH_DB_RETRY_AFTER", DEFAULT_DB_RETRY_AFTER_SECONDS, minimum=1
             ),
             log_level=(env.get("CHUNKMATCH_LOG_LEVEL") or "INFO").upper(),
+            cron_secret=_cron_secret(env.get("CRON_SECRET")),
+            job_max_attempts=_int(env, "JOB_MAX_ATTEMPTS", DEFAULT_JOB_MAX_ATTEMPTS, minimum=1),
+            retry_base_seconds=_float(
+                env, "JOB_RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, minimum=0.0
+            ),
+            retry_max_seconds=_float(
+                env, "JOB_RETRY_MAX_SECONDS", DEFAULT_RETRY_MAX_SECONDS, minimum=0.0
+            ),
+            retention_days=_int(env, "JOB_RETENTION_DAYS", 0, minimum=0) or None,
+            worker_concurrency=_int(
+                env, "WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY, minimum=1
+            ),
+            worker_poll_seconds=_float(
+                env, "WORKER_POLL_SECONDS", DEFAULT_WORKER_POLL_SECONDS, minimum=0.05
+            ),
+            worker_grace_seconds=_float(
+                env, "WORKER_GRACE_SECONDS", DEFAULT_WORKER_GRACE_SECONDS, minimum=0.0
+            ),
         )

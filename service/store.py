@@ -7,18 +7,20 @@ description); this module runs them and hands out the frozen records of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from functools import wraps
 from importlib import resources
 from typing import Any, TypeVar
 
 import asyncpg
 
-from service.exceptions import DatabaseUnavailable
+from service.exceptions import Conflict, DatabaseUnavailable
 from service.models import ChunkClaim, ClaimOutcome, Job, MatchRow, Project, UploadResult
 
 _BLOCK = re.compile(r"^-- (\w+) --$", re.MULTILINE)
@@ -140,22 +142,39 @@ class Store:
         stages: Sequence[str],
         stage_name: str,
         chunk_size: int,
+        priority: int,
+        max_attempts: int,
     ) -> Job:
+        """A pending job over the project's currently unmatched items.
+
+        Raises :class:`Conflict` (with the existing job's id) when the project already has a
+        live job of this type.
+        """
         async with self._tx() as conn:
-            # serialise with uploads so the snapshot sees a whole upload or none of it
+            # serialise with uploads (the snapshot sees a whole upload or none of it) and
+            # with other creations for the same project
             await conn.fetchrow(queries["lock_project"], project_id)
-            job_id = await conn.fetchval(
-                queries["insert_job"],
-                project_id,
-                job_type,
-                config,
-                list(stages),
-                stage_name,
-                chunk_size,
-            )
+            existing = await conn.fetchval(queries["active_job"], project_id, job_type)
+            if existing is not None:
+                raise _active_conflict(job_type, existing)
+            try:
+                job_id = await conn.fetchval(
+                    queries["insert_job"],
+                    project_id,
+                    job_type,
+                    config,
+                    list(stages),
+                    stage_name,
+                    chunk_size,
+                    priority,
+                    max_attempts,
+                )
+            except asyncpg.UniqueViolationError as exc:  # a racing creation won
+                raise _active_conflict(job_type, None) from exc
             status = await conn.execute(queries["snapshot_job_items"], job_id, project_id)
             total = int(status.rsplit(" ", 1)[-1])
             await conn.execute(queries["set_job_total"], job_id, total)
+            await conn.execute(queries["notify_job"], str(job_id))
             return Job.from_row(await conn.fetchrow(queries["get_job"], job_id))
 
     @wrap_unavailable
@@ -170,17 +189,73 @@ class Store:
 
     @wrap_unavailable
     async def set_job_status(
-        self, job_id: uuid.UUID, status: str, *, error: str | None, completed_at: Any
+        self,
+        job_id: uuid.UUID,
+        status: str,
+        *,
+        allowed_from: Sequence[str],
+        error: str | None = None,
+        completed_at: Any = None,
+    ) -> Job | None:
+        """Move the job to ``status`` if it is in one of ``allowed_from``; else ``None``."""
+        async with self._tx() as conn:
+            try:
+                row = await conn.fetchrow(
+                    queries["set_job_status"],
+                    job_id,
+                    status,
+                    list(allowed_from),
+                    error,
+                    completed_at,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict(
+                    "the project already has a live job of this type; finish or cancel it first"
+                ) from exc
+            if row is not None and status in ("pending", "processing"):
+                await conn.execute(queries["notify_job"], str(job_id))
+            return Job.from_row(row) if row else None
+
+    @wrap_unavailable
+    async def record_chunk_error(
+        self, job_id: uuid.UUID | str, error: str, *, retry_in_seconds: float
     ) -> Job | None:
         row = await self.pool.fetchrow(
-            queries["set_job_status"], job_id, status, error, completed_at
+            queries["record_chunk_error"], _uuid(job_id), error, retry_in_seconds
         )
         return Job.from_row(row) if row else None
 
     @wrap_unavailable
-    async def fail_job(self, job_id: uuid.UUID | str, error: str) -> Job | None:
-        row = await self.pool.fetchrow(queries["fail_job"], _uuid(job_id), error)
-        return Job.from_row(row) if row else None
+    async def runnable_jobs(self, *, limit: int) -> list[uuid.UUID]:
+        return [r["id"] for r in await self.pool.fetch(queries["runnable_jobs"], limit)]
+
+    @wrap_unavailable
+    async def next_retry_at(self) -> datetime | None:
+        return await self.pool.fetchval(queries["next_retry_at"])
+
+    @wrap_unavailable
+    async def jobs_summary(self) -> dict[str, Any]:
+        row = await self.pool.fetchrow(queries["jobs_summary"])
+        return dict(row)
+
+    @wrap_unavailable
+    async def delete_finished_jobs(self, *, days_old: float) -> int:
+        return await self.pool.fetchval(queries["delete_finished_jobs"], days_old)
+
+    @wrap_unavailable
+    async def listen_for_jobs(self, on_job: Callable[[str], None]) -> asyncpg.Connection:
+        """A dedicated connection calling ``on_job(job_id)`` when a job becomes runnable."""
+        conn = await self.pool.acquire()
+
+        def callback(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            on_job(payload)
+
+        await conn.add_listener(JOBS_CHANNEL, callback)
+        return conn
+
+    async def release_listener(self, conn: asyncpg.Connection) -> None:
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn)
 
     # -- chunks ------------------------------------------------------------------------
 
@@ -191,48 +266,40 @@ class Store:
         """Lease the job's next chunk to ``owner``: an expired chunk first, else a new range.
 
         Returns ``None`` for an unknown job. ``chunk`` is ``None`` when there is nothing to
-        lease: the job is not active, or every remaining range is held by another driver
-        (``busy``). A job with nothing left to claim or commit is completed here.
+        lease: the job is not runnable (finished, paused, waiting out a retry backoff), or
+        every remaining range is held by another driver (``busy``). A job with nothing left
+        to claim or commit is completed here.
         """
-        async with self._tx() as conn:
-            row = await conn.fetchrow(queries["lock_job"], job_id)
+        async with self.pool.acquire() as conn:
+            taken = await conn.fetchrow(queries["claim_chunk"], job_id, owner, lease_seconds)
+            row = await conn.fetchrow(queries["get_job"], job_id)
             if row is None:
                 return None
             job = Job.from_row(row)
-            if not job.is_active:
-                return ClaimOutcome(job=job, chunk=None)
-            taken = await conn.fetchrow(
-                queries["reclaim_expired_chunk"], job_id, owner, lease_seconds
-            )
             if taken is not None:
                 chunk = ChunkClaim(
-                    job.id, taken["seq"], taken["stage"], taken["ord_from"], taken["ord_to"], owner
-                )
-                return ClaimOutcome(job=job, chunk=chunk)
-            if job.claimed_items < job.total_items:
-                ord_to = min(job.total_items, job.claimed_items + job.chunk_size)
-                seq = row["next_chunk_seq"]
-                await conn.execute(queries["advance_claim"], job_id, ord_to)
-                await conn.execute(
-                    queries["insert_chunk"],
-                    job_id,
-                    seq,
-                    job.current_stage,
-                    job.claimed_items,
-                    ord_to,
+                    job.id,
+                    taken["seq"],
+                    taken["stage"],
+                    taken["ord_from"],
+                    taken["ord_to"],
                     owner,
-                    lease_seconds,
-                )
-                job = Job.from_row(await conn.fetchrow(queries["get_job"], job_id))
-                chunk = ChunkClaim(
-                    job.id, seq, job.current_stage, row["claimed_items"], ord_to, owner
                 )
                 return ClaimOutcome(job=job, chunk=chunk)
-            running = await conn.fetchval(queries["count_running_chunks"], job_id)
-            if running:
+            waiting = job.next_attempt_at is not None and job.next_attempt_at > datetime.now(UTC)
+            if not job.is_active or waiting or job.claimed_items < job.total_items:
+                return ClaimOutcome(job=job, chunk=None)  # not runnable right now
+            if await conn.fetchval(queries["count_running_chunks"], job_id):
                 return ClaimOutcome(job=job, chunk=None, busy=True)
             done = await conn.fetchrow(queries["complete_empty_job"], job_id)
             return ClaimOutcome(job=Job.from_row(done) if done else job, chunk=None)
+
+    @wrap_unavailable
+    async def renew_lease(self, chunk: ChunkClaim, *, lease_seconds: float) -> bool:
+        renewed = await self.pool.fetchval(
+            queries["renew_lease"], _uuid(chunk.job_id), chunk.seq, chunk.owner, lease_seconds
+        )
+        return renewed is not None
 
     @wrap_unavailable
     async def chunk_items(
@@ -308,6 +375,18 @@ class Store:
             list(job.config.get("catalogFields", [])),
         )
         return [MatchRow.from_row(r) for r in rows]
+
+
+JOBS_CHANNEL = "chunkmatch_jobs"
+
+
+def _active_conflict(job_type: str, existing: uuid.UUID | None) -> Conflict:
+    return Conflict(
+        f"the project already has a live {job_type!r} job"
+        + (f" ({existing})" if existing else "")
+        + "; wait for it, or cancel it, before creating another",
+        details={"existingJobId": str(existing) if existing else None},
+    )
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:

@@ -127,7 +127,8 @@ async function loadProjects(selectId = state.projectId) {
   const select = /** @type {HTMLSelectElement} */ ($('project-select'));
   select.replaceChildren(element('option', { value: '' }, ['— choose a project —']));
   for (const project of projects) {
-    const label = `${project.name} · ${integer.format(project.itemCount)} items, ${integer.format(project.catalogCount)} catalog`;
+    const counts = `${integer.format(project.itemCount)} items, ${integer.format(project.catalogCount)} catalog`;
+    const label = `${project.name} · ${counts}`;
     select.append(element('option', { value: project.id }, [label]));
   }
   if (selectId && projects.some((p) => p.id === selectId)) select.value = selectId;
@@ -284,7 +285,8 @@ async function onUpload(form) {
       idField,
       encoding,
     });
-    result.textContent = `Inserted ${integer.format(counts.inserted)}, updated ${integer.format(counts.updated)} — ${integer.format(counts.total)} in total`;
+    const [inserted, updated, total] = [counts.inserted, counts.updated, counts.total].map((n) => integer.format(n));
+    result.textContent = `Inserted ${inserted}, updated ${updated} — ${total} in total`;
     result.dataset.state = 'done';
   } catch (error) {
     result.textContent = 'Upload failed.';

@@ -50,12 +50,13 @@
  * @property {string} catalogText
  *
  * @typedef {object} RetryPolicy
- * @property {number} [maxRetries]   consecutive failed attempts tolerated per request
+ * @property {number} [maxRetries]   retries of one request after its first attempt fails
  * @property {number} [baseDelayMs]  first backoff step
  * @property {number} [maxDelayMs]   cap of one backoff wait (Retry-After may exceed it up to maxRetryAfterMs)
  * @property {number} [maxRetryAfterMs]  longest Retry-After honoured
  *
  * @typedef {(job: Job) => (void|Promise<void>)} JobUpdateCallback
+ * @typedef {(info: {attempt: number, delayMs: number, error: Error}) => void} RetryCallback
  */
 
 export const TERMINAL_STATUSES = Object.freeze(['completed', 'failed', 'cancelled']);
@@ -64,7 +65,7 @@ export const DEFAULT_POLL_INTERVAL_MS = 2000;
 
 /** @type {Required<RetryPolicy>} */
 export const DEFAULT_RETRY_POLICY = Object.freeze({
-  maxRetries: 8,
+  maxRetries: 10,
   baseDelayMs: 250,
   maxDelayMs: 10_000,
   maxRetryAfterMs: 120_000,
@@ -249,7 +250,7 @@ export class ApiClient {
    * @param {string} [options.contentType]
    * @param {AbortSignal} [options.signal]
    * @param {boolean} [options.retry]  false: one attempt only
-   * @param {(info: {attempt: number, delayMs: number, error: Error}) => void} [options.onRetry]
+   * @param {RetryCallback} [options.onRetry]
    * @returns {Promise<any>} the parsed JSON answer
    */
   async request(method, path, { json, body, contentType, signal, retry = true, onRetry } = {}) {
@@ -461,7 +462,8 @@ export class JobManager {
    * between successful chunks.
    *
    * `onUpdate` is called (and awaited, if it returns a promise) with the job after
-   * creation and after every chunk. Resolves with the completed job; rejects with
+   * creation and after every chunk; an exception from it stops the loop and rejects.
+   * Resolves with the completed job; rejects with
    * JobEndedError when the job ends failed or cancelled, ApiError for a 4xx answer
    * (or a transient error that outlasted the retry policy), AbortError after cleanup()
    * or when `signal` aborts.
@@ -469,7 +471,7 @@ export class JobManager {
    * @param {string} projectId
    * @param {string} jobType
    * @param {JobUpdateCallback} [onUpdate]
-   * @param {{config?: JobConfig, signal?: AbortSignal, onRetry?: (info: {attempt: number, delayMs: number, error: Error}) => void}} [options]
+   * @param {{config?: JobConfig, signal?: AbortSignal, onRetry?: RetryCallback}} [options]
    * @returns {Promise<Job>}
    */
   async startJob(projectId, jobType, onUpdate, { config, signal, onRetry } = {}) {
@@ -484,7 +486,7 @@ export class JobManager {
    * Same contract as startJob.
    * @param {Job|string} jobOrId
    * @param {JobUpdateCallback} [onUpdate]
-   * @param {{signal?: AbortSignal, onRetry?: (info: {attempt: number, delayMs: number, error: Error}) => void}} [options]
+   * @param {{signal?: AbortSignal, onRetry?: RetryCallback}} [options]
    * @returns {Promise<Job>}
    */
   async drive(jobOrId, onUpdate, { signal, onRetry } = {}) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -13,10 +14,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from service.exceptions import Conflict, NotFound, ValidationError
 from service.inputs import body_id, path_id, query_int, read_json, read_json_object
-from service.models import ACTIVE_STATUSES, Job
+from service.models import ACTIVE_STATUSES, LIVE_STATUSES, Job
 from service.stages import STAGE_NAMES, resolve_job
 
 CSV_PAGE = 5000
+DEFAULT_PRIORITY = 5
 
 
 def _store(request: Request):
@@ -34,8 +36,13 @@ async def _job(request: Request) -> Job:
 class JobCreate(HTTPEndpoint):
     async def post(self, request: Request) -> JSONResponse:
         body = await read_json_object(
-            request, allowed={"projectId", "jobType", "config"}, required={"projectId", "jobType"}
+            request,
+            allowed={"projectId", "jobType", "config", "priority"},
+            required={"projectId", "jobType"},
         )
+        priority = body.get("priority", DEFAULT_PRIORITY)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
+            raise ValidationError("priority must be an integer from 1 (lowest) to 10 (highest)")
         project_id = body_id(body["projectId"], "projectId")
         store = _store(request)
         project = await store.get_project(project_id)
@@ -49,6 +56,8 @@ class JobCreate(HTTPEndpoint):
             stages=stages,
             stage_name=STAGE_NAMES[stages[0]],
             chunk_size=config["chunkSize"],
+            priority=priority,
+            max_attempts=request.app.state.settings.job_max_attempts,
         )
         return JSONResponse({"success": True, "job": job.to_json()}, status_code=201)
 
@@ -91,15 +100,9 @@ class JobDetail(HTTPEndpoint):
         job = await _job(request)
         if job.status == status:
             return JSONResponse({"success": True, "job": job.to_json()})
-        if job.status not in ACTIVE_STATUSES:
-            raise Conflict(f"job is already {job.status}; only an active job's status can change")
-        updated = await _store(request).set_job_status(
-            job_id=path_id(request, "job_id", "job"),
-            status=status,
-            error=error,
-            completed_at=completed_at,
+        return await _transition(
+            request, job, status, LIVE_STATUSES, error=error, completed_at=completed_at
         )
-        return JSONResponse({"success": True, "job": updated.to_json()})
 
 
 class JobProcess(HTTPEndpoint):
@@ -114,19 +117,77 @@ class JobProcess(HTTPEndpoint):
         )
 
 
+async def _transition(
+    request: Request,
+    job: Job,
+    status: str,
+    allowed_from: tuple[str, ...],
+    *,
+    error: str | None = None,
+    completed_at: datetime | None = None,
+    message: str | None = None,
+) -> JSONResponse:
+    if job.status not in allowed_from:
+        raise Conflict(
+            f"job is {job.status}; it can become {status} only from {' or '.join(allowed_from)}",
+            details={"status": job.status},
+        )
+    updated = await _store(request).set_job_status(
+        uuid.UUID(job.id),
+        status,
+        allowed_from=allowed_from,
+        error=error,
+        completed_at=completed_at,
+    )
+    if updated is None:  # it changed under us: say what it is now
+        current = await _job(request)
+        raise Conflict(f"job is now {current.status}", details={"status": current.status})
+    body = {"success": True, "job": updated.to_json()}
+    if message:
+        body["message"] = message
+    return JSONResponse(body)
+
+
 class JobCancel(HTTPEndpoint):
     async def post(self, request: Request) -> JSONResponse:
+        """Stop a job for good; takes effect before its next chunk starts."""
         job = await _job(request)
         if job.status == "cancelled":
             return JSONResponse(
                 {"success": True, "job": job.to_json(), "message": "Job was already cancelled"}
             )
-        if job.status not in ACTIVE_STATUSES:
-            raise Conflict(f"job is already {job.status}; it cannot be cancelled")
-        updated = await _store(request).set_job_status(
-            path_id(request, "job_id", "job"), "cancelled", error=None, completed_at=None
+        return await _transition(request, job, "cancelled", LIVE_STATUSES, message="Job cancelled")
+
+
+class JobPause(HTTPEndpoint):
+    async def post(self, request: Request) -> JSONResponse:
+        job = await _job(request)
+        if job.status == "paused":
+            return JSONResponse(
+                {"success": True, "job": job.to_json(), "message": "Job was already paused"}
+            )
+        return await _transition(request, job, "paused", ACTIVE_STATUSES, message="Job paused")
+
+
+class JobResume(HTTPEndpoint):
+    async def post(self, request: Request) -> JSONResponse:
+        job = await _job(request)
+        if job.is_active:
+            return JSONResponse(
+                {"success": True, "job": job.to_json(), "message": f"Job is already {job.status}"}
+            )
+        target = "processing" if job.started_at else "pending"
+        return await _transition(request, job, target, ("paused",), message="Job resumed")
+
+
+class JobRetry(HTTPEndpoint):
+    async def post(self, request: Request) -> JSONResponse:
+        """Restart a failed job from where it stopped (its committed chunks stay done)."""
+        job = await _job(request)
+        target = "processing" if job.started_at else "pending"
+        return await _transition(
+            request, job, target, ("failed",), message="Job restarted from where it stopped"
         )
-        return JSONResponse({"success": True, "job": updated.to_json(), "message": "Job cancelled"})
 
 
 def _cursor(request: Request) -> int:

@@ -74,15 +74,17 @@ SET item_columns = ARRAY(
         SELECT DISTINCT c FROM unnest(item_columns || $2::text[]) AS c ORDER BY c)
 WHERE id = $1;
 
--- count_catalog --
--- How many catalog records a project has.
-SELECT count(*) FROM catalog_records WHERE project_id = $1;
-
 -- insert_job --
 -- A new pending job (its items are added by snapshot_job_items).
-INSERT INTO matching_jobs (project_id, job_type, config, stages, current_stage_name, chunk_size)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO matching_jobs
+    (project_id, job_type, config, stages, current_stage_name, chunk_size, priority, max_attempts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id;
+
+-- active_job --
+-- The project's active job of a type, if any (one at a time).
+SELECT id FROM matching_jobs
+WHERE project_id = $1 AND job_type = $2 AND status IN ('pending', 'processing', 'paused');
 
 -- snapshot_job_items --
 -- Freeze the job's items: the project's items unmatched right now, numbered 1..n.
@@ -109,56 +111,140 @@ ORDER BY created_at DESC, id
 LIMIT $2;
 
 -- set_job_status --
--- Manual status change (PATCH): a finished status also stamps completed_at.
+-- Move a job from one of the statuses in $3 to $2 (manual change, cancel, pause, resume,
+-- retry). Finished statuses stamp completed_at; coming back to life clears the error and
+-- the retry state.
 UPDATE matching_jobs
 SET status = $2,
-    error = COALESCE($3, error),
+    error = CASE WHEN $2 IN ('pending', 'processing') THEN NULL ELSE COALESCE($4, error) END,
+    attempts = CASE WHEN $2 IN ('pending', 'processing') THEN 0 ELSE attempts END,
+    next_attempt_at = CASE WHEN $2 IN ('pending', 'processing') THEN NULL ELSE next_attempt_at END,
     completed_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled')
-                        THEN COALESCE($4, completed_at, now()) ELSE NULL END,
-    eta_seconds = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN NULL ELSE eta_seconds END,
-    estimated_completion = CASE WHEN $2 IN ('completed', 'failed', 'cancelled')
-                                THEN NULL ELSE estimated_completion END,
+                        THEN COALESCE($5, completed_at, now()) ELSE NULL END,
+    eta_seconds = CASE WHEN $2 IN ('pending', 'processing') THEN eta_seconds ELSE NULL END,
+    estimated_completion = CASE WHEN $2 IN ('pending', 'processing')
+                                THEN estimated_completion ELSE NULL END,
     updated_at = now()
-WHERE id = $1
+WHERE id = $1 AND status = ANY($3::text[])
 RETURNING *;
 
--- lock_job --
--- Take the job's row lock for the length of a claim.
-SELECT * FROM matching_jobs WHERE id = $1 FOR UPDATE;
+-- notify_job --
+-- Wake the workers: a job became runnable.
+SELECT pg_notify('chunkmatch_jobs', $1::text);
 
--- reclaim_expired_chunk --
--- Take over the oldest chunk whose driver's lease ran out (a crashed or stalled driver).
-UPDATE job_chunks
-SET lease_owner = $2,
-    lease_expires_at = now() + make_interval(secs => $3),
-    attempts = attempts + 1,
-    started_at = now()
-WHERE job_id = $1
-  AND seq = (
-      SELECT seq FROM job_chunks
-      WHERE job_id = $1 AND status = 'running' AND lease_expires_at < now()
-      ORDER BY seq
-      LIMIT 1)
-RETURNING seq, stage, ord_from, ord_to;
+-- record_chunk_error --
+-- A chunk failed unexpectedly: count the attempt, then back off until $3 seconds from now,
+-- or fail the job for good once it has used its attempts.
+UPDATE matching_jobs
+SET attempts = attempts + 1,
+    error = $2,
+    status = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE status END,
+    completed_at = CASE WHEN attempts + 1 >= max_attempts THEN now() ELSE completed_at END,
+    next_attempt_at = CASE WHEN attempts + 1 >= max_attempts THEN NULL
+                           ELSE now() + make_interval(secs => $3) END,
+    eta_seconds = CASE WHEN attempts + 1 >= max_attempts THEN NULL ELSE eta_seconds END,
+    estimated_completion = CASE WHEN attempts + 1 >= max_attempts THEN NULL
+                                ELSE estimated_completion END,
+    updated_at = now()
+WHERE id = $1 AND status IN ('pending', 'processing')
+RETURNING *;
+
+-- runnable_jobs --
+-- Jobs a server-side driver may advance now, most important first.
+SELECT id FROM matching_jobs
+WHERE status IN ('pending', 'processing')
+  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+ORDER BY priority DESC, created_at, id
+LIMIT $1;
+
+-- next_retry_at --
+-- When the earliest job waiting out a retry backoff becomes runnable.
+SELECT min(next_attempt_at) FROM matching_jobs
+WHERE status IN ('pending', 'processing') AND next_attempt_at > now();
+
+-- jobs_summary --
+-- Counts by status, oldest pending job's age, success rate, average duration.
+SELECT
+    (SELECT jsonb_object_agg(status, n)
+     FROM (SELECT status, count(*) AS n FROM matching_jobs GROUP BY status) s) AS counts,
+    (SELECT extract(epoch FROM now() - min(created_at))::float8
+     FROM matching_jobs WHERE status = 'pending') AS oldest_pending_seconds,
+    (SELECT count(*) FILTER (WHERE status = 'completed')::float8
+            / NULLIF(count(*) FILTER (WHERE status IN ('completed', 'failed')), 0)
+     FROM matching_jobs) AS success_rate,
+    (SELECT avg(extract(epoch FROM completed_at - started_at))::float8
+     FROM matching_jobs WHERE status = 'completed' AND started_at IS NOT NULL)
+        AS average_duration_seconds;
+
+-- delete_finished_jobs --
+-- Retention: remove finished jobs older than $1 days, with their items, chunks and matches.
+WITH gone AS (
+    DELETE FROM matching_jobs
+    WHERE status IN ('completed', 'failed', 'cancelled')
+      AND COALESCE(completed_at, updated_at) < now() - make_interval(days => $1)
+    RETURNING id
+)
+SELECT count(*) FROM gone;
+
+-- claim_chunk --
+-- Lease the job's next chunk to a driver, in one statement: the oldest chunk whose lease ran
+-- out (a crashed or stalled driver's) first, else the next range of the job's items. The
+-- picks are CTEs (each evaluated once), not LIMIT subqueries inside an UPDATE.
+WITH job AS (
+    SELECT id, claimed_items, total_items, chunk_size, next_chunk_seq, current_stage
+    FROM matching_jobs
+    WHERE id = $1 AND status IN ('pending', 'processing')
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+    FOR UPDATE
+), expired AS (
+    SELECT c.seq FROM job_chunks c
+    WHERE c.job_id = (SELECT id FROM job) AND c.status = 'running'
+      AND c.lease_expires_at < now()
+    ORDER BY c.seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), reclaimed AS (
+    UPDATE job_chunks c
+    SET lease_owner = $2,
+        lease_expires_at = now() + make_interval(secs => $3),
+        attempts = c.attempts + 1,
+        started_at = now()
+    FROM expired
+    WHERE c.job_id = $1 AND c.seq = expired.seq
+    RETURNING c.seq, c.stage, c.ord_from, c.ord_to
+), advanced AS (
+    UPDATE matching_jobs j
+    SET claimed_items = LEAST(job.total_items, job.claimed_items + job.chunk_size),
+        next_chunk_seq = job.next_chunk_seq + 1,
+        status = CASE WHEN j.status = 'pending' THEN 'processing' ELSE j.status END,
+        started_at = COALESCE(j.started_at, now()),
+        updated_at = now()
+    FROM job
+    WHERE j.id = job.id
+      AND job.claimed_items < job.total_items
+      AND NOT EXISTS (SELECT 1 FROM reclaimed)
+    RETURNING job.next_chunk_seq AS seq, job.current_stage AS stage,
+              job.claimed_items AS ord_from, j.claimed_items AS ord_to
+), inserted AS (
+    INSERT INTO job_chunks (job_id, seq, stage, ord_from, ord_to, lease_owner, lease_expires_at)
+    SELECT $1, seq, stage, ord_from, ord_to, $2, now() + make_interval(secs => $3)
+    FROM advanced
+    RETURNING seq, stage, ord_from, ord_to
+)
+SELECT seq, stage, ord_from, ord_to FROM reclaimed
+UNION ALL
+SELECT seq, stage, ord_from, ord_to FROM inserted;
+
+-- renew_lease --
+-- A long chunk keeps its lease while it runs (only while it still holds it).
+UPDATE job_chunks SET lease_expires_at = now() + make_interval(secs => $4)
+WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 AND status = 'running'
+  AND lease_expires_at > now()
+RETURNING seq;
 
 -- count_running_chunks --
 -- Chunks some driver holds right now.
 SELECT count(*) FROM job_chunks WHERE job_id = $1 AND status = 'running';
-
--- advance_claim --
--- Hand the next range of items to a new chunk.
-UPDATE matching_jobs
-SET claimed_items = $2,
-    next_chunk_seq = next_chunk_seq + 1,
-    status = CASE WHEN status = 'pending' THEN 'processing' ELSE status END,
-    started_at = COALESCE(started_at, now()),
-    updated_at = now()
-WHERE id = $1;
-
--- insert_chunk --
--- A new chunk, leased to its driver.
-INSERT INTO job_chunks (job_id, seq, stage, ord_from, ord_to, lease_owner, lease_expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7));
 
 -- complete_empty_job --
 -- A job with nothing (left) to do is complete.
@@ -250,14 +336,17 @@ SET processed_items = j.processed_items + $2,
         ELSE now() + make_interval(
             secs => (j.total_items - j.processed_items - $2) / NULLIF(rate.ips, 0)) END,
     status = CASE
-        WHEN j.status IN ('pending', 'processing') AND j.processed_items + $2 >= j.total_items
-            THEN 'completed'
+        WHEN j.status IN ('pending', 'processing', 'paused')
+             AND j.processed_items + $2 >= j.total_items THEN 'completed'
         WHEN j.status = 'pending' THEN 'processing'
         ELSE j.status END,
     completed_at = CASE
-        WHEN j.status IN ('pending', 'processing') AND j.processed_items + $2 >= j.total_items
-            THEN now()
+        WHEN j.status IN ('pending', 'processing', 'paused')
+             AND j.processed_items + $2 >= j.total_items THEN now()
         ELSE j.completed_at END,
+    attempts = 0,
+    next_attempt_at = NULL,
+    error = CASE WHEN j.status IN ('pending', 'processing') THEN NULL ELSE j.error END,
     updated_at = now()
 FROM rate
 WHERE j.id = $1
@@ -267,14 +356,6 @@ RETURNING j.*;
 -- Give a chunk back (its driver failed): another driver may take it at once.
 UPDATE job_chunks SET lease_expires_at = now() - interval '1 second'
 WHERE job_id = $1 AND seq = $2 AND status = 'running' AND lease_owner = $3;
-
--- fail_job --
--- Mark a job failed with its error.
-UPDATE matching_jobs
-SET status = 'failed', error = $2, completed_at = now(), eta_seconds = NULL,
-    estimated_completion = NULL, updated_at = now()
-WHERE id = $1 AND status IN ('pending', 'processing')
-RETURNING *;
 
 -- job_matches_page --
 -- A page of a job's matches (keyset on match id), with the texts of the job's fields.

@@ -110,9 +110,9 @@ async def test_process_message_and_matches_pages(client: httpx.AsyncClient) -> N
 async def test_list_patch_and_cancel(client: httpx.AsyncClient) -> None:
     project_id = await _project_with_data(client, 40)
     first = await create_job(client, project_id, {"chunkSize": 10})
-    second = await create_job(client, project_id, {"chunkSize": 10})
-    r = await client.get("/api/jobs", params={"projectId": project_id})
-    assert [j["id"] for j in r.json()["jobs"]] == [second["id"], first["id"]]  # newest first
+    r = await client.post("/api/jobs/create", json={"projectId": project_id, "jobType": "enhanced"})
+    assert r.status_code == 409  # one live job per (project, job type)
+    assert r.json()["error"]["details"]["existingJobId"] == first["id"]
 
     r = await client.patch(
         f"/api/jobs/{first['id']}", json={"status": "failed", "error": "stuck, marked by hand"}
@@ -126,6 +126,10 @@ async def test_list_patch_and_cancel(client: httpx.AsyncClient) -> None:
     r = await client.patch(f"/api/jobs/{first['id']}", json={"status": "cancelled"})
     assert r.status_code == 409
 
+    second = await create_job(client, project_id, {"chunkSize": 10})
+    r = await client.get("/api/jobs", params={"projectId": project_id})
+    assert [j["id"] for j in r.json()["jobs"]] == [second["id"], first["id"]]  # newest first
+
     await client.post(f"/api/jobs/{second['id']}/process")
     r = await client.post(f"/api/jobs/{second['id']}/cancel")
     assert r.status_code == 200
@@ -133,6 +137,8 @@ async def test_list_patch_and_cancel(client: httpx.AsyncClient) -> None:
     r = await client.post(f"/api/jobs/{second['id']}/process")
     assert r.json()["job"]["processedItems"] == 10  # cancelled: not advanced further
     assert "cancelled" in r.json()["message"]
+    r = await client.post(f"/api/jobs/{second['id']}/resume")
+    assert r.status_code == 409
 
 
 async def test_empty_job_completes(client: httpx.AsyncClient) -> None:

@@ -39,6 +39,8 @@ async def _job(store: Store, project: Project, chunk_size: int = 10):
         stages=stages,
         stage_name="Enhanced Matching",
         chunk_size=chunk_size,
+        priority=5,
+        max_attempts=3,
     )
 
 
@@ -99,7 +101,9 @@ async def test_engine_matches_and_rebuilds_the_index_when_the_catalog_changes(
     assert new_key[1] == key[1] + 1
 
 
-async def test_a_failing_stage_fails_the_job_with_its_error(store: Store) -> None:
+async def test_a_failing_stage_is_retried_then_fails_the_job_then_can_restart(
+    store: Store,
+) -> None:
     project = await _project(store, n_items=5)
     job_id = uuid.UUID((await _job(store, project)).id)
 
@@ -107,12 +111,41 @@ async def test_a_failing_stage_fails_the_job_with_its_error(store: Store) -> Non
         async def get(self, key, load):
             raise RuntimeError("index exploded")
 
-    outcome = await Engine(store, BrokenCache(max_entries=1), lease_seconds=30).process_next_chunk(
+    broken = Engine(store, BrokenCache(max_entries=1), lease_seconds=30, retry_base_seconds=0)
+    first = await broken.process_next_chunk(job_id)
+    assert first.job.status == "processing" and first.job.attempts == 1
+    assert "attempt 1 of 3" in first.message and "index exploded" in first.job.error
+    second = await broken.process_next_chunk(job_id)
+    assert second.job.attempts == 2
+    third = await broken.process_next_chunk(job_id)
+    assert third.job.status == "failed" and "index exploded" in third.job.error
+    assert "failed after 3 attempts" in third.message
+    assert (await broken.process_next_chunk(job_id)).processed == 0  # failed: not advanced
+
+    restarted = await store.set_job_status(job_id, "processing", allowed_from=("failed",))
+    assert restarted.status == "processing" and restarted.attempts == 0
+    assert restarted.error is None
+    healthy = Engine(store, IndexCache(max_entries=1), lease_seconds=30)
+    outcome = await healthy.process_next_chunk(job_id)  # the released chunk, reclaimed
+    assert outcome.job.status == "completed" and outcome.job.processed_items == 5
+
+
+async def test_backoff_holds_the_job_until_its_next_attempt(store: Store) -> None:
+    project = await _project(store, n_items=5)
+    job_id = uuid.UUID((await _job(store, project)).id)
+
+    class BrokenCache(IndexCache):
+        async def get(self, key, load):
+            raise RuntimeError("flaky")
+
+    broken = Engine(store, BrokenCache(max_entries=1), lease_seconds=30, retry_base_seconds=60)
+    await broken.process_next_chunk(job_id)
+    waiting = await Engine(store, IndexCache(max_entries=1), lease_seconds=30).process_next_chunk(
         job_id
     )
-    assert outcome.job.status == "failed"
-    assert "index exploded" in outcome.job.error
-    assert "failed" in outcome.message
+    assert waiting.processed == 0
+    assert "waiting to retry" in waiting.message
+    assert await store.runnable_jobs(limit=10) == []
 
 
 @pytest.mark.parametrize("drivers", [6])

@@ -41,7 +41,8 @@ export function productData(count) {
     const colour = COLOURS[i % COLOURS.length];
     const size = 10 + (i % 17) * 5;
     catalog.push({ id: `C${i}`, name: `${brand} ${product} ${size}mm ${colour} Model ${i}` });
-    items.push({ id: `I${i}`, name: `${brand.toUpperCase()} ${product.toLowerCase()} ${colour} ${size} mm model ${i}` });
+    const reworded = `${brand.toUpperCase()} ${product.toLowerCase()} ${colour} ${size} mm model ${i}`;
+    items.push({ id: `I${i}`, name: reworded });
   }
   return { catalog, items };
 }

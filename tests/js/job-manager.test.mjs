@@ -18,11 +18,26 @@ const PROCESS = /\/api\/jobs\/[^/]+\/process$/;
 const CONFIG = { chunkSize: 20, threshold: 0.5 };
 // Keep fault tests quick: retries start at 20 ms.
 const FAST_RETRY = { baseDelayMs: 20, maxDelayMs: 200 };
+// A stuck job must fail its test, not hang the run.
+const TEST_TIMEOUT = { timeout: 60_000 };
+
+/**
+ * A JobManager whose loops stop when the test ends or times out, so a failing test
+ * cannot leave a loop running that keeps the test process alive.
+ * @param {import('node:test').TestContext} t
+ * @param {ConstructorParameters<typeof JobManager>[0]} options
+ */
+function managerFor(t, options) {
+  const manager = new JobManager(options);
+  t.after(() => manager.cleanup());
+  t.signal?.addEventListener('abort', () => manager.cleanup(), { once: true });
+  return manager;
+}
 
 describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
-  test('startJob drives a job to completion, reporting monotonic progress', async () => {
+  test('startJob drives a job to completion, reporting monotonic progress', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('complete');
-    const manager = new JobManager({ baseUrl: SERVER_URL });
+    const manager = managerFor(t, { baseUrl: SERVER_URL });
     const updates = [];
     const job = await manager.startJob(project.id, 'enhanced', (j) => updates.push(j), {
       config: CONFIG,
@@ -48,13 +63,13 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     }
   });
 
-  test('backs off on 503 with Retry-After and still completes', async () => {
+  test('backs off on 503 with Retry-After and still completes', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('retry-after');
     const proxy = await startFaultProxy(SERVER_URL, [
       { method: 'POST', path: PROCESS, count: 2, fault: { status: 503, retryAfter: '1' } },
     ]);
     try {
-      const manager = new JobManager({ baseUrl: proxy.url, retry: FAST_RETRY });
+      const manager = managerFor(t, { baseUrl: proxy.url, retry: FAST_RETRY });
       const retries = [];
       const job = await manager.startJob(project.id, 'enhanced', () => {}, {
         config: CONFIG,
@@ -77,7 +92,7 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     }
   });
 
-  test('retries 500s, 429s and dropped connections, then completes', async () => {
+  test('retries 500s, 429s and dropped connections, then completes', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('faults');
     const proxy = await startFaultProxy(SERVER_URL, [
       { method: 'POST', path: /\/api\/jobs\/create$/, count: 1, fault: { status: 500 } },
@@ -88,7 +103,7 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
       { method: 'POST', path: PROCESS, count: 1, fault: 'drop-after' },
     ]);
     try {
-      const manager = new JobManager({ baseUrl: proxy.url, retry: FAST_RETRY });
+      const manager = managerFor(t, { baseUrl: proxy.url, retry: FAST_RETRY });
       const updates = [];
       const job = await manager.startJob(project.id, 'enhanced', (j) => updates.push(j), {
         config: CONFIG,
@@ -103,13 +118,13 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     }
   });
 
-  test('gives up after the retry budget with the last error', async () => {
+  test('gives up after the retry budget with the last error', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('give-up', 20);
     const proxy = await startFaultProxy(SERVER_URL, [
       { method: 'POST', path: PROCESS, count: 100, fault: { status: 503 } },
     ]);
     try {
-      const manager = new JobManager({
+      const manager = managerFor(t, {
         baseUrl: proxy.url,
         retry: { maxRetries: 3, baseDelayMs: 5, maxDelayMs: 20 },
       });
@@ -124,9 +139,9 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     }
   });
 
-  test('rejects with the job error when the job is marked failed while it runs', async () => {
+  test('rejects with the job error when the job is marked failed while it runs', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('failed');
-    const manager = new JobManager({ baseUrl: SERVER_URL });
+    const manager = managerFor(t, { baseUrl: SERVER_URL });
     const other = new ApiClient({ baseUrl: SERVER_URL });
     let marked = false;
     const run = manager.startJob(
@@ -153,10 +168,10 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     });
   });
 
-  test('rejects at once with the server message on a 4xx (unknown project)', async () => {
+  test('rejects at once with the server message on a 4xx (unknown project)', TEST_TIMEOUT, async (t) => {
     const proxy = await startFaultProxy(SERVER_URL, []);
     try {
-      const manager = new JobManager({ baseUrl: proxy.url });
+      const manager = managerFor(t, { baseUrl: proxy.url });
       const missing = '00000000-0000-4000-8000-000000000000';
       await assert.rejects(manager.startJob(missing, 'enhanced', () => {}), (error) => {
         assert.ok(error instanceof ApiError, `got ${error}`);
@@ -171,10 +186,10 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     }
   });
 
-  test('startPolling watches a job driven by another JobManager', async () => {
+  test('startPolling watches a job driven by another JobManager', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('polling');
-    const driver = new JobManager({ baseUrl: SERVER_URL });
-    const watcher = new JobManager({ baseUrl: SERVER_URL });
+    const driver = managerFor(t, { baseUrl: SERVER_URL });
+    const watcher = managerFor(t, { baseUrl: SERVER_URL });
     const seen = [];
     /** @type {Promise<any>|undefined} */
     let watching;
@@ -195,10 +210,10 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     watcher.cleanup();
   });
 
-  test('two managers can drive the same job together', async () => {
+  test('two managers can drive the same job together', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('two-drivers');
-    const first = new JobManager({ baseUrl: SERVER_URL, pollIntervalMs: 200 });
-    const second = new JobManager({ baseUrl: SERVER_URL, pollIntervalMs: 200 });
+    const first = managerFor(t, { baseUrl: SERVER_URL, pollIntervalMs: 200 });
+    const second = managerFor(t, { baseUrl: SERVER_URL, pollIntervalMs: 200 });
     /** @type {Promise<any>|undefined} */
     let helping;
     const seen = [];
@@ -217,10 +232,10 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     assert.ok(isNonDecreasing(seen.map((j) => j.processedItems)));
   });
 
-  test('cancel stops a running job and the driver rejects', async () => {
+  test('cancel stops a running job and the driver rejects', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('cancel');
-    const driver = new JobManager({ baseUrl: SERVER_URL });
-    const canceller = new JobManager({ baseUrl: SERVER_URL });
+    const driver = managerFor(t, { baseUrl: SERVER_URL });
+    const canceller = managerFor(t, { baseUrl: SERVER_URL });
     let cancelled;
     const run = driver.startJob(
       project.id,
@@ -242,9 +257,9 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     assert.equal(after.status, 'cancelled');
   });
 
-  test('cleanup aborts a running job and a watcher with AbortError', async () => {
+  test('cleanup aborts a running job and a watcher with AbortError', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('cleanup');
-    const manager = new JobManager({ baseUrl: SERVER_URL });
+    const manager = managerFor(t, { baseUrl: SERVER_URL });
     let jobId;
     const run = manager.startJob(
       project.id,
@@ -267,7 +282,7 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     assert.ok(job.processedItems < job.totalItems);
   });
 
-  test('after cleanup no timer keeps a Node process alive', async () => {
+  test('after cleanup no timer keeps a Node process alive', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('exit', 40);
     const child = spawn(
       process.execPath,

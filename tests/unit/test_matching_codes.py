@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from matching import extract_codes, extract_numbers, is_model_code
+from matching.codes import numbers_in_key
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,10 @@ from matching import extract_codes, extract_numbers, is_model_code
         ("Samsung 1920x1080 monitor 2.4GHz", set()),
         ("Bose Acoustimass 5 Series III - AM53BK/ Black", {"am53bk"}),
         ("Panasonic KX-TG6700B, KX-TGA600B handset", {"kxtg6700b", "kxtga600b"}),
+        ("Panasonic 2-Line Integrated Telephone System - KXTS208W", {"kxts208w"}),
+        ("Linksys 8-Port 10/100 Switch", set()),
+        ("Garmin Vehicle Suction Mount - 010-10609-00", {"0101060900"}),
+        ("SONY 7-11719-70670-0 PS2 Memory Card, 2007 edition", {"711719706700"}),
         ("", set()),
     ],
 )
@@ -38,9 +43,11 @@ def test_mixed_letter_digit_tokens_are_codes(token: str) -> None:
     assert is_model_code(token)
 
 
-def test_extract_numbers_keeps_quantities() -> None:
+def test_extract_numbers_keeps_quantities_not_codes() -> None:
     assert extract_numbers("Seagate 500GB 7200 RPM drive") == {"500gb", "7200"}
+    assert extract_numbers("Sony KDL-46XBR9 46in LCD") == {"46in"}
     assert extract_numbers("no digits here") == frozenset()
+    assert numbers_in_key("sony kdl 46xbr9 46 lcd") == {"46"}
 
 
 @given(st.text())

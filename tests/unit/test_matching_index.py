@@ -130,6 +130,28 @@ def test_match_is_repeatable_and_does_not_mutate(index: CatalogIndex) -> None:
     assert index.match(list(reversed(items))) == list(reversed(first))
 
 
+def test_counted_words_do_not_hide_the_model_code() -> None:
+    catalog = [
+        ("b1", "Panasonic KX-TSC14W 2-Line Telephone Panasonic"),
+        ("b2", "Panasonic KX-TS208W Corded Phone Panasonic"),
+        ("b3", "Panasonic KX-TS3282W Corded Telephone Panasonic"),
+    ]
+    index = CatalogIndex.build(catalog)
+    [result] = index.match([("a1", "Panasonic 2-Line Integrated Telephone System - KXTS208W")])
+    assert result.catalog_id == "b2"
+    assert result.method == "code" or "model code agrees" in result.reason
+
+
+def test_index_arrays_are_read_only_and_unchanged_by_match(index: CatalogIndex) -> None:
+    scorer = index._scorer  # noqa: SLF001 - checking the immutability promise
+    assert scorer is not None
+    arrays = [scorer.char_matrix.data, scorer.word_matrix.indices, scorer.retriever.postings.data]
+    before = [a.copy() for a in arrays]
+    index.match([("a1", "sony dsc w130 silver"), ("a2", "canon sd1100 is elph")])
+    assert all(not a.flags.writeable for a in arrays)
+    assert all((a == b).all() for a, b in zip(arrays, before, strict=True))
+
+
 def test_concurrent_matching_from_threads(index: CatalogIndex) -> None:
     items = [("a1", "sony dsc w130 silver"), ("a2", "canon sd1100 is elph"), ("a3", "bose am5 iii")]
     expected = index.match(items)

@@ -66,6 +66,9 @@ def test_code_agreement_cases() -> None:
     assert code_agreement(frozenset({"dscw120"}), frozenset({"dscw130"})) == -1
     assert code_agreement(frozenset(), frozenset({"dscw130"})) == 0
     assert not codes_agree("w120", "w1200")
+    assert codes_agree("mmv4205bt", "mmv4205baq")  # regional suffix
+    assert not codes_agree("dscw120", "dscw130")  # sibling model
+    assert not codes_agree("kxtsc14w", "kxts208w")
 
 
 @given(code_sets, code_sets)
