@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,9 +11,6 @@ from starlette.responses import FileResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from service.catalog_index import IndexCache
-from service.database import EmbeddedPostgres, create_pool, migrate
-from service.engine import Engine
 from service.errors import EXCEPTION_HANDLERS
 from service.routes.health import Health
 from service.routes.jobs import (
@@ -30,10 +26,8 @@ from service.routes.jobs import (
 )
 from service.routes.operations import JobsCleanup, JobsCron, JobsStatus
 from service.routes.projects import CatalogUpload, ItemsUpload, ProjectDetail, Projects
+from service.runtime import open_runtime
 from service.settings import Settings
-from service.store import Store
-
-logger = logging.getLogger("chunkmatch")
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -47,34 +41,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        embedded = None
-        dsn = settings.database_url
-        if dsn is None:
-            embedded = EmbeddedPostgres(settings.data_dir)
-            dsn = embedded.start()
-        try:
-            pool = await create_pool(dsn, max_size=settings.pool_max_size)
-            try:
-                async with pool.acquire() as conn:
-                    await migrate(conn)
-                store = Store(pool)
-                app.state.store = store
-                app.state.engine = Engine(
-                    store,
-                    IndexCache(max_entries=settings.index_cache_size),
-                    lease_seconds=settings.lease_seconds,
-                    retry_base_seconds=settings.retry_base_seconds,
-                    retry_max_seconds=settings.retry_max_seconds,
-                )
-                logger.info(
-                    "chunkmatch ready (%s)", "embedded PostgreSQL" if embedded else "DATABASE_URL"
-                )
-                yield
-            finally:
-                await pool.close()
-        finally:
-            if embedded is not None:
-                embedded.stop()
+        async with open_runtime(settings) as runtime:
+            app.state.store = runtime.store
+            app.state.engine = runtime.engine
+            yield
 
     routes = [
         Route("/", index_page, methods=["GET"]),

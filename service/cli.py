@@ -37,6 +37,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from service.worker import run_worker
+
+    return asyncio.run(run_worker(settings))
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from service.run_client import run_matching
 
@@ -55,6 +63,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=settings.port)
     serve.add_argument("--open", action="store_true", help="open the page in a web browser")
     serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser("worker", help="advance runnable jobs in the background")
+    worker.set_defaults(handler=_worker)
 
     run = sub.add_parser("run", help="match ITEMS.csv against CATALOG.csv and write the matches")
     run.add_argument("--items", required=True, help="CSV file of the items to match")

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
 import { ApiClient, ApiError, JobEndedError, JobManager } from '../../static/job-manager.js';
 import {
@@ -35,6 +35,16 @@ function managerFor(t, options) {
 }
 
 describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
+  before(async () => {
+    // Fail fast and say why, rather than let every test wait out its retries.
+    const response = await fetch(`${SERVER_URL}/api/health`).catch((error) => {
+      throw new Error(`chunkmatch server at ${SERVER_URL} is unreachable: ${error.message}`);
+    });
+    if (!response.ok) {
+      throw new Error(`chunkmatch server at ${SERVER_URL} is unhealthy: ${await response.text()}`);
+    }
+  });
+
   test('startJob drives a job to completion, reporting monotonic progress', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('complete');
     const manager = managerFor(t, { baseUrl: SERVER_URL });

@@ -1,0 +1,147 @@
+"""``chunkmatch worker``: advance runnable jobs when no browser or cron is driving them.
+
+Bounded concurrency (``WORKER_CONCURRENCY`` slots, each advancing one chunk at a time),
+woken by PostgreSQL ``LISTEN/NOTIFY`` when a job is created, resumed or retried, otherwise
+polling every ``WORKER_POLL_SECONDS`` (never busy-waiting). On SIGTERM it starts no new
+chunk, lets running chunks finish for ``WORKER_GRACE_SECONDS``, then cancels the rest
+(their chunks are released for other drivers) and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from datetime import UTC, datetime
+
+from service.exceptions import DatabaseUnavailable
+from service.runtime import Runtime, open_runtime
+from service.settings import Settings
+
+logger = logging.getLogger("chunkmatch.worker")
+
+RETENTION_EVERY_SECONDS = 3600.0
+MAX_OUTAGE_BACKOFF_SECONDS = 10.0
+
+
+class Worker:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.stopping = asyncio.Event()
+        self._wakeups = [asyncio.Event() for _ in range(self.settings.worker_concurrency)]
+        self.chunks_done = 0
+
+    def wake(self, _job_id: str = "") -> None:
+        for event in self._wakeups:
+            event.set()
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="worker-listen")
+        housekeeping = asyncio.create_task(self._housekeeping(), name="worker-retention")
+        slots = [
+            asyncio.create_task(self._slot(n), name=f"worker-slot-{n}")
+            for n in range(self.settings.worker_concurrency)
+        ]
+        logger.info("worker started with %d slots", len(slots))
+        await self.stopping.wait()
+        logger.info("worker stopping: letting running chunks finish")
+        self.wake()
+        _, pending = await asyncio.wait(slots, timeout=self.settings.worker_grace_seconds)
+        for task in pending:  # past the grace period: cancel; the engine releases the chunk
+            task.cancel()
+        await asyncio.gather(*slots, return_exceptions=True)
+        for task in (listener, housekeeping):
+            task.cancel()
+        await asyncio.gather(listener, housekeeping, return_exceptions=True)
+        logger.info("worker stopped after %d chunks", self.chunks_done)
+
+    async def _slot(self, n: int) -> None:
+        wakeup = self._wakeups[n]
+        outage_delay = 0.5
+        while not self.stopping.is_set():
+            wakeup.clear()
+            try:
+                advanced = await self._advance_one()
+                outage_delay = 0.5
+            except DatabaseUnavailable:
+                logger.warning("database unavailable; slot %d retries in %.1fs", n, outage_delay)
+                await self._pause(wakeup, outage_delay)
+                outage_delay = min(outage_delay * 2, MAX_OUTAGE_BACKOFF_SECONDS)
+                continue
+            except Exception:
+                logger.exception("worker slot %d: unexpected error", n)
+                await self._pause(wakeup, 1.0)
+                continue
+            if not advanced:
+                await self._pause(wakeup, await self._idle_seconds())
+
+    async def _advance_one(self) -> bool:
+        """One chunk of the most important runnable job that has one free; False if none."""
+        store, engine = self.runtime.store, self.runtime.engine
+        for job_id in await store.runnable_jobs(limit=4 * self.settings.worker_concurrency):
+            if self.stopping.is_set():
+                return False
+            outcome = await engine.process_next_chunk(job_id)
+            if outcome is not None and outcome.processed:
+                self.chunks_done += 1
+                return True
+        return False
+
+    async def _idle_seconds(self) -> float:
+        """Poll interval, shortened when a job's retry backoff ends sooner."""
+        wait = self.settings.worker_poll_seconds
+        with contextlib.suppress(DatabaseUnavailable):
+            next_retry = await self.runtime.store.next_retry_at()
+            if next_retry is not None:
+                wait = min(wait, max(0.05, (next_retry - datetime.now(UTC)).total_seconds()))
+        return wait
+
+    async def _pause(self, wakeup: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), timeout=seconds)
+
+    async def _listen(self) -> None:
+        """Keep a LISTEN connection open (re-opened after a database outage)."""
+        store = self.runtime.store
+        while True:
+            try:
+                conn = await store.listen_for_jobs(self.wake)
+            except DatabaseUnavailable:
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                while not conn.is_closed():
+                    await asyncio.sleep(1.0)
+                self.wake()  # the connection dropped: look for work we may have missed
+            finally:
+                await store.release_listener(conn)
+
+    async def _housekeeping(self) -> None:
+        days = self.settings.retention_days
+        if not days:
+            return
+        while True:
+            try:
+                deleted = await self.runtime.store.delete_finished_jobs(days_old=days)
+                if deleted:
+                    logger.info(
+                        "retention: deleted %d finished jobs older than %d days", deleted, days
+                    )
+            except DatabaseUnavailable:
+                pass
+            await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+
+async def run_worker(settings: Settings) -> int:
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    async with open_runtime(settings) as runtime:
+        worker = Worker(runtime)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stopping.set)
+        await worker.run()
+    logger.info("worker exited after %.1fs", time.monotonic() - started)
+    return 0
