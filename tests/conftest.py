@@ -29,6 +29,7 @@ from service.settings import Settings
 from service.store import Store
 
 TEMPLATE_DB = f"chunkmatch_template_{os.getpid()}"
+TEST_CRON_SECRET = "test-cron-secret-0123456789abcdef0123456789"
 
 
 def dsn_for(dsn: str, database: str) -> str:
@@ -142,7 +143,9 @@ async def live_server(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[Li
     """A real uvicorn serving chunkmatch on a free loopback port, with its own database."""
     name = await make_database(pg_server_dsn, "live")
     dsn = dsn_for(pg_server_dsn, name)
-    settings = replace(Settings.from_env({}), database_url=dsn, lease_seconds=10.0)
+    settings = replace(
+        Settings.from_env({}), database_url=dsn, lease_seconds=10.0, cron_secret=TEST_CRON_SECRET
+    )
     port = free_port()
     server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
     try:
