@@ -1,13 +1,17 @@
 """Build time, memory and matching throughput of ``CatalogIndex`` on synthetic data.
 
-Run: ``.venv/bin/python benchmarks/matching_speed.py [--n 20000] [--items N] [--chunk 1000]``.
+Run: ``.venv/bin/python benchmarks/matching_speed.py [--n 20000] [--items N] [--chunk 1000]``;
+``--catalog-n 1000000 --items 20000`` measures a large catalog with fewer items.
 Items are matched in chunks, as the service does; the per-chunk rate is printed
-for the first and last chunks so growth with the number of chunks shows.
+for the first and last chunks so growth with the number of chunks shows. Memory
+is the process's peak resident set size (Linux ``ru_maxrss``) before and after
+the build, and ``CatalogIndex.nbytes``.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -22,25 +26,36 @@ from matching import DEFAULT_THRESHOLD, CatalogIndex  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=20_000, help="catalog records")
+    parser.add_argument(
+        "--catalog-n", type=int, default=None, help="catalog records (overrides --n)"
+    )
     parser.add_argument("--items", type=int, default=None, help="items (default: --n)")
     parser.add_argument("--chunk", type=int, default=1000, help="items per match() call")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    n_catalog = args.catalog_n or args.n
     n_items = args.items or args.n
 
     started = time.perf_counter()
-    catalog, items, gold = make_synthetic(args.n, n_items, args.seed)
+    catalog, items, gold = make_synthetic(n_catalog, n_items, args.seed)
     print(
         f"synthetic data: {len(catalog)} catalog x {len(items)} items "
         f"in {time.perf_counter() - started:.1f} s"
     )
 
+    catalog_rows = [(r["id"], r["name"]) for r in catalog]
+    rss_before = _peak_rss_mb()
     started = time.perf_counter()
     cpu_started = time.process_time()
-    index = CatalogIndex.build([(r["id"], r["name"]) for r in catalog])
+    index = CatalogIndex.build(catalog_rows)
     build = time.perf_counter() - started
     build_cpu = time.process_time() - cpu_started
     print(f"build: {build:.2f} s ({build_cpu:.2f} CPU-s), nbytes {index.nbytes / 1e6:.1f} MB")
+    rss_after = _peak_rss_mb()
+    print(
+        f"peak RSS: {rss_before:.0f} MB before build (data), {rss_after:.0f} MB after; "
+        f"build added at most {rss_after - rss_before:.0f} MB"
+    )
 
     rows = [(r["id"], r["name"]) for r in items]
     results = []
@@ -60,6 +75,7 @@ def main() -> None:
     print(
         f"match: {len(rows) / elapsed:,.0f} items/s wall, {len(rows) / cpu:,.0f} items per CPU-second"
     )
+    print(f"peak RSS after matching: {_peak_rss_mb():.0f} MB")
     print(
         f"chunks of {args.chunk}: median rate of the first tenth {early:,.0f}/s, "
         f"of the last tenth {late:,.0f}/s (per-chunk cost should not grow)"
@@ -76,6 +92,11 @@ def main() -> None:
     print(
         f"at default threshold {DEFAULT_THRESHOLD}: precision {precision:.3f}, recall {recall:.3f}"
     )
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

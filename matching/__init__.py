@@ -31,9 +31,32 @@ from matching.exceptions import (
     MatchingError,
 )
 from matching.index import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD, CatalogIndex
+from matching.llm import (
+    CachedDecision,
+    DecideResult,
+    DecisionCache,
+    LLMDecider,
+    LLMItemFailure,
+    LLMUsage,
+    candidates_from_index,
+)
+from matching.llm_prompt import (
+    Candidate,
+    LLMDecision,
+    build_batch_request,
+    parse_batch_response,
+    question_key,
+)
 from matching.normalise import normalise_text
 from matching.records import compose_text
 from matching.results import MatchResult
+from matching.websearch import (
+    SearchError,
+    SearchProvider,
+    SearchResult,
+    SearxngSearch,
+    find_candidates,
+)
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -49,4 +72,21 @@ __all__ = [
     "extract_numbers",
     "is_model_code",
     "normalise_text",
+    "CachedDecision",
+    "Candidate",
+    "DecideResult",
+    "DecisionCache",
+    "LLMDecider",
+    "LLMDecision",
+    "LLMItemFailure",
+    "LLMUsage",
+    "SearchError",
+    "SearchProvider",
+    "SearchResult",
+    "SearxngSearch",
+    "build_batch_request",
+    "candidates_from_index",
+    "find_candidates",
+    "parse_batch_response",
+    "question_key",
 ]

@@ -21,14 +21,14 @@ from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, MatchResult
 from matching.scoring import describe_signals
 
-DEFAULT_THRESHOLD = 0.55
+DEFAULT_THRESHOLD = 0.5
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair."""
 
 DEFAULT_CANDIDATES = 10
 """Default number of candidates returned by :meth:`CatalogIndex.candidates`."""
 
 CODE_CONFIRM_MIN_SIMILARITY = 0.4
-"""Text similarity (0..1) a unique model-code hit needs, so a code collision is not accepted."""
+"""Text similarity (0..1) a unique model-code hit needs to be reported as a ``code`` match."""
 
 # Items scored per vectorised pass; bounds the peak memory of one call.
 _BATCH_ROWS = 1024
@@ -175,7 +175,7 @@ class CatalogIndex:
         """The ``keep`` best ``(row, score, method, reason)`` per text, best first.
 
         A record holding the only catalog copy of one of the text's model codes
-        goes first (method ``code``) when the texts are similar enough.
+        is always scored, and reported with method ``code`` when it wins.
         """
         assert self._scorer is not None
         codes = [extract_codes(t) for t in texts]
@@ -186,25 +186,17 @@ class CatalogIndex:
         out: list[list[tuple[int, float, str, str]]] = []
         for i, positions in enumerate(pairs.by_item(len(texts))):
             code_row = code_rows[i]
-            code_at = next((p for p in positions if pairs.rows[p] == code_row), None)
-            if (
-                code_at is not None
-                and pairs.text_similarity[code_at] >= CODE_CONFIRM_MIN_SIMILARITY
-            ):
-                positions.remove(code_at)
-                positions.insert(0, code_at)
-            else:
-                code_at = None
             ranked = []
             for p in positions[:keep]:
                 signals = pairs.signals.pair(p)
-                if p == code_at:
+                row = int(pairs.rows[p])
+                if row == code_row and signals.text_similarity >= CODE_CONFIRM_MIN_SIMILARITY:
                     method = METHOD_CODE
                     code = min(c for c in codes[i] if self._code_rows.get(c) == code_row)
                     reason = describe_signals(signals, matched_code=code)
                 else:
                     method, reason = METHOD_FUZZY, describe_signals(signals)
-                ranked.append((int(pairs.rows[p]), float(pairs.scores[p]), method, reason))
+                ranked.append((row, float(pairs.scores[p]), method, reason))
             out.append(ranked)
         return out
 

@@ -132,8 +132,10 @@ class CandidateScorer:
             for cs in codes
         ]
         item_numbers = [numbers_in_key(k) for k in keys]
-        left = [_lead(keys[i]) for i in items.tolist()]
-        right = [_lead(self.keys[r]) for r in rows.tolist()]
+        left_keys = [keys[i] for i in items.tolist()]
+        right_keys = [self.keys[r] for r in rows.tolist()]
+        left = [_lead(k) for k in left_keys]
+        right = [_lead(k) for k in right_keys]
         code = np.zeros(len(rows), dtype=np.int8)
         numbers = np.ones(len(rows))
         for n, (i, r) in enumerate(zip(items.tolist(), rows.tolist(), strict=True)):
@@ -141,18 +143,43 @@ class CandidateScorer:
                 code[n] = code_agreement(item_codes[i], self.codes[r])
             if item_numbers[i] and self.numbers[r]:
                 numbers[n] = number_agreement(item_numbers[i], self.numbers[r])
+        lead_cos = self._lead_cosine(left, right, left_keys, right_keys, char_cos)
+        forced_of_item = np.array([-1 if f is None else f for f in forced_rows], dtype=np.int64)
         table = SignalTable(
             char_cosine=char_cos,
             word_cosine=word_cos,
             token_set=_pairwise(left, right, fuzz.token_set_ratio),
-            token_sort=_pairwise(left, right, fuzz.token_sort_ratio),
             partial=_pairwise(left, right, fuzz.partial_ratio),
             code_agreement=code,
             number_agreement=numbers,
             char_margin=_margin(items, char_cos),
             word_margin=_margin(items, word_cos),
+            lead_char_cosine=lead_cos,
+            lead_char_margin=_margin(items, lead_cos),
+            unique_code=(rows == forced_of_item[items]).astype(np.int8),
         )
         return ScoredPairs(items, rows, table, table.scores(), table.text_similarity())
+
+    def _lead_cosine(
+        self,
+        left: list[str],
+        right: list[str],
+        left_keys: list[str],
+        right_keys: list[str],
+        char_cos: np.ndarray,
+    ) -> np.ndarray:
+        """Character n-gram cosine of the pairs' leads; the full cosine where both are all lead."""
+        lead_cos = char_cos.copy()
+        cut = [
+            n
+            for n, (a, b, ka, kb) in enumerate(zip(left, right, left_keys, right_keys, strict=True))
+            if len(a) < len(ka) or len(b) < len(kb)
+        ]
+        if cut:
+            left_m = self.char.transform([left[n] for n in cut])
+            right_m = self.char.transform([right[n] for n in cut])
+            lead_cos[cut] = np.minimum(rowwise_cosine(left_m, right_m), 1.0)
+        return lead_cos
 
     def _shortlist(
         self,
@@ -230,5 +257,5 @@ def _pairwise(left: list[str], right: list[str], scorer: Any) -> np.ndarray:
     """``scorer(left[n], right[n]) / 100`` for every n, in RapidFuzz's C++ loop."""
     if not left:
         return np.zeros(0)
-    scores = process.cpdist(left, right, scorer=scorer, processor=None, workers=1)
+    scores = process.cpdist(left, right, scorer=scorer, processor=None, workers=-1)
     return scores.astype(np.float64) / 100.0

@@ -7,11 +7,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from service.auth import TokenAuth
 from service.errors import EXCEPTION_HANDLERS
+from service.headers import SecurityHeaders
+from service.local_token import ensure_local_token
 from service.routes.health import Health
 from service.routes.jobs import (
     JobCancel,
@@ -44,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with open_runtime(settings) as runtime:
             app.state.store = runtime.store
             app.state.engine = runtime.engine
+            await ensure_local_token(runtime.store, settings)
             yield
 
     routes = [
@@ -67,6 +73,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/jobs/{job_id}/matches", JobMatches),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    middleware = [Middleware(SecurityHeaders)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "PATCH"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
+    middleware.append(Middleware(TokenAuth))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     return app

@@ -45,6 +45,46 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_worker(settings))
 
 
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from service.runtime import open_runtime
+
+    async def act() -> int:
+        async with open_runtime(settings) as runtime:
+            store = runtime.store
+            if args.token_command == "create":
+                owner = args.owner.strip()
+                if not owner or len(owner) > 200:
+                    print("chunkmatch: --owner must be 1 to 200 characters", file=sys.stderr)
+                    return 2
+                token, record = await store.create_token(owner, is_admin=args.admin)
+                kind = "admin token" if record.is_admin else "token"
+                print(
+                    f"created {kind} {record.prefix}... (id {record.id}) for owner {owner!r}; "
+                    "it is shown only now:"
+                )
+                print(token)
+                return 0
+            if args.token_command == "list":
+                for t in await store.list_tokens():
+                    state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+                    role = "admin" if t.is_admin else "owner"
+                    print(
+                        f"{t.id}  {t.prefix}...  {t.owner:20s} {role:5s}  "
+                        f"created {t.created_at:%Y-%m-%d %H:%M}  {state}"
+                    )
+                return 0
+            revoked = await store.revoke_token(args.id)
+            if revoked is None:
+                print(f"chunkmatch: no active token {args.id!r}", file=sys.stderr)
+                return 1
+            print(f"revoked token {revoked.prefix}... of owner {revoked.owner!r}")
+            return 0
+
+    return asyncio.run(act())
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from service.run_client import run_matching
 
@@ -67,6 +107,16 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="advance runnable jobs in the background")
     worker.set_defaults(handler=_worker)
 
+    token = sub.add_parser("token", help="manage API tokens (create, list, revoke)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token; its last output line is it")
+    create.add_argument("--owner", required=True, help="who the token acts for")
+    create.add_argument("--admin", action="store_true", help="may see and act on everything")
+    token_sub.add_parser("list", help="list tokens (never the tokens themselves)")
+    revoke = token_sub.add_parser("revoke", help="revoke a token by id or shown prefix")
+    revoke.add_argument("id")
+    token.set_defaults(handler=_token)
+
     run = sub.add_parser("run", help="match ITEMS.csv against CATALOG.csv and write the matches")
     run.add_argument("--items", required=True, help="CSV file of the items to match")
     run.add_argument("--catalog", required=True, help="CSV file of the catalog")
@@ -82,7 +132,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     run.add_argument("--chunk-size", type=int, help="items per chunk")
     run.add_argument("--out", default="matches.csv", help="where to write the matches CSV")
     run.add_argument("--server", help="URL of a running chunkmatch (default: start one here)")
-    run.add_argument("--token", help="API token for --server, if it needs one")
+    run.add_argument(
+        "--token",
+        help="API token (default: $CHUNKMATCH_TOKEN, else the local admin token of the data dir)",
+    )
     run.add_argument("--project-name", help="name of the project to create")
     run.set_defaults(handler=_run)
     return parser
@@ -97,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # no per-request lines on a terminal
     args = build_parser(settings).parse_args(argv)
     try:
         return args.handler(args, settings)

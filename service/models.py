@@ -22,9 +22,31 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 
 
 @dataclass(frozen=True)
+class ApiToken:
+    id: str
+    owner: str
+    prefix: str
+    is_admin: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ApiToken:
+        return cls(
+            id=str(row["id"]),
+            owner=row["owner"],
+            prefix=row["prefix"],
+            is_admin=row["is_admin"],
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+
+@dataclass(frozen=True)
 class Project:
     id: str
     name: str
+    owner: str
     created_at: datetime
     catalog_columns: tuple[str, ...]
     item_columns: tuple[str, ...]
@@ -37,6 +59,7 @@ class Project:
         return cls(
             id=str(row["id"]),
             name=row["name"],
+            owner=row["owner"],
             created_at=row["created_at"],
             catalog_columns=tuple(row["catalog_columns"]),
             item_columns=tuple(row["item_columns"]),
@@ -49,6 +72,7 @@ class Project:
         return {
             "id": self.id,
             "name": self.name,
+            "owner": self.owner,
             "createdAt": _iso(self.created_at),
             "catalogCount": self.catalog_count,
             "itemCount": self.item_count,

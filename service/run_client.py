@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from service.local_token import read_local_token
 from service.settings import Settings
 
 BAR_WIDTH = 30
@@ -170,7 +171,8 @@ def run_matching(args: argparse.Namespace, settings: Settings) -> int:
     server = contextlib.nullcontext(args.server) if args.server else local_server(settings)
     try:
         with server as base_url:
-            client = ApiClient(base_url.rstrip("/"), args.token)
+            token = args.token or settings.client_token or read_local_token(settings)
+            client = ApiClient(base_url.rstrip("/"), token)
             started = time.monotonic()
             job = drive(client, args, sys.stderr)
             out = Path(args.out)

@@ -89,6 +89,8 @@ class Settings:
     worker_concurrency: int
     worker_poll_seconds: float
     worker_grace_seconds: float
+    cors_origins: tuple[str, ...]
+    client_token: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,4 +130,18 @@ class Settings:
             worker_grace_seconds=_float(
                 env, "WORKER_GRACE_SECONDS", DEFAULT_WORKER_GRACE_SECONDS, minimum=0.0
             ),
+            cors_origins=tuple(
+                o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()
+            ),
+            client_token=env.get("CHUNKMATCH_TOKEN") or None,
         )
+
+    @property
+    def embedded(self) -> bool:
+        """No DATABASE_URL: the service runs its own embedded PostgreSQL."""
+        return self.database_url is None
+
+    @property
+    def local_token_file(self) -> Path:
+        """Where zero-configuration use keeps its local admin token."""
+        return self.data_dir / "admin-token"

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from service.exceptions import Conflict, DatabaseUnavailable
-from service.models import ChunkClaim, ClaimOutcome, Job, MatchRow, Project, UploadResult
+from service.models import ApiToken, ChunkClaim, ClaimOutcome, Job, MatchRow, Project, UploadResult
+from service.tokens import Principal, new_token, shown_prefix, token_hash
 
 _BLOCK = re.compile(r"^-- (\w+) --$", re.MULTILINE)
 
@@ -88,18 +89,20 @@ class Store:
     # -- projects ----------------------------------------------------------------------
 
     @wrap_unavailable
-    async def create_project(self, name: str) -> Project:
-        row = await self.pool.fetchrow(queries["create_project"], name)
+    async def create_project(self, name: str, *, owner: str) -> Project:
+        row = await self.pool.fetchrow(queries["create_project"], name, owner)
         return Project.from_row(row)
 
     @wrap_unavailable
-    async def list_projects(self, *, limit: int) -> list[Project]:
-        rows = await self.pool.fetch(queries["list_projects"], limit)
+    async def list_projects(self, *, limit: int, owner: str | None) -> list[Project]:
+        """Projects of ``owner`` (``None``: everyone's), newest first."""
+        rows = await self.pool.fetch(queries["list_projects"], limit, owner)
         return [Project.from_row(r) for r in rows]
 
     @wrap_unavailable
-    async def get_project(self, project_id: uuid.UUID) -> Project | None:
-        row = await self.pool.fetchrow(queries["get_project"], project_id)
+    async def get_project(self, project_id: uuid.UUID, *, owner: str | None) -> Project | None:
+        """The project, if it exists and belongs to ``owner`` (``None``: anyone)."""
+        row = await self.pool.fetchrow(queries["get_project"], project_id, owner)
         return Project.from_row(row) if row else None
 
     @wrap_unavailable
@@ -183,8 +186,16 @@ class Store:
         return Job.from_row(row) if row else None
 
     @wrap_unavailable
-    async def list_jobs(self, project_id: uuid.UUID | None, *, limit: int) -> list[Job]:
-        rows = await self.pool.fetch(queries["list_jobs"], project_id, limit)
+    async def get_owned_job(self, job_id: uuid.UUID, *, owner: str | None) -> Job | None:
+        """The job, if its project belongs to ``owner`` (``None``: anyone)."""
+        row = await self.pool.fetchrow(queries["get_owned_job"], job_id, owner)
+        return Job.from_row(row) if row else None
+
+    @wrap_unavailable
+    async def list_jobs(
+        self, project_id: uuid.UUID | None, *, limit: int, owner: str | None
+    ) -> list[Job]:
+        rows = await self.pool.fetch(queries["list_jobs"], project_id, limit, owner)
         return [Job.from_row(r) for r in rows]
 
     @wrap_unavailable
@@ -234,13 +245,13 @@ class Store:
         return await self.pool.fetchval(queries["next_retry_at"])
 
     @wrap_unavailable
-    async def jobs_summary(self) -> dict[str, Any]:
-        row = await self.pool.fetchrow(queries["jobs_summary"])
+    async def jobs_summary(self, *, owner: str | None) -> dict[str, Any]:
+        row = await self.pool.fetchrow(queries["jobs_summary"], owner)
         return dict(row)
 
     @wrap_unavailable
-    async def delete_finished_jobs(self, *, days_old: float) -> int:
-        return await self.pool.fetchval(queries["delete_finished_jobs"], days_old)
+    async def delete_finished_jobs(self, *, days_old: float, owner: str | None = None) -> int:
+        return await self.pool.fetchval(queries["delete_finished_jobs"], days_old, owner)
 
     @wrap_unavailable
     async def listen_for_jobs(self, on_job: Callable[[str], None]) -> asyncpg.Connection:
@@ -256,6 +267,35 @@ class Store:
     async def release_listener(self, conn: asyncpg.Connection) -> None:
         with contextlib.suppress(Exception):
             await self.pool.release(conn)
+
+    # -- tokens ------------------------------------------------------------------------
+
+    @wrap_unavailable
+    async def create_token(self, owner: str, *, is_admin: bool) -> tuple[str, ApiToken]:
+        """A new token for ``owner``: the token itself (shown once) and its record."""
+        token = new_token()
+        row = await self.pool.fetchrow(
+            queries["insert_token"], owner, token_hash(token), shown_prefix(token), is_admin
+        )
+        return token, ApiToken.from_row(row)
+
+    @wrap_unavailable
+    async def principal_for(self, token: str) -> Principal | None:
+        row = await self.pool.fetchrow(queries["token_principal"], token_hash(token))
+        return Principal(row["owner"], row["is_admin"]) if row else None
+
+    @wrap_unavailable
+    async def list_tokens(self) -> list[ApiToken]:
+        return [ApiToken.from_row(r) for r in await self.pool.fetch(queries["list_tokens"])]
+
+    @wrap_unavailable
+    async def revoke_token(self, id_or_prefix: str) -> ApiToken | None:
+        row = await self.pool.fetchrow(queries["revoke_token"], id_or_prefix)
+        return ApiToken.from_row(row) if row else None
+
+    @wrap_unavailable
+    async def count_tokens(self) -> int:
+        return await self.pool.fetchval(queries["count_tokens"])
 
     # -- chunks ------------------------------------------------------------------------
 

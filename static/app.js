@@ -70,6 +70,7 @@ function element(tag, attributes = {}, children = []) {
 /** @param {unknown} error */
 function showError(error) {
   if (isAbortError(error)) return;
+  if (error instanceof ApiError && error.status === 401) showTokenForm();
   let text;
   if (error instanceof ApiError) {
     text = error.code ? `${error.message} (${error.code}, HTTP ${error.status})` : error.message;
@@ -103,6 +104,30 @@ async function guarded(button, action) {
   } finally {
     if (button) button.disabled = false;
   }
+}
+
+// -- token -----------------------------------------------------------------------
+
+function showTokenForm() {
+  $('token-section').hidden = false;
+  /** @type {HTMLInputElement} */ ($('token-input')).focus();
+}
+
+/** @param {SubmitEvent} event */
+async function onTokenSubmit(event) {
+  event.preventDefault();
+  const input = /** @type {HTMLInputElement} */ ($('token-input'));
+  const token = input.value.trim();
+  if (!token) return;
+  try {
+    localStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // storage disabled: the token still works for this page's life
+  }
+  api.token = token;
+  input.value = '';
+  $('token-section').hidden = true;
+  await guarded(null, () => loadProjects());
 }
 
 // -- health ----------------------------------------------------------------------
@@ -589,11 +614,18 @@ function wire() {
   $('download-csv').addEventListener('click', (event) => guarded(null, () => onDownload(event)));
   $('refresh-jobs').addEventListener('click', () => guarded(null, loadJobs));
   window.addEventListener('pagehide', () => manager.cleanup());
+  $('token-form').addEventListener('submit', (event) => void onTokenSubmit(event));
 }
 
 async function main() {
   wire();
   void checkHealth();
+  if (!readToken()) {
+    // nothing can be listed without a token: ask for it first (see onTokenSubmit)
+    showTokenForm();
+    document.body.dataset.ready = 'true';
+    return;
+  }
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('project');
   await guarded(null, async () => {
     await loadProjects(fromHash);

@@ -121,6 +121,21 @@ class LiveServer:
     url: str
     dsn: str
     settings: Settings
+    token: str  # owner "alice"
+    other_token: str  # owner "bob"
+    admin_token: str
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+
+async def make_tokens(dsn: str, *specs: tuple[str, bool]) -> list[str]:
+    pool = await create_pool(dsn, max_size=2)
+    try:
+        store = Store(pool)
+        return [(await store.create_token(owner, is_admin=admin))[0] for owner, admin in specs]
+    finally:
+        await pool.close()
 
 
 def run_server_in_thread(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thread]:
@@ -148,8 +163,16 @@ async def live_server(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[Li
     )
     port = free_port()
     server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
+    alice, bob, admin = await make_tokens(dsn, ("alice", False), ("bob", False), ("root", True))
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", dsn=dsn, settings=settings)
+        yield LiveServer(
+            url=f"http://127.0.0.1:{port}",
+            dsn=dsn,
+            settings=settings,
+            token=alice,
+            other_token=bob,
+            admin_token=admin,
+        )
     finally:
         server.should_exit = True
         await asyncio.to_thread(thread.join, 30)

@@ -12,6 +12,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from service.auth import principal
 from service.exceptions import Conflict, NotFound, ValidationError
 from service.inputs import body_id, path_id, query_int, read_json, read_json_object
 from service.models import ACTIVE_STATUSES, LIVE_STATUSES, Job
@@ -27,7 +28,7 @@ def _store(request: Request):
 
 async def _job(request: Request) -> Job:
     job_id = path_id(request, "job_id", "job")
-    job = await _store(request).get_job(job_id)
+    job = await _store(request).get_owned_job(job_id, owner=principal(request).scope)
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     return job
@@ -45,7 +46,7 @@ class JobCreate(HTTPEndpoint):
             raise ValidationError("priority must be an integer from 1 (lowest) to 10 (highest)")
         project_id = body_id(body["projectId"], "projectId")
         store = _store(request)
-        project = await store.get_project(project_id)
+        project = await store.get_project(project_id, owner=principal(request).scope)
         if project is None:
             raise NotFound(f"no project with id {project_id}")
         stages, config = resolve_job(body["jobType"], body.get("config"), project)
@@ -68,9 +69,10 @@ class Jobs(HTTPEndpoint):
         project_id = body_id(raw, "projectId") if raw else None
         limit = query_int(request, "limit", 50, minimum=1, maximum=500)
         store = _store(request)
-        if project_id is not None and await store.get_project(project_id) is None:
+        scope = principal(request).scope
+        if project_id is not None and await store.get_project(project_id, owner=scope) is None:
             raise NotFound(f"no project with id {project_id}")
-        jobs = await store.list_jobs(project_id, limit=limit)
+        jobs = await store.list_jobs(project_id, limit=limit, owner=scope)
         return JSONResponse({"success": True, "jobs": [j.to_json() for j in jobs]})
 
 
@@ -108,7 +110,8 @@ class JobDetail(HTTPEndpoint):
 class JobProcess(HTTPEndpoint):
     async def post(self, request: Request) -> JSONResponse:
         await read_json(request, required=False)  # an optional, ignored body
-        job_id = path_id(request, "job_id", "job")
+        job = await _job(request)  # 404 unless the caller may see it
+        job_id = uuid.UUID(job.id)
         outcome = await request.app.state.engine.process_next_chunk(job_id)
         if outcome is None:
             raise NotFound(f"no job with id {job_id}")

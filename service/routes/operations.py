@@ -8,6 +8,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from service.auth import principal
 from service.drivers import advance_runnable_jobs
 from service.exceptions import Forbidden, Unauthorized, ValidationError
 from service.inputs import read_json, read_json_object
@@ -62,7 +63,7 @@ class JobsCron(HTTPEndpoint):
 
 class JobsStatus(HTTPEndpoint):
     async def get(self, request: Request) -> JSONResponse:
-        summary = await request.app.state.store.jobs_summary()
+        summary = await request.app.state.store.jobs_summary(owner=principal(request).scope)
         counts = {status: 0 for status in JOB_STATUSES} | (summary["counts"] or {})
         return JSONResponse(
             {
@@ -84,5 +85,7 @@ class JobsCleanup(HTTPEndpoint):
             raise ValidationError("daysOld is required (no JOB_RETENTION_DAYS is configured)")
         if isinstance(days, bool) or not isinstance(days, int | float) or not 0 <= days <= 36500:
             raise ValidationError("daysOld must be a number of days from 0 to 36500")
-        deleted = await request.app.state.store.delete_finished_jobs(days_old=float(days))
+        deleted = await request.app.state.store.delete_finished_jobs(
+            days_old=float(days), owner=principal(request).scope
+        )
         return JSONResponse({"success": True, "deleted": deleted, "daysOld": days})

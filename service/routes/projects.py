@@ -6,6 +6,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from service.auth import principal
 from service.exceptions import NotFound, UnsupportedMediaType, ValidationError
 from service.ingest import ParsedUpload, check_encoding, parse_csv, parse_json_records, text_problem
 from service.inputs import path_id, query_int, read_body, read_json, read_json_object
@@ -20,7 +21,7 @@ def _store(request: Request):
 class Projects(HTTPEndpoint):
     async def get(self, request: Request) -> JSONResponse:
         limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
-        projects = await _store(request).list_projects(limit=limit)
+        projects = await _store(request).list_projects(limit=limit, owner=principal(request).scope)
         return JSONResponse({"success": True, "projects": [p.to_json() for p in projects]})
 
     async def post(self, request: Request) -> JSONResponse:
@@ -33,14 +34,14 @@ class Projects(HTTPEndpoint):
         problem = text_problem(name)
         if problem:
             raise ValidationError(f"name {problem}")
-        project = await _store(request).create_project(name.strip())
+        project = await _store(request).create_project(name.strip(), owner=principal(request).owner)
         return JSONResponse({"success": True, "project": project.to_json()}, status_code=201)
 
 
 class ProjectDetail(HTTPEndpoint):
     async def get(self, request: Request) -> JSONResponse:
         project_id = path_id(request, "project_id", "project")
-        project = await _store(request).get_project(project_id)
+        project = await _store(request).get_project(project_id, owner=principal(request).scope)
         if project is None:
             raise NotFound(f"no project with id {project_id}")
         return JSONResponse({"success": True, "project": project.to_json()})
@@ -72,7 +73,7 @@ class _Upload(HTTPEndpoint):
     async def post(self, request: Request) -> JSONResponse:
         project_id = path_id(request, "project_id", "project")
         store = _store(request)
-        if await store.get_project(project_id) is None:
+        if await store.get_project(project_id, owner=principal(request).scope) is None:
             raise NotFound(f"no project with id {project_id}")
         upload = await _parse_upload(request)
         result = await store.upload_records(project_id, self.kind, upload.records, upload.columns)

@@ -4,27 +4,28 @@ SELECT 1;
 
 -- create_project --
 -- A new, empty project.
-INSERT INTO projects (name) VALUES ($1)
-RETURNING id, name, created_at, catalog_columns, item_columns;
+INSERT INTO projects (name, owner) VALUES ($1, $2)
+RETURNING id, name, owner, created_at, catalog_columns, item_columns;
 
 -- list_projects --
--- Projects, newest first, with their counts.
-SELECT p.id, p.name, p.created_at, p.catalog_columns, p.item_columns,
+-- Projects, newest first, with their counts ($2: only this owner's; NULL: all).
+SELECT p.id, p.name, p.owner, p.created_at, p.catalog_columns, p.item_columns,
        (SELECT count(*) FROM catalog_records c WHERE c.project_id = p.id) AS catalog_count,
        (SELECT count(*) FROM items i WHERE i.project_id = p.id) AS item_count,
        (SELECT count(DISTINCT m.item_id) FROM matches m WHERE m.project_id = p.id) AS matched_items
 FROM projects p
+WHERE $2::text IS NULL OR p.owner = $2
 ORDER BY p.created_at DESC, p.id
 LIMIT $1;
 
 -- get_project --
--- One project with its counts.
-SELECT p.id, p.name, p.created_at, p.catalog_columns, p.item_columns,
+-- One project with its counts ($2: only if this owner's; NULL: any).
+SELECT p.id, p.name, p.owner, p.created_at, p.catalog_columns, p.item_columns,
        (SELECT count(*) FROM catalog_records c WHERE c.project_id = p.id) AS catalog_count,
        (SELECT count(*) FROM items i WHERE i.project_id = p.id) AS item_count,
        (SELECT count(DISTINCT m.item_id) FROM matches m WHERE m.project_id = p.id) AS matched_items
 FROM projects p
-WHERE p.id = $1;
+WHERE p.id = $1 AND ($2::text IS NULL OR p.owner = $2);
 
 -- lock_project --
 -- Serialise uploads and job creation of one project.
@@ -103,11 +104,18 @@ UPDATE matching_jobs SET total_items = $2 WHERE id = $1;
 -- One job.
 SELECT * FROM matching_jobs WHERE id = $1;
 
+-- get_owned_job --
+-- One job, if its project belongs to owner $2 (NULL: any).
+SELECT j.* FROM matching_jobs j
+JOIN projects p ON p.id = j.project_id
+WHERE j.id = $1 AND ($2::text IS NULL OR p.owner = $2);
+
 -- list_jobs --
--- A project's jobs, newest first.
-SELECT * FROM matching_jobs
-WHERE ($1::uuid IS NULL OR project_id = $1)
-ORDER BY created_at DESC, id
+-- Jobs (of project $1, or all) visible to owner $3 (NULL: all), newest first.
+SELECT j.* FROM matching_jobs j
+JOIN projects p ON p.id = j.project_id
+WHERE ($1::uuid IS NULL OR j.project_id = $1) AND ($3::text IS NULL OR p.owner = $3)
+ORDER BY j.created_at DESC, j.id
 LIMIT $2;
 
 -- set_job_status --
@@ -163,26 +171,35 @@ SELECT min(next_attempt_at) FROM matching_jobs
 WHERE status IN ('pending', 'processing') AND next_attempt_at > now();
 
 -- jobs_summary --
--- Counts by status, oldest pending job's age, success rate, average duration.
+-- Counts by status, oldest pending job's age, success rate, average duration, of the jobs
+-- owner $1 may see (NULL: all).
+WITH scoped AS (
+    SELECT j.status, j.created_at, j.started_at, j.completed_at
+    FROM matching_jobs j JOIN projects p ON p.id = j.project_id
+    WHERE $1::text IS NULL OR p.owner = $1
+)
 SELECT
     (SELECT jsonb_object_agg(status, n)
-     FROM (SELECT status, count(*) AS n FROM matching_jobs GROUP BY status) s) AS counts,
+     FROM (SELECT status, count(*) AS n FROM scoped GROUP BY status) s) AS counts,
     (SELECT extract(epoch FROM now() - min(created_at))::float8
-     FROM matching_jobs WHERE status = 'pending') AS oldest_pending_seconds,
+     FROM scoped WHERE status = 'pending') AS oldest_pending_seconds,
     (SELECT count(*) FILTER (WHERE status = 'completed')::float8
             / NULLIF(count(*) FILTER (WHERE status IN ('completed', 'failed')), 0)
-     FROM matching_jobs) AS success_rate,
+     FROM scoped) AS success_rate,
     (SELECT avg(extract(epoch FROM completed_at - started_at))::float8
-     FROM matching_jobs WHERE status = 'completed' AND started_at IS NOT NULL)
+     FROM scoped WHERE status = 'completed' AND started_at IS NOT NULL)
         AS average_duration_seconds;
 
 -- delete_finished_jobs --
--- Retention: remove finished jobs older than $1 days, with their items, chunks and matches.
+-- Retention: remove finished jobs older than $1 days (of owner $2; NULL: all), with their
+-- items, chunks and matches.
 WITH gone AS (
-    DELETE FROM matching_jobs
-    WHERE status IN ('completed', 'failed', 'cancelled')
-      AND COALESCE(completed_at, updated_at) < now() - make_interval(days => $1)
-    RETURNING id
+    DELETE FROM matching_jobs j
+    WHERE j.status IN ('completed', 'failed', 'cancelled')
+      AND COALESCE(j.completed_at, j.updated_at) < now() - make_interval(days => $1)
+      AND ($2::text IS NULL
+           OR EXISTS (SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.owner = $2))
+    RETURNING j.id
 )
 SELECT count(*) FROM gone;
 
@@ -396,3 +413,27 @@ SELECT version FROM schema_migrations;
 -- record_migration --
 -- Remember an applied migration.
 INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
+
+-- insert_token --
+-- A new API token (its hash only).
+INSERT INTO api_tokens (owner, token_hash, prefix, is_admin) VALUES ($1, $2, $3, $4)
+RETURNING id, owner, prefix, is_admin, created_at, revoked_at;
+
+-- token_principal --
+-- Who a live token belongs to.
+SELECT owner, is_admin FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL;
+
+-- list_tokens --
+-- Every token, newest first (never the token itself).
+SELECT id, owner, prefix, is_admin, created_at, revoked_at FROM api_tokens
+ORDER BY created_at DESC;
+
+-- revoke_token --
+-- Revoke by id or by the shown prefix.
+UPDATE api_tokens SET revoked_at = now()
+WHERE (id::text = $1 OR prefix = $1) AND revoked_at IS NULL
+RETURNING id, owner, prefix, is_admin, created_at, revoked_at;
+
+-- count_tokens --
+-- How many tokens exist (revoked included).
+SELECT count(*) FROM api_tokens;

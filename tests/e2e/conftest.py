@@ -8,5 +8,7 @@ import pytest
 
 @pytest.fixture
 async def client(live_server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as c:
+    async with httpx.AsyncClient(
+        base_url=live_server.url, timeout=60, headers=live_server.headers()
+    ) as c:
         yield c

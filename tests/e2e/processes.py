@@ -77,6 +77,19 @@ class ServiceProcess:
                 self.proc.kill()
 
 
+def create_token(dsn: str, owner: str = "tester", *, admin: bool = False) -> str:
+    """A token made the way an operator makes one: `chunkmatch token create`."""
+    args = [CHUNKMATCH, "token", "create", "--owner", owner] + (["--admin"] if admin else [])
+    result = subprocess.run(
+        args, env=process_env(dsn), capture_output=True, text=True, timeout=120, check=True
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def start_worker(dsn: str, **env_extra: str) -> subprocess.Popen:
     LOG_DIR.mkdir(exist_ok=True)
     log = open(LOG_DIR / f"worker-{uuid.uuid4().hex[:6]}.log", "a")  # noqa: SIM115
@@ -133,11 +146,13 @@ async def job_invariants(dsn: str, job_id: str) -> dict[str, int]:
     }
 
 
-def seed_project(url: str, n_items: int, n_catalog: int, *, chunk_size: int) -> tuple[str, str]:
+def seed_project(
+    url: str, token: str, n_items: int, n_catalog: int, *, chunk_size: int
+) -> tuple[str, str]:
     """Create a project with product-like data and a job; return (project_id, job_id)."""
     from tests.e2e.helpers import products
 
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with httpx.Client(base_url=url, timeout=120, headers=auth(token)) as client:
         pid = client.post("/api/projects", json={"name": "resilience"}).json()["project"]["id"]
         catalog = products(n_catalog, "c")
         items = [

@@ -144,6 +144,13 @@ async def test_page_runs_a_job_to_completion(live_server, tmp_path: Path) -> Non
             await page.goto(f"{live_server.url}/")
             await page.wait_for_selector('body[data-ready="true"]')
             await page.wait_for_selector('#health[data-state="ok"]')
+            # the page asks for the API token once and keeps it in local storage
+            await page.wait_for_selector("#token-section:not([hidden])")
+            await page.fill("#token-input", live_server.token)
+            await page.click('[data-testid="token-save"]')
+            await page.wait_for_selector("#token-section", state="hidden")
+            stored = await page.evaluate("localStorage.getItem('chunkmatch.token')")
+            assert stored == live_server.token
 
             await page.fill("#project-name", "Browser test hardware")
             await page.click("#create-project")
@@ -201,12 +208,12 @@ async def test_page_runs_a_job_to_completion(live_server, tmp_path: Path) -> Non
 
             href = await page.get_attribute("#download-csv", "href")
             assert href and "format=csv" in href
-            download = await page.request.get(
-                href if href.startswith("http") else live_server.url + href
-            )
-            assert download.status == 200
-            assert "text/csv" in download.headers["content-type"]
-            records = list(csv.reader(io.StringIO(await download.text())))
+            # the link needs the token, which the page adds: download as a user would
+            async with page.expect_download() as info:
+                await page.click("#download-csv")
+            download = await info.value
+            text = Path(await download.path()).read_text(encoding="utf-8")
+            records = list(csv.reader(io.StringIO(text)))
             assert len(records) == matches_found + 1  # header + one row per match
 
             await page.wait_for_selector("[data-testid=job-row]")
@@ -233,6 +240,9 @@ async def test_page_shows_server_errors(live_server) -> None:
         )
         try:
             page = await browser.new_page()
+            await page.add_init_script(
+                f"localStorage.setItem('chunkmatch.token', {live_server.token!r})"
+            )
             await page.goto(f"{live_server.url}/")
             await page.wait_for_selector('body[data-ready="true"]')
             await page.fill("#project-name", "Errors shown")

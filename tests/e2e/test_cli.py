@@ -60,9 +60,18 @@ def test_zero_config_serve_starts_embedded_postgres_and_stops_it_on_sigterm(
         text=True,
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        page = httpx.get(f"http://127.0.0.1:{port}/")
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc)
+        page = httpx.get(f"{url}/")
         assert page.status_code == 200 and "<html" in page.text.lower()
+        assert page.headers["x-content-type-options"] == "nosniff"
+        # zero configuration: a local admin token, saved for the user alone
+        token_file = data_dir / "admin-token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        assert httpx.get(f"{url}/api/projects").status_code == 401
+        r = httpx.get(f"{url}/api/projects", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
         assert _postgres_for(data_dir / "pgdata"), "embedded PostgreSQL is not running"
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -121,6 +130,8 @@ def test_run_against_a_server(tmp_path: Path, live_server) -> None:
             str(out),
             "--server",
             live_server.url,
+            "--token",
+            live_server.token,
         ],
         capture_output=True,
         text=True,
@@ -131,6 +142,53 @@ def test_run_against_a_server(tmp_path: Path, live_server) -> None:
     rows = list(csv.DictReader(out.open()))
     assert len(rows) >= 290
     assert all(r["catalog_id"] == "c" + r["item_id"][1:] for r in rows)
+
+
+def test_run_with_no_server_starts_one_and_finds_its_token(tmp_path: Path) -> None:
+    catalog = products(50, "c")
+    _write_csv(tmp_path / "catalog.csv", catalog)
+    _write_csv(tmp_path / "items.csv", [{"id": r["id"], "name": r["name"]} for r in catalog])
+    out = tmp_path / "out.csv"
+    result = subprocess.run(
+        [
+            CHUNKMATCH,
+            "run",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--catalog",
+            str(tmp_path / "catalog.csv"),
+            "--out",
+            str(out),
+        ],
+        env=_env(CHUNKMATCH_DATA_DIR=str(tmp_path / "data")),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(csv.DictReader(out.open()))) == 50
+    assert not _postgres_for(tmp_path / "data" / "pgdata")  # stopped with the run
+
+
+def test_token_commands(tmp_path: Path, pg_server_dsn) -> None:
+    env = _env(CHUNKMATCH_DATA_DIR=str(tmp_path / "data"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [CHUNKMATCH, "token", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    created = cli("create", "--owner", "carol")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("cm_") and len(token) >= 40
+    listing = cli("list")
+    assert "carol" in listing.stdout and token not in listing.stdout
+    prefix = token[:9]
+    assert prefix in listing.stdout
+    assert cli("revoke", prefix).returncode == 0
+    assert "revoked" in cli("list").stdout
+    assert cli("revoke", prefix).returncode == 1  # already revoked
 
 
 def test_run_reports_a_clear_error(tmp_path: Path, live_server) -> None:
@@ -146,6 +204,7 @@ def test_run_reports_a_clear_error(tmp_path: Path, live_server) -> None:
             "--server",
             live_server.url,
         ],
+        env=_env(CHUNKMATCH_TOKEN=live_server.token),
         capture_output=True,
         text=True,
         timeout=60,

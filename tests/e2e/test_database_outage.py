@@ -13,6 +13,7 @@ import httpx
 
 from service.database import EmbeddedPostgres
 from tests.conftest import free_port
+from tests.e2e.processes import create_token
 from tests.e2e.test_cli import _wait_healthy
 
 CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
@@ -32,6 +33,8 @@ def test_requests_get_503_during_an_outage_and_the_service_recovers() -> None:
     folder = Path(tempfile.mkdtemp(prefix="chunkmatch-outage-"))
     pg = EmbeddedPostgres(folder)
     dsn = pg.start()
+    token = create_token(dsn)
+    headers = {"Authorization": f"Bearer {token}"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, DATABASE_URL=dsn, CHUNKMATCH_DB_RETRY_AFTER="3")
@@ -44,7 +47,9 @@ def test_requests_get_503_during_an_outage_and_the_service_recovers() -> None:
     )
     try:
         _wait_healthy(url, proc)
-        project = httpx.post(f"{url}/api/projects", json={"name": "before"}).json()["project"]
+        project = httpx.post(
+            f"{url}/api/projects", json={"name": "before"}, headers=headers
+        ).json()["project"]
 
         pg.stop()
         r = _until(lambda: (x := httpx.get(f"{url}/api/health")).status_code == 503 and x)
@@ -55,7 +60,7 @@ def test_requests_get_503_during_an_outage_and_the_service_recovers() -> None:
             ("POST", "/api/projects"),
             ("GET", "/api/jobs"),
         ]:
-            r = httpx.request(method, url + path, json={"name": "x"})
+            r = httpx.request(method, url + path, json={"name": "x"}, headers=headers)
             assert r.status_code == 503, r.text
             assert r.json()["error"]["code"] == "database_unavailable"
             assert r.headers["retry-after"] == "3"
@@ -63,7 +68,7 @@ def test_requests_get_503_during_an_outage_and_the_service_recovers() -> None:
 
         pg.start()
         _until(lambda: httpx.get(f"{url}/api/health").status_code == 200)
-        r = httpx.get(f"{url}/api/projects/{project['id']}")
+        r = httpx.get(f"{url}/api/projects/{project['id']}", headers=headers)
         assert r.status_code == 200 and r.json()["project"]["name"] == "before"
     finally:
         proc.terminate()

@@ -23,7 +23,11 @@ async def test_js_client_suite_passes_against_live_server(live_server) -> None:
         "--test",
         "tests/js/",
         cwd=ROOT,
-        env={**os.environ, "CHUNKMATCH_URL": live_server.url},
+        env={
+            **os.environ,
+            "CHUNKMATCH_URL": live_server.url,
+            "CHUNKMATCH_TOKEN": live_server.token,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -17,7 +17,14 @@ import asyncpg
 import httpx
 
 from service.database import EmbeddedPostgres
-from tests.e2e.processes import ServiceProcess, job_invariants, seed_project, start_worker
+from tests.e2e.processes import (
+    ServiceProcess,
+    auth,
+    create_token,
+    job_invariants,
+    seed_project,
+    start_worker,
+)
 
 DEADLINE_SECONDS = 180.0
 
@@ -25,6 +32,7 @@ DEADLINE_SECONDS = 180.0
 async def _drive(
     urls: list[str],
     job_id: str,
+    token: str,
     *,
     progress: list[int] | None = None,
     statuses: list[int] | None = None,
@@ -32,7 +40,7 @@ async def _drive(
 ) -> dict:
     """Call process on ``job_id`` (round-robin over ``urls``) until it completes."""
     deadline = stop_at or time.monotonic() + DEADLINE_SECONDS
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, headers=auth(token)) as client:
         n = random.randrange(len(urls))
         while time.monotonic() < deadline:
             url = urls[n % len(urls)]
@@ -60,13 +68,16 @@ async def _drive(
 
 
 async def test_sigkill_twenty_times_in_the_middle_of_chunks(db_dsn: str) -> None:
+    token = await asyncio.to_thread(create_token, db_dsn)
     server = await asyncio.to_thread(ServiceProcess(db_dsn).start)
     try:
-        _, job_id = await asyncio.to_thread(seed_project, server.url, 12_000, 4_000, chunk_size=100)
+        _, job_id = await asyncio.to_thread(
+            seed_project, server.url, token, 12_000, 4_000, chunk_size=100
+        )
         progress: list[int] = []
         statuses: list[int] = []
         driver = asyncio.create_task(
-            _drive([server.url], job_id, progress=progress, statuses=statuses)
+            _drive([server.url], job_id, token, progress=progress, statuses=statuses)
         )
         rng = random.Random(20261123)
         kills = 0
@@ -91,16 +102,23 @@ async def test_sigkill_twenty_times_in_the_middle_of_chunks(db_dsn: str) -> None
 
 
 async def test_four_services_and_32_drivers_on_the_same_jobs(db_dsn: str) -> None:
+    token = await asyncio.to_thread(create_token, db_dsn)
     servers = [ServiceProcess(db_dsn) for _ in range(4)]
     await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
     try:
         jobs = [
-            (await asyncio.to_thread(seed_project, servers[k].url, 3000, 1500, chunk_size=40))[1]
+            (
+                await asyncio.to_thread(
+                    seed_project, servers[k].url, token, 3000, 1500, chunk_size=40
+                )
+            )[1]
             for k in range(2)
         ]
         urls = [s.url for s in servers]
         statuses: list[int] = []
-        await asyncio.gather(*(_drive(urls, jobs[d % 2], statuses=statuses) for d in range(32)))
+        await asyncio.gather(
+            *(_drive(urls, jobs[d % 2], token, statuses=statuses) for d in range(32))
+        )
     finally:
         for s in servers:
             s.stop()
@@ -112,13 +130,16 @@ async def test_four_services_and_32_drivers_on_the_same_jobs(db_dsn: str) -> Non
 async def test_database_restart_in_the_middle_of_a_job() -> None:
     pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="chunkmatch-outage-job-")))
     dsn = pg.start()
+    token = await asyncio.to_thread(create_token, dsn)
     server = await asyncio.to_thread(ServiceProcess(dsn, {"CHUNKMATCH_DB_RETRY_AFTER": "1"}).start)
     try:
-        _, job_id = await asyncio.to_thread(seed_project, server.url, 6000, 2000, chunk_size=100)
+        _, job_id = await asyncio.to_thread(
+            seed_project, server.url, token, 6000, 2000, chunk_size=100
+        )
         progress: list[int] = []
         statuses: list[int] = []
         driver = asyncio.create_task(
-            _drive([server.url], job_id, progress=progress, statuses=statuses)
+            _drive([server.url], job_id, token, progress=progress, statuses=statuses)
         )
         while len(progress) < 5:
             await asyncio.sleep(0.01)
@@ -171,11 +192,14 @@ async def test_worker_wakes_on_notify_and_sigterm_loses_nothing(db_dsn: str) -> 
     worker = start_worker(
         db_dsn, WORKER_POLL_SECONDS="120", WORKER_CONCURRENCY="2", WORKER_GRACE_SECONDS="20"
     )
+    token = await asyncio.to_thread(create_token, db_dsn)
     server = await asyncio.to_thread(ServiceProcess(db_dsn).start)
     try:
         await asyncio.sleep(1.0)  # let the idle worker reach its wait
         created = time.monotonic()
-        _, job_id = await asyncio.to_thread(seed_project, server.url, 6000, 3000, chunk_size=200)
+        _, job_id = await asyncio.to_thread(
+            seed_project, server.url, token, 6000, 3000, chunk_size=200
+        )
         await _wait_for(lambda: _chunks(db_dsn, job_id, "status = 'done'"), timeout=30)
         woke_after = time.monotonic() - created
         assert woke_after < 30  # far below the 120 s poll: NOTIFY woke it
@@ -205,10 +229,13 @@ async def _is_completed(dsn: str, job_id: str) -> bool:
 
 
 async def test_a_second_worker_takes_over_a_killed_workers_leases(db_dsn: str) -> None:
+    token = await asyncio.to_thread(create_token, db_dsn)
     server = await asyncio.to_thread(ServiceProcess(db_dsn).start)
     first = start_worker(db_dsn, WORKER_POLL_SECONDS="0.5", WORKER_CONCURRENCY="1")
     try:
-        _, job_id = await asyncio.to_thread(seed_project, server.url, 8000, 4000, chunk_size=1000)
+        _, job_id = await asyncio.to_thread(
+            seed_project, server.url, token, 8000, 4000, chunk_size=1000
+        )
         orphans = await _wait_for(
             lambda: _chunks(db_dsn, job_id, "status = 'running' AND lease_expires_at > now()"),
             interval=0.005,

@@ -15,7 +15,7 @@ from service.store import Store, to_json_text
 
 
 async def _project(store: Store, n_items: int = 50, n_catalog: int = 50) -> Project:
-    project = await store.create_project("engine test")
+    project = await store.create_project("engine test", owner="tester")
     pid = uuid.UUID(project.id)
     catalog = [
         (f"c{i}", to_json_text({"id": f"c{i}", "name": f"Widget model WX{i:04d} blue"}))
@@ -27,7 +27,7 @@ async def _project(store: Store, n_items: int = 50, n_catalog: int = 50) -> Proj
     ]
     await store.upload_records(pid, "catalog", catalog, ["id", "name"])
     await store.upload_records(pid, "items", items, ["id", "name"])
-    return await store.get_project(pid)
+    return await store.get_project(pid, owner=None)
 
 
 async def _job(store: Store, project: Project, chunk_size: int = 10):

@@ -6,6 +6,8 @@ import { ApiClient } from '../../static/job-manager.js';
 
 /** URL of a real chunkmatch server, or '' when the tests should skip. */
 export const SERVER_URL = (process.env.CHUNKMATCH_URL ?? '').replace(/\/+$/, '');
+/** API token for the server (the pytest wrapper passes one; the API needs it). */
+export const TOKEN = process.env.CHUNKMATCH_TOKEN || undefined;
 
 export const SKIP_REASON = SERVER_URL
   ? false
@@ -53,7 +55,7 @@ export function productData(count) {
  * @param {number} [count]
  */
 export async function createProjectWithData(label, count = 120) {
-  const api = new ApiClient({ baseUrl: SERVER_URL });
+  const api = new ApiClient({ baseUrl: SERVER_URL, token: TOKEN });
   const project = await api.createProject(`js-test ${label} ${Date.now()}`);
   const { catalog, items } = productData(count);
   await api.upload(project.id, 'catalog', catalog);

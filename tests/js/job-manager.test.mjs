@@ -9,6 +9,7 @@ import { ApiClient, ApiError, JobEndedError, JobManager } from '../../static/job
 import {
   SERVER_URL,
   SKIP_REASON,
+  TOKEN,
   createProjectWithData,
   isNonDecreasing,
   startFaultProxy,
@@ -28,7 +29,7 @@ const TEST_TIMEOUT = { timeout: 60_000 };
  * @param {ConstructorParameters<typeof JobManager>[0]} options
  */
 function managerFor(t, options) {
-  const manager = new JobManager(options);
+  const manager = new JobManager({ token: TOKEN, ...options });
   t.after(() => manager.cleanup());
   t.signal?.addEventListener('abort', () => manager.cleanup(), { once: true });
   return manager;
@@ -152,7 +153,7 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
   test('rejects with the job error when the job is marked failed while it runs', TEST_TIMEOUT, async (t) => {
     const project = await createProjectWithData('failed');
     const manager = managerFor(t, { baseUrl: SERVER_URL });
-    const other = new ApiClient({ baseUrl: SERVER_URL });
+    const other = new ApiClient({ baseUrl: SERVER_URL, token: TOKEN });
     let marked = false;
     const run = manager.startJob(
       project.id,

@@ -89,40 +89,65 @@ def test_number_agreement_symmetric_and_bounded(a: frozenset[str], b: frozenset[
 margins = st.floats(min_value=-1.0, max_value=1.0)
 
 
-@given(unit, unit, unit, unit, unit, st.sampled_from([-1, 0, 1]), unit, margins, margins)
+@given(unit, unit, unit, unit, st.sampled_from([-1, 0, 1]), unit, margins, margins, unit, margins)
 def test_combined_score_within_unit_interval(
-    c: float, w: float, ts: float, so: float, p: float, code: int, num: float, m1: float, m2: float
+    c: float,
+    w: float,
+    ts: float,
+    p: float,
+    code: int,
+    num: float,
+    m1: float,
+    m2: float,
+    lead: float,
+    m3: float,
 ) -> None:
-    score = combine_signals(PairSignals(c, w, ts, so, p, code, num, m1, m2))
-    assert 0.0 <= score <= 1.0
+    for unique in (0, 1):
+        score = combine_signals(PairSignals(c, w, ts, p, code, num, m1, m2, lead, m3, unique))
+        assert 0.0 <= score <= 1.0
 
 
-@given(unit, unit, unit, unit, unit, st.sampled_from([-1, 0, 1]), unit, margins)
+@given(unit, unit, unit, unit, st.sampled_from([-1, 0, 1]), unit, margins)
 def test_combined_score_rises_with_similarity_and_margin(
-    c: float, w: float, ts: float, so: float, p: float, code: int, num: float, m: float
+    c: float, w: float, ts: float, p: float, code: int, num: float, m: float
 ) -> None:
-    base = combine_signals(PairSignals(c, w, ts, so, p, code, num, m, m))
-    better_text = combine_signals(PairSignals(1.0, 1.0, 1.0, 1.0, 1.0, code, num, m, m))
-    clearer_lead = combine_signals(PairSignals(c, w, ts, so, p, code, num, 1.0, 1.0))
+    base = combine_signals(PairSignals(c, w, ts, p, code, num, m, m))
+    better_text = combine_signals(PairSignals(1.0, 1.0, 1.0, 1.0, code, num, m, m))
+    clearer_lead = combine_signals(PairSignals(c, w, ts, p, code, num, 1.0, 1.0))
+    more_numbers = combine_signals(PairSignals(c, w, ts, p, code, 1.0, m, m))
     assert better_text >= base - 1e-12
     assert clearer_lead >= base - 1e-12
+    assert more_numbers >= base - 1e-12
 
 
 def test_combined_score_orders_evidence() -> None:
-    base = PairSignals(0.7, 0.7, 0.8, 0.7, 0.8, 0, 1.0)
-    agree = PairSignals(0.7, 0.7, 0.8, 0.7, 0.8, 1, 1.0)
-    clash = PairSignals(0.7, 0.7, 0.8, 0.7, 0.8, -1, 1.0)
-    numbers_differ = PairSignals(0.7, 0.7, 0.8, 0.7, 0.8, 0, 0.0)
-    assert combine_signals(agree) > combine_signals(base) > combine_signals(clash)
+    base = PairSignals(0.7, 0.7, 0.8, 0.8, 0, 1.0)
+    agree = PairSignals(0.7, 0.7, 0.8, 0.8, 1, 1.0)
+    clash = PairSignals(0.7, 0.7, 0.8, 0.8, -1, 1.0)
+    numbers_differ = PairSignals(0.7, 0.7, 0.8, 0.8, 0, 0.0)
+    unique = PairSignals(0.7, 0.7, 0.8, 0.8, 1, 1.0, unique_code=1)
+    assert combine_signals(unique) > combine_signals(agree) > combine_signals(base)
+    assert combine_signals(base) > combine_signals(clash)
     assert combine_signals(numbers_differ) < combine_signals(base)
-    assert combine_signals(PairSignals(1.0, 1.0, 1.0, 1.0, 1.0, 0, 1.0)) == 1.0
+    # An identical, clearly leading candidate is accepted at the default threshold.
+    assert combine_signals(PairSignals(1.0, 1.0, 1.0, 1.0, 0, 1.0, 0.3, 0.3)) > 0.9
     assert "model codes differ" in describe_signals(clash)
 
 
+def test_unique_code_needs_text_support() -> None:
+    weak_text = PairSignals(0.2, 0.1, 0.3, 0.3, 1, 1.0)
+    assert combine_signals(PairSignals(0.2, 0.1, 0.3, 0.3, 1, 1.0, unique_code=1)) == (
+        combine_signals(weak_text)
+    )
+
+
 def test_signal_table_matches_scalar_scoring() -> None:
-    pairs = [PairSignals(0.7, 0.6, 0.8, 0.7, 0.9, code, 0.5, 0.1, -0.1) for code in (-1, 0, 1)]
+    pairs = [
+        PairSignals(0.7, 0.6, 0.8, 0.9, code, 0.5, 0.1, -0.1, 0.75, 0.05, int(code > 0))
+        for code in (-1, 0, 1)
+    ]
     table = SignalTable.from_pairs(pairs)
     assert len(table) == 3
     assert np.allclose(table.scores(), [combine_signals(p) for p in pairs])
     assert table.pair(2) == pairs[2]
-    assert table.features().shape == (3, 10)
+    assert table.features().shape == (3, 12)

@@ -26,7 +26,7 @@ def test_malformed_settings_say_which(env: dict) -> None:
 
 
 def _project(items=("id", "title"), catalog=("id", "name", "brand")) -> Project:
-    return Project("p", "p", datetime.now(UTC), tuple(catalog), tuple(items))
+    return Project("p", "p", "owner", datetime.now(UTC), tuple(catalog), tuple(items))
 
 
 def test_resolve_job_defaults_fields_to_name_else_title() -> None:
