@@ -41,7 +41,7 @@ CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
 
 
 @contextlib.contextmanager
-def server() -> Iterator[tuple[str, int]]:
+def server() -> Iterator[tuple[str, int, str]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -60,7 +60,8 @@ def server() -> Iterator[tuple[str, int]]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("the server did not start")
             time.sleep(0.1)
-        yield url, proc.pid
+        token = (Path(data_dir) / "admin-token").read_text().strip()  # zero-config local token
+        yield url, proc.pid, token
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -121,7 +122,9 @@ def all_matches(client: httpx.Client, job_id: str) -> dict[str, str]:
 
 def quality(args: argparse.Namespace) -> None:
     sets = ALL_SETS if args.all else (ABT_BUY,) + tuple(s for s in ALL_SETS if s is not ABT_BUY)
-    with server() as (url, _pid), httpx.Client(base_url=url, timeout=600) as client:
+    with server() as (url, _pid, token), httpx.Client(
+        base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
         print(f"{'set':34s} {'P':>6s} {'R':>6s} {'F1':>6s} {'items':>6s} {'s':>6s}")
         for spec in sets:
             folder = DATA_DIR / spec.folder
@@ -149,7 +152,9 @@ def quality(args: argparse.Namespace) -> None:
 
 def throughput(args: argparse.Namespace) -> None:
     catalog, items, gold = make_synthetic(args.n, args.n, seed=args.seed)
-    with server() as (url, pid), httpx.Client(base_url=url, timeout=600) as client:
+    with server() as (url, pid, token), httpx.Client(
+        base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
         project_id = check(client.post("/api/projects", json={"name": "bench"}))["project"]["id"]
         t_cat = upload_rows(client, project_id, "catalog", catalog)
         t_items = upload_rows(client, project_id, "items", items)

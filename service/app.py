@@ -17,6 +17,7 @@ from service.auth import TokenAuth
 from service.errors import EXCEPTION_HANDLERS
 from service.headers import SecurityHeaders
 from service.local_token import ensure_local_token
+from service.openapi import openapi_document
 from service.routes.health import Health
 from service.routes.jobs import (
     JobCancel,
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         Route("/", index_page, methods=["GET"]),
+        Route("/openapi.json", openapi_document, methods=["GET"]),
         Route("/api/health", Health),
         Route("/api/projects", Projects),
         Route("/api/projects/{project_id}", ProjectDetail),

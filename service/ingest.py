@@ -18,6 +18,7 @@ from service.exceptions import ValidationError
 
 MAX_ID_LENGTH = 1000
 MAX_COLUMNS = 1000
+MAX_FIELD_CHARS = csv.field_size_limit()  # one limit for CSV and JSON fields (131,072)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ def _check_value(value: Any, where: str) -> None:
         problem = text_problem(value)
         if problem:
             raise ValidationError(f"{where} {problem}")
+        if len(value) > MAX_FIELD_CHARS:
+            raise ValidationError(
+                f"{where} is {len(value):,} characters long; a field may have at most "
+                f"{MAX_FIELD_CHARS:,}"
+            )
     elif isinstance(value, Mapping):
         for key, inner in value.items():
             _check_value(key, f"{where}: key {key!r}")

@@ -12,10 +12,12 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from service import schemas as S
 from service.auth import principal
 from service.exceptions import Conflict, NotFound, ValidationError
 from service.inputs import body_id, path_id, query_int, read_json, read_json_object
 from service.models import ACTIVE_STATUSES, LIVE_STATUSES, Job
+from service.openapi import operation, query
 from service.stages import STAGE_NAMES, resolve_job
 
 CSV_PAGE = 5000
@@ -35,6 +37,11 @@ async def _job(request: Request) -> Job:
 
 
 class JobCreate(HTTPEndpoint):
+    @operation(
+        "Create a job over the project's unmatched items",
+        body=S.JOB_CREATE,
+        responses={201: S.JOB_ANSWER},
+    )
     async def post(self, request: Request) -> JSONResponse:
         body = await read_json_object(
             request,
@@ -64,6 +71,14 @@ class JobCreate(HTTPEndpoint):
 
 
 class Jobs(HTTPEndpoint):
+    @operation(
+        "List your jobs, newest first",
+        responses={200: S.JOB_LIST},
+        params=[
+            query("projectId", {"type": "string"}),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+        ],
+    )
     async def get(self, request: Request) -> JSONResponse:
         raw = request.query_params.get("projectId")
         project_id = body_id(raw, "projectId") if raw else None
@@ -77,10 +92,16 @@ class Jobs(HTTPEndpoint):
 
 
 class JobDetail(HTTPEndpoint):
+    @operation("A job and its progress", responses={200: S.JOB_ANSWER})
     async def get(self, request: Request) -> JSONResponse:
         job = await _job(request)
         return JSONResponse({"success": True, "job": job.to_json()})
 
+    @operation(
+        "Change a job's status by hand (e.g. mark a stuck job failed)",
+        body=S.JOB_PATCH,
+        responses={200: S.JOB_ANSWER},
+    )
     async def patch(self, request: Request) -> JSONResponse:
         """Manual status change, e.g. mark a stuck job failed."""
         body = await read_json_object(
@@ -108,6 +129,7 @@ class JobDetail(HTTPEndpoint):
 
 
 class JobProcess(HTTPEndpoint):
+    @operation("Advance the job by exactly one chunk", responses={200: S.JOB_ANSWER})
     async def post(self, request: Request) -> JSONResponse:
         await read_json(request, required=False)  # an optional, ignored body
         job = await _job(request)  # 404 unless the caller may see it
@@ -152,6 +174,7 @@ async def _transition(
 
 
 class JobCancel(HTTPEndpoint):
+    @operation("Cancel the job", responses={200: S.JOB_ANSWER})
     async def post(self, request: Request) -> JSONResponse:
         """Stop a job for good; takes effect before its next chunk starts."""
         job = await _job(request)
@@ -163,6 +186,7 @@ class JobCancel(HTTPEndpoint):
 
 
 class JobPause(HTTPEndpoint):
+    @operation("Pause the job", responses={200: S.JOB_ANSWER})
     async def post(self, request: Request) -> JSONResponse:
         job = await _job(request)
         if job.status == "paused":
@@ -173,6 +197,7 @@ class JobPause(HTTPEndpoint):
 
 
 class JobResume(HTTPEndpoint):
+    @operation("Resume a paused job", responses={200: S.JOB_ANSWER})
     async def post(self, request: Request) -> JSONResponse:
         job = await _job(request)
         if job.is_active:
@@ -184,6 +209,7 @@ class JobResume(HTTPEndpoint):
 
 
 class JobRetry(HTTPEndpoint):
+    @operation("Restart a failed job from where it stopped", responses={200: S.JOB_ANSWER})
     async def post(self, request: Request) -> JSONResponse:
         """Restart a failed job from where it stopped (its committed chunks stay done)."""
         job = await _job(request)
@@ -203,6 +229,15 @@ def _cursor(request: Request) -> int:
 
 
 class JobMatches(HTTPEndpoint):
+    @operation(
+        "The job's matches: a page of JSON, or all as CSV",
+        responses={200: {"application/json": S.MATCHES_PAGE, "text/csv": S.MATCHES_CSV}},
+        params=[
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            query("cursor", {"type": "string"}),
+            query("format", {"type": "string", "enum": ["json", "csv"]}),
+        ],
+    )
     async def get(self, request: Request):
         job = await _job(request)
         fmt = request.query_params.get("format", "json")

@@ -8,11 +8,13 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from service import schemas as S
 from service.auth import principal
 from service.drivers import advance_runnable_jobs
 from service.exceptions import Forbidden, Unauthorized, ValidationError
 from service.inputs import read_json, read_json_object
 from service.models import JOB_STATUSES
+from service.openapi import operation
 
 DEFAULT_CRON_MAX_JOBS = 10
 DEFAULT_CRON_TIMEOUT_MS = 25_000
@@ -39,6 +41,13 @@ def _int_field(body: dict, name: str, default: int, minimum: int, maximum: int) 
 
 
 class JobsCron(HTTPEndpoint):
+    @operation(
+        "Advance runnable jobs by priority within a time budget (cron)",
+        body=S.CRON_REQUEST,
+        body_required=False,
+        responses={200: S.CRON_ANSWER},
+        security=[{"cronSecret": []}],
+    )
     async def post(self, request: Request) -> JSONResponse:
         """Advance runnable jobs by priority within a time budget (for an external cron)."""
         _check_cron_secret(request)
@@ -62,6 +71,10 @@ class JobsCron(HTTPEndpoint):
 
 
 class JobsStatus(HTTPEndpoint):
+    @operation(
+        "Counts of your jobs by status, oldest pending age, success rate, average duration",
+        responses={200: S.STATUS_ANSWER},
+    )
     async def get(self, request: Request) -> JSONResponse:
         summary = await request.app.state.store.jobs_summary(owner=principal(request).scope)
         counts = {status: 0 for status in JOB_STATUSES} | (summary["counts"] or {})
@@ -77,6 +90,11 @@ class JobsStatus(HTTPEndpoint):
 
 
 class JobsCleanup(HTTPEndpoint):
+    @operation(
+        "Remove your finished jobs older than daysOld days",
+        body=S.CLEANUP_REQUEST,
+        responses={200: S.CLEANUP_ANSWER},
+    )
     async def post(self, request: Request) -> JSONResponse:
         """Remove finished jobs (with their chunks and matches) older than ``daysOld`` days."""
         body = await read_json_object(request, allowed={"daysOld"}, required=set())

@@ -6,12 +6,18 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from service import schemas as S
 from service.auth import principal
 from service.exceptions import NotFound, UnsupportedMediaType, ValidationError
 from service.ingest import ParsedUpload, check_encoding, parse_csv, parse_json_records, text_problem
 from service.inputs import path_id, query_int, read_body, read_json, read_json_object
+from service.openapi import operation, query
 
 MAX_NAME_LENGTH = 200
+UPLOAD_PARAMS = [
+    query("idField", {"type": "string"}, "CSV only: the id column (default id)"),
+    query("encoding", {"type": "string"}, "CSV only: utf-8 (default), latin-1, cp1252, ..."),
+]
 
 
 def _store(request: Request):
@@ -19,11 +25,17 @@ def _store(request: Request):
 
 
 class Projects(HTTPEndpoint):
+    @operation(
+        "List your projects, newest first",
+        responses={200: S.PROJECT_LIST},
+        params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+    )
     async def get(self, request: Request) -> JSONResponse:
         limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
         projects = await _store(request).list_projects(limit=limit, owner=principal(request).scope)
         return JSONResponse({"success": True, "projects": [p.to_json() for p in projects]})
 
+    @operation("Create a project", body=S.PROJECT_CREATE, responses={201: S.PROJECT_ANSWER})
     async def post(self, request: Request) -> JSONResponse:
         body = await read_json_object(request, allowed={"name"}, required={"name"})
         name = body["name"]
@@ -39,6 +51,7 @@ class Projects(HTTPEndpoint):
 
 
 class ProjectDetail(HTTPEndpoint):
+    @operation("A project with its counts", responses={200: S.PROJECT_ANSWER})
     async def get(self, request: Request) -> JSONResponse:
         project_id = path_id(request, "project_id", "project")
         project = await _store(request).get_project(project_id, owner=principal(request).scope)
@@ -70,6 +83,12 @@ async def _parse_upload(request: Request) -> ParsedUpload:
 class _Upload(HTTPEndpoint):
     kind = ""
 
+    @operation(
+        "Insert or replace records (JSON or CSV)",
+        body={"application/json": S.RECORDS_UPLOAD, "text/csv": S.CSV_BODY},
+        responses={200: S.UPLOAD_ANSWER},
+        params=UPLOAD_PARAMS,
+    )
     async def post(self, request: Request) -> JSONResponse:
         project_id = path_id(request, "project_id", "project")
         store = _store(request)

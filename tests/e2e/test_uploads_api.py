@@ -129,6 +129,7 @@ BAD_JSON = [
     (b'{"records": [{"id": 1, "name": "a\\u0000b"}]}', 422, ["nul"]),
     (b'{"records": [{"id": 1, "name": "\\ud800"}]}', 422, ["surrogate"]),
     (b'{"records": [{"id": 1}], "idField": 5}', 422, ["idField"]),
+    (b'{"records": [{"id": 1, "name": "' + b"x" * 200_000 + b'"}]}', 422, ["at most"]),
 ]
 
 

@@ -1,0 +1,305 @@
+"""JSON Schemas (OpenAPI 3.0 dialect) of chunkmatch's requests and answers.
+
+The routes attach these to their handlers with :func:`service.openapi.operation`, and
+``GET /openapi.json`` is generated from the routes; tests check the live answers against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.models import JOB_STATUSES
+from service.stages import JOB_TYPES, MAX_CHUNK_SIZE
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: list[str], properties: dict[str, Schema], *, closed: bool = True) -> Schema:
+    schema: Schema = {"type": "object", "required": required, "properties": properties}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+NULLABLE_TIMESTAMP = {**TIMESTAMP, "nullable": True}
+SUCCESS = {"type": "boolean", "enum": [True]}
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": _obj(
+        ["success", "error"],
+        {
+            "success": {"type": "boolean", "enum": [False]},
+            "error": _obj(
+                ["code", "message", "details"],
+                {"code": STRING, "message": STRING, "details": {"nullable": True}},
+            ),
+        },
+    ),
+    "Health": _obj(
+        ["success", "status", "database"],
+        {
+            "success": SUCCESS,
+            "status": STRING,
+            "database": STRING,
+        },
+    ),
+    "Project": _obj(
+        [
+            "id",
+            "name",
+            "owner",
+            "createdAt",
+            "catalogCount",
+            "itemCount",
+            "matchedItems",
+            "unmatchedItems",
+            "catalogColumns",
+            "itemColumns",
+        ],
+        {
+            "id": STRING,
+            "name": STRING,
+            "owner": STRING,
+            "createdAt": TIMESTAMP,
+            "catalogCount": INTEGER,
+            "itemCount": INTEGER,
+            "matchedItems": INTEGER,
+            "unmatchedItems": INTEGER,
+            "catalogColumns": {"type": "array", "items": STRING},
+            "itemColumns": {"type": "array", "items": STRING},
+        },
+    ),
+    "JobConfig": _obj(
+        [],
+        {
+            "itemFields": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "minItems": 1,
+            },
+            "catalogFields": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "minItems": 1,
+            },
+            "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+            "chunkSize": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_SIZE},
+            "jobType": {"type": "string", "enum": sorted(JOB_TYPES)},
+        },
+    ),
+    "Job": _obj(
+        [
+            "id",
+            "projectId",
+            "jobType",
+            "status",
+            "currentStage",
+            "currentStageName",
+            "stages",
+            "totalItems",
+            "processedItems",
+            "progressPercentage",
+            "matchesFound",
+            "matchRate",
+            "chunkSize",
+            "itemsPerSecond",
+            "etaSeconds",
+            "estimatedCompletion",
+            "createdAt",
+            "startedAt",
+            "completedAt",
+            "updatedAt",
+            "error",
+            "priority",
+            "attempts",
+            "maxAttempts",
+            "nextAttemptAt",
+            "config",
+        ],
+        {
+            "id": STRING,
+            "projectId": STRING,
+            "jobType": {"type": "string", "enum": sorted(JOB_TYPES)},
+            "status": {"type": "string", "enum": list(JOB_STATUSES)},
+            "currentStage": INTEGER,
+            "currentStageName": STRING,
+            "stages": {"type": "array", "items": STRING},
+            "totalItems": INTEGER,
+            "processedItems": INTEGER,
+            "progressPercentage": {"type": "number", "minimum": 0, "maximum": 100},
+            "matchesFound": INTEGER,
+            "matchRate": {"type": "number", "minimum": 0, "maximum": 100},
+            "chunkSize": INTEGER,
+            "itemsPerSecond": {**NUMBER, "nullable": True},
+            "etaSeconds": {**NUMBER, "nullable": True},
+            "estimatedCompletion": NULLABLE_TIMESTAMP,
+            "createdAt": TIMESTAMP,
+            "startedAt": NULLABLE_TIMESTAMP,
+            "completedAt": NULLABLE_TIMESTAMP,
+            "updatedAt": TIMESTAMP,
+            "error": {**STRING, "nullable": True},
+            "priority": {"type": "integer", "minimum": 1, "maximum": 10},
+            "attempts": INTEGER,
+            "maxAttempts": INTEGER,
+            "nextAttemptAt": NULLABLE_TIMESTAMP,
+            "config": {"type": "object"},
+        },
+    ),
+    "Match": _obj(
+        [
+            "itemId",
+            "catalogId",
+            "score",
+            "method",
+            "reason",
+            "stage",
+            "itemText",
+            "catalogText",
+            "createdAt",
+        ],
+        {
+            "itemId": STRING,
+            "catalogId": STRING,
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
+            "method": STRING,
+            "reason": STRING,
+            "stage": INTEGER,
+            "itemText": {**STRING, "nullable": True},
+            "catalogText": {**STRING, "nullable": True},
+            "createdAt": TIMESTAMP,
+        },
+    ),
+}
+
+# -- request bodies ---------------------------------------------------------------------
+
+PROJECT_CREATE = _obj(["name"], {"name": {"type": "string", "minLength": 1, "maxLength": 200}})
+RECORDS_UPLOAD = _obj(
+    ["records"],
+    {
+        "records": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        "idField": {"type": "string", "minLength": 1},
+    },
+)
+CSV_BODY = {"type": "string", "description": "CSV text: a header row, then one record a line"}
+JOB_CREATE = _obj(
+    ["projectId", "jobType"],
+    {
+        "projectId": STRING,
+        "jobType": {"type": "string", "enum": sorted(JOB_TYPES)},
+        "priority": {"type": "integer", "minimum": 1, "maximum": 10},
+        "config": ref("JobConfig"),
+    },
+)
+JOB_PATCH = _obj(
+    ["status"],
+    {
+        "status": {"type": "string", "enum": ["failed", "cancelled"]},
+        "error": {"type": "string", "maxLength": 2000},
+        "completedAt": TIMESTAMP,
+    },
+)
+CRON_REQUEST = _obj(
+    [],
+    {
+        "maxJobs": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "timeout": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 300000,
+            "description": "time budget, milliseconds",
+        },
+    },
+)
+CLEANUP_REQUEST = _obj([], {"daysOld": {"type": "number", "minimum": 0, "maximum": 36500}})
+
+# -- answers ------------------------------------------------------------------------------
+
+PROJECT_ANSWER = _obj(["success", "project"], {"success": SUCCESS, "project": ref("Project")})
+PROJECT_LIST = _obj(
+    ["success", "projects"],
+    {
+        "success": SUCCESS,
+        "projects": {"type": "array", "items": ref("Project")},
+    },
+)
+UPLOAD_ANSWER = _obj(
+    ["success", "inserted", "updated", "total"],
+    {
+        "success": SUCCESS,
+        "inserted": INTEGER,
+        "updated": INTEGER,
+        "total": INTEGER,
+    },
+)
+JOB_ANSWER = _obj(["success", "job"], {"success": SUCCESS, "job": ref("Job"), "message": STRING})
+JOB_LIST = _obj(
+    ["success", "jobs"],
+    {
+        "success": SUCCESS,
+        "jobs": {"type": "array", "items": ref("Job")},
+    },
+)
+MATCHES_PAGE = _obj(
+    ["success", "matches", "nextCursor"],
+    {
+        "success": SUCCESS,
+        "matches": {"type": "array", "items": ref("Match")},
+        "nextCursor": {**STRING, "nullable": True},
+    },
+)
+MATCHES_CSV = {
+    "type": "string",
+    "description": "item_id, item_text, catalog_id, catalog_text, score, method, reason",
+}
+STATUS_ANSWER = _obj(
+    ["success", "counts", "oldestPendingSeconds", "successRate", "averageDurationSeconds"],
+    {
+        "success": SUCCESS,
+        "counts": {"type": "object", "additionalProperties": INTEGER},
+        "oldestPendingSeconds": {**NUMBER, "nullable": True},
+        "successRate": {**NUMBER, "nullable": True},
+        "averageDurationSeconds": {**NUMBER, "nullable": True},
+    },
+)
+CRON_ANSWER = _obj(
+    ["success", "chunks", "items", "matches", "elapsedMs", "jobs"],
+    {
+        "success": SUCCESS,
+        "chunks": INTEGER,
+        "items": INTEGER,
+        "matches": INTEGER,
+        "elapsedMs": INTEGER,
+        "deletedJobs": INTEGER,
+        "jobs": {
+            "type": "array",
+            "items": _obj(
+                ["jobId", "chunks", "items", "matches", "status", "message"],
+                {
+                    "jobId": STRING,
+                    "chunks": INTEGER,
+                    "items": INTEGER,
+                    "matches": INTEGER,
+                    "status": STRING,
+                    "message": STRING,
+                },
+            ),
+        },
+    },
+)
+CLEANUP_ANSWER = _obj(
+    ["success", "deleted", "daysOld"],
+    {
+        "success": SUCCESS,
+        "deleted": INTEGER,
+        "daysOld": NUMBER,
+    },
+)

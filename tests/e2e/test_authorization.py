@@ -1,0 +1,122 @@
+"""Who may do what: every route × {no token, wrong token, revoked token, other owner, owner,
+admin}. Another owner gets 404 for what is not theirs, and lists show only their own."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import make_tokens
+from tests.e2e.helpers import products
+
+DENIED = 401
+HIDDEN = 404
+ALLOWED = {200, 201, 409}  # 409: authorised, but the job's state forbids it (e.g. retry)
+
+
+@pytest.fixture
+async def world(live_server) -> dict:
+    """A project with data and a job owned by alice; a revoked token."""
+    async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers()) as c:
+        pid = (await c.post("/api/projects", json={"name": "alice's"})).json()["project"]["id"]
+        await c.post(f"/api/projects/{pid}/catalog", json={"records": products(30)})
+        await c.post(f"/api/projects/{pid}/items", json={"records": products(30)})
+        job = await c.post("/api/jobs/create", json={"projectId": pid, "jobType": "enhanced"})
+        jid = job.json()["job"]["id"]
+    (revoked,) = await make_tokens(live_server.dsn, ("alice", False))
+    pool_dsn = live_server.dsn
+    import asyncpg
+
+    conn = await asyncpg.connect(pool_dsn)
+    try:
+        await conn.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE prefix = $1", revoked[:9]
+        )
+    finally:
+        await conn.close()
+    return {"pid": pid, "jid": jid, "revoked": revoked}
+
+
+def routes(pid: str, jid: str) -> list[tuple[str, str, dict | None, int | None]]:
+    """(method, path, json body, status for another owner or None for 'own scope, 2xx')."""
+    return [
+        ("GET", "/api/projects", None, None),
+        ("POST", "/api/projects", {"name": "p"}, None),
+        ("GET", f"/api/projects/{pid}", None, HIDDEN),
+        ("POST", f"/api/projects/{pid}/catalog", {"records": [{"id": "x", "name": "y"}]}, HIDDEN),
+        ("POST", f"/api/projects/{pid}/items", {"records": [{"id": "x", "name": "y"}]}, HIDDEN),
+        ("GET", "/api/jobs", None, None),
+        ("GET", f"/api/jobs?projectId={pid}", None, HIDDEN),
+        ("POST", "/api/jobs/create", {"projectId": pid, "jobType": "enhanced"}, HIDDEN),
+        ("GET", "/api/jobs/status", None, None),
+        ("POST", "/api/jobs/cleanup", {"daysOld": 3650}, None),
+        ("GET", f"/api/jobs/{jid}", None, HIDDEN),
+        ("POST", f"/api/jobs/{jid}/process", None, HIDDEN),
+        ("GET", f"/api/jobs/{jid}/matches", None, HIDDEN),
+        ("GET", f"/api/jobs/{jid}/matches?format=csv", None, HIDDEN),
+        ("POST", f"/api/jobs/{jid}/pause", None, HIDDEN),
+        ("POST", f"/api/jobs/{jid}/resume", None, HIDDEN),
+        ("POST", f"/api/jobs/{jid}/retry", None, HIDDEN),
+        ("POST", f"/api/jobs/{jid}/cancel", None, HIDDEN),
+        ("PATCH", f"/api/jobs/{jid}", {"status": "failed", "error": "x"}, HIDDEN),
+    ]
+
+
+async def test_authorization_matrix(live_server, world) -> None:
+    pid, jid = world["pid"], world["jid"]
+    callers = [
+        ("no token", None, DENIED),
+        ("wrong token", "cm_not-a-real-token", DENIED),
+        ("revoked token", world["revoked"], DENIED),
+        ("malformed header", "", DENIED),
+        ("other owner", live_server.other_token, "other"),
+        ("owner", live_server.token, "allowed"),
+        ("admin", live_server.admin_token, "allowed"),
+    ]
+    failures = []
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as c:
+        for who, token, expected in callers:
+            for method, path, body, other_status in routes(pid, jid):
+                headers = {}
+                if token is not None:
+                    headers["Authorization"] = f"Bearer {token}" if token else "Basic abc"
+                r = await c.request(method, path, json=body, headers=headers)
+                if expected == "other":
+                    want = {other_status} if other_status else {200, 201}
+                elif expected == "allowed":
+                    want = ALLOWED
+                else:
+                    want = {expected}
+                if r.status_code not in want:
+                    failures.append(f"{who}: {method} {path} -> {r.status_code}, want {want}")
+                if r.status_code == DENIED:
+                    assert r.headers.get("www-authenticate", "").startswith("Bearer")
+                    assert r.json()["error"]["code"] == "unauthorized"
+    assert not failures, "\n".join(failures)
+
+
+async def test_lists_show_only_ones_own(live_server, world) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as c:
+        bob = live_server.headers(live_server.other_token)
+        admin = live_server.headers(live_server.admin_token)
+        bob_projects = (await c.get("/api/projects", headers=bob)).json()["projects"]
+        assert world["pid"] not in [p["id"] for p in bob_projects]
+        bob_jobs = (await c.get("/api/jobs", headers=bob)).json()["jobs"]
+        assert world["jid"] not in [j["id"] for j in bob_jobs]
+        admin_projects = (await c.get("/api/projects", headers=admin)).json()["projects"]
+        assert world["pid"] in [p["id"] for p in admin_projects]
+        assert {p["owner"] for p in admin_projects} >= {"alice"}
+
+
+async def test_tokens_do_not_open_the_cron_route(live_server) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as c:
+        for token in (live_server.token, live_server.admin_token):
+            r = await c.post("/api/jobs/process", json={}, headers=live_server.headers(token))
+            assert r.status_code == 401
+
+
+async def test_public_routes_need_no_token(live_server) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as c:
+        assert (await c.get("/api/health")).status_code == 200
+        assert (await c.get("/")).status_code == 200
+        assert (await c.get("/static/job-manager.js")).status_code == 200
