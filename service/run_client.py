@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
+import uvicorn
 
 from service.local_token import read_local_token
 from service.settings import Settings
@@ -31,15 +32,12 @@ class RunError(Exception):
     pass
 
 
-@contextlib.contextmanager
-def local_server(settings: Settings) -> Iterator[str]:
-    import uvicorn
-
+def start_server_thread(
+    settings: Settings, port: int, *, timeout: float = 120.0
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """Serve chunkmatch from a thread of this process on 127.0.0.1:``port``; wait until up."""
     from service.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     config = uvicorn.Config(
         create_app(replace(settings, port=port)),
         host="127.0.0.1",
@@ -47,13 +45,22 @@ def local_server(settings: Settings) -> Iterator[str]:
         log_level="warning",
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, name=f"chunkmatch-{port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RunError("the local chunkmatch server did not start; see the log above")
-        time.sleep(0.05)
+        time.sleep(0.02)
+    return server, thread
+
+
+@contextlib.contextmanager
+def local_server(settings: Settings) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, thread = start_server_thread(settings, port)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

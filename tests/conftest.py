@@ -12,7 +12,6 @@ import os
 import socket
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -23,8 +22,8 @@ import asyncpg
 import pytest
 import uvicorn
 
-from service.app import create_app
 from service.database import EmbeddedPostgres, create_pool, migrate
+from service.run_client import start_server_thread
 from service.settings import Settings
 from service.store import Store
 
@@ -139,18 +138,7 @@ async def make_tokens(dsn: str, *specs: tuple[str, bool]) -> list[str]:
 
 
 def run_server_in_thread(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thread]:
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    return server, thread
+    return start_server_thread(settings, port, timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.e2e.helpers import products
+from tests.e2e.processes import wait_healthy
 
 CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
 
@@ -34,19 +35,6 @@ def _postgres_for(pgdata: Path) -> list[psutil.Process]:
     return found
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server did not become healthy")
-
-
 def test_zero_config_serve_starts_embedded_postgres_and_stops_it_on_sigterm(
     tmp_path: Path,
 ) -> None:
@@ -61,7 +49,7 @@ def test_zero_config_serve_starts_embedded_postgres_and_stops_it_on_sigterm(
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         page = httpx.get(f"{url}/")
         assert page.status_code == 200 and "<html" in page.text.lower()
         assert page.headers["x-content-type-options"] == "nosniff"

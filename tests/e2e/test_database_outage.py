@@ -13,8 +13,7 @@ import httpx
 
 from service.database import EmbeddedPostgres
 from tests.conftest import free_port
-from tests.e2e.processes import create_token
-from tests.e2e.test_cli import _wait_healthy
+from tests.e2e.processes import create_token, wait_healthy
 
 CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
 
@@ -46,7 +45,7 @@ def test_requests_get_503_during_an_outage_and_the_service_recovers() -> None:
         text=True,
     )
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         project = httpx.post(
             f"{url}/api/projects", json={"name": "before"}, headers=headers
         ).json()["project"]
