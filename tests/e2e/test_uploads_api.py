@@ -237,3 +237,44 @@ async def test_unsupported_content_type(client: httpx.AsyncClient) -> None:
         headers={"content-type": "application/xml"},
     )
     _assert_error(r, 415, "content-type")
+
+
+async def test_body_over_the_limit_gets_413(pg_server_dsn, template_dsn) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    from service.settings import Settings
+    from tests.conftest import (
+        drop_database,
+        dsn_for,
+        free_port,
+        make_database,
+        make_tokens,
+        run_server_in_thread,
+    )
+
+    name = await make_database(pg_server_dsn, "limit")
+    dsn = dsn_for(pg_server_dsn, name)
+    (token,) = await make_tokens(dsn, ("limited", False))
+    settings = replace(Settings.from_env({}), database_url=dsn, max_body_bytes=4096)
+    port = free_port()
+    server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
+        ) as c:
+            project_id = await create_project(c)
+            big = b"id,name\n" + b"".join(b"%d,product %d\n" % (i, i) for i in range(1000))
+            r = await upload_csv(c, project_id, "items", big)
+            _assert_error(r, 413, "4096")
+            assert (await _counts(c, project_id))["itemCount"] == 0
+            # CORS is closed by default: no origin is allowed
+            r = await c.options(
+                "/api/projects",
+                headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+            )
+            assert "access-control-allow-origin" not in r.headers
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 30)
+        await drop_database(pg_server_dsn, name)

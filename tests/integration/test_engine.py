@@ -172,3 +172,28 @@ async def test_parallel_engines_process_each_item_once(store: Store, drivers: in
         after = page[-1].id
     assert len(matches) == job.matches_found
     assert len({m.item_id for m in matches}) == len(matches)
+
+
+async def test_a_long_chunk_keeps_its_lease(store: Store) -> None:
+    project = await _project(store, n_items=5)
+    job_id = uuid.UUID((await _job(store, project)).id)
+
+    class SlowCache(IndexCache):
+        async def get(self, key, load):
+            await asyncio.sleep(2.5)  # a chunk longer than two leases: time is the subject
+            return await super().get(key, load)
+
+    engine = Engine(store, SlowCache(max_entries=1), lease_seconds=1.0)
+    rival = Engine(store, IndexCache(max_entries=1), lease_seconds=1.0)
+
+    async def rival_tries() -> list[int]:
+        seen = []
+        for _ in range(8):
+            await asyncio.sleep(0.3)
+            outcome = await rival.process_next_chunk(job_id)
+            seen.append(outcome.processed)
+        return seen
+
+    slow, rival_processed = await asyncio.gather(engine.process_next_chunk(job_id), rival_tries())
+    assert slow.processed == 5 and slow.job.status == "completed"  # its commit was accepted
+    assert sum(rival_processed) == 0  # the renewed lease was never taken over
