@@ -23,11 +23,13 @@ from service.routes.jobs import (
     JobCancel,
     JobCreate,
     JobDetail,
+    JobFailedItems,
     JobMatches,
     JobPause,
     JobProcess,
     JobResume,
     JobRetry,
+    JobRetryFailed,
     Jobs,
 )
 from service.routes.operations import JobsCleanup, JobsCron, JobsStatus
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with open_runtime(settings) as runtime:
             app.state.store = runtime.store
             app.state.engine = runtime.engine
+            app.state.providers = runtime.providers
             await ensure_local_token(runtime.store, settings)
             yield
 
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/jobs/{job_id}/pause", JobPause),
         Route("/api/jobs/{job_id}/resume", JobResume),
         Route("/api/jobs/{job_id}/retry", JobRetry),
+        Route("/api/jobs/{job_id}/retry-failed", JobRetryFailed),
+        Route("/api/jobs/{job_id}/failed-items", JobFailedItems),
         Route("/api/jobs/{job_id}/matches", JobMatches),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]

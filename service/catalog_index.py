@@ -11,6 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from matching import CatalogIndex
 
@@ -19,17 +20,25 @@ logger = logging.getLogger("chunkmatch.index")
 IndexKey = tuple[str, int, tuple[str, ...]]
 
 
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A catalog version's index, and its records' texts (what an LLM is shown)."""
+
+    index: CatalogIndex
+    texts: dict[str, str]
+
+
 class IndexCache:
     def __init__(self, *, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[IndexKey, CatalogIndex] = OrderedDict()
+        self._entries: OrderedDict[IndexKey, CatalogEntry] = OrderedDict()
         self._building: dict[IndexKey, asyncio.Lock] = {}
 
     async def get(
         self,
         key: IndexKey,
         load: Callable[[], Awaitable[Sequence[tuple[str, str]]]],
-    ) -> CatalogIndex:
+    ) -> CatalogEntry:
         """The index for ``key``, built from ``load()`` at most once at a time."""
         if key in self._entries:
             self._entries.move_to_end(key)
@@ -40,7 +49,9 @@ class IndexCache:
                 return self._entries[key]
             started = time.perf_counter()
             records = await load()
-            index = await asyncio.to_thread(CatalogIndex.build, records)
+            index = CatalogEntry(
+                await asyncio.to_thread(CatalogIndex.build, records), dict(records)
+            )
             logger.info(
                 "built catalog index project=%s version=%s records=%d in %.2fs",
                 key[0],

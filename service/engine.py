@@ -13,12 +13,15 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 
 from service.catalog_index import IndexCache
 from service.exceptions import DatabaseUnavailable
-from service.models import ChunkClaim, Job
+from service.models import ChunkClaim, Job, StageOutcome
+from service.providers import Providers
+from service.stage_runners import PRIOR_ITEMS_PER_SECOND, RUNNERS, StageContext
 from service.store import Store
 
 logger = logging.getLogger("chunkmatch.engine")
@@ -53,10 +56,14 @@ class Engine:
         lease_seconds: float,
         retry_base_seconds: float = 2.0,
         retry_max_seconds: float = 300.0,
+        providers: Providers | None = None,
+        chunk_time_budget_seconds: float = 25.0,
     ) -> None:
         self.store = store
         self.index_cache = index_cache
         self.lease_seconds = lease_seconds
+        self.providers = providers
+        self.chunk_time_budget_seconds = chunk_time_budget_seconds
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
 
@@ -72,7 +79,7 @@ class Engine:
             return ChunkOutcome(job, _idle_message(job, busy=outcome.busy), busy=outcome.busy)
         renewer = asyncio.create_task(self._keep_lease(chunk))
         try:
-            matches = await self._run_stage(job, chunk)
+            outcome = await self._run_stage(job, chunk)
         except (asyncio.CancelledError, DatabaseUnavailable):
             # not the job's fault: give the chunk back for the next driver
             with contextlib.suppress(Exception):
@@ -83,7 +90,9 @@ class Engine:
             return await self._chunk_failed(job, chunk, exc)
         finally:
             renewer.cancel()
-        committed = await self.store.commit_chunk(chunk, job.project_id, matches)
+        committed = await self.store.commit_chunk(
+            chunk, job.project_id, outcome, later_stages_eta=_later_stages_eta(job, chunk)
+        )
         if committed is None:
             current = await self.store.get_job(job_id)
             return ChunkOutcome(
@@ -91,19 +100,32 @@ class Engine:
                 f"Chunk {chunk.seq} lost its lease before it was committed; "
                 "its items will be processed again",
             )
+        found = len(outcome.matches)
         logger.info(
-            "job %s chunk %d: %d items, %d matches, progress %d/%d",
+            "job %s stage %d chunk %d: %d items, %d matches, %d failed, %d requeued; "
+            "progress %d/%d",
             job.id,
+            chunk.stage,
             chunk.seq,
             chunk.size,
-            len(matches),
+            found,
+            len(outcome.failed),
+            len(outcome.requeued),
             committed.processed_items,
             committed.total_items,
         )
-        message = f"Processed {chunk.size} items, {len(matches)} new matches"
+        message = f"Processed {chunk.size} items, {found} new matches"
+        if outcome.failed:
+            message += f", {len(outcome.failed)} failed"
+        if outcome.requeued:
+            message += f", {len(outcome.requeued)} put back in the queue (not decided in time)"
+        if outcome.waiting_reason:
+            message += f"; waiting: {outcome.waiting_reason}"
+        if committed.current_stage != job.current_stage and committed.is_active:
+            message += f"; next stage: {committed.current_stage_name}"
         if committed.status == "completed":
             message += "; job completed"
-        return ChunkOutcome(committed, message, chunk.size, len(matches))
+        return ChunkOutcome(committed, message, chunk.size, found)
 
     async def _chunk_failed(self, job: Job, chunk: ChunkClaim, exc: Exception) -> ChunkOutcome:
         await self.store.release_chunk(chunk)
@@ -136,23 +158,33 @@ class Engine:
             except DatabaseUnavailable:
                 logger.warning("could not renew the lease of chunk %s: database down", chunk.seq)
 
-    async def _run_stage(
-        self, job: Job, chunk: ChunkClaim
-    ) -> list[tuple[str, str, float, str, str]]:
+    async def _run_stage(self, job: Job, chunk: ChunkClaim) -> StageOutcome:
         stage = job.stages[chunk.stage - 1]
-        if stage != "enhanced":  # later stages arrive with their issue
-            raise NotImplementedError(f"stage {stage!r} is not available on this server")
+        if stage != "enhanced" and self.providers is None:
+            raise RuntimeError(f"stage {stage!r} needs providers, and this engine has none")
         item_fields = list(job.config["itemFields"])
         catalog_fields = tuple(job.config["catalogFields"])
         items = await self.store.chunk_items(chunk, job.project_id, item_fields)
         version = await self.store.catalog_version(job.project_id)
-        index = await self.index_cache.get(
+        catalog = await self.index_cache.get(
             (job.project_id, version or 0, catalog_fields),
             lambda: self.store.catalog_texts(job.project_id, catalog_fields),
         )
-        threshold = float(job.config["threshold"])
-        results = await asyncio.to_thread(index.match, items, threshold=threshold)
-        return [(r.item_id, r.catalog_id, float(r.score), r.method, r.reason) for r in results]
+        context = StageContext(
+            catalog=catalog,
+            threshold=float(job.config["threshold"]),
+            providers=self.providers,  # type: ignore[arg-type]
+            deadline=time.monotonic() + self.chunk_time_budget_seconds,
+        )
+        return await RUNNERS[stage](context, items)
+
+
+def _later_stages_eta(job: Job, chunk: ChunkClaim) -> float:
+    """Seconds the stages after this chunk's may take, at their prior rates, for items not
+    yet finished (an upper bound: some will be matched before they get there)."""
+    later = job.stages[chunk.stage :]
+    unfinished = max(0, job.total_items - job.processed_items)
+    return sum(unfinished / PRIOR_ITEMS_PER_SECOND[stage] for stage in later)
 
 
 def _idle_message(job: Job, *, busy: bool) -> str:
@@ -164,8 +196,6 @@ def _idle_message(job: Job, *, busy: bool) -> str:
     if job.status == "paused":
         return "Job is paused; resume it to continue"
     if job.is_active and job.next_attempt_at is not None:
-        return (
-            f"Job is waiting to retry after an error ({job.error}); "
-            f"next attempt at {job.next_attempt_at.isoformat()}"
-        )
+        why = job.waiting_reason or f"retrying after an error ({job.error})"
+        return f"Job is waiting: {why}; next attempt at {job.next_attempt_at.isoformat()}"
     return f"Job is {job.status}; nothing to process"

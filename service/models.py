@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -112,6 +112,16 @@ class Job:
     attempts: int = 0
     max_attempts: int = 3
     next_attempt_at: datetime | None = None
+    stage_total: int = 0
+    stage_processed: int = 0
+    failed_items: int = 0
+    waiting_reason: str | None = None
+    llm_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hits: int = 0
+    search_requests: int = 0
+    estimated_cost_usd: float = 0.0
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -143,7 +153,21 @@ class Job:
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
             next_attempt_at=row["next_attempt_at"],
+            stage_total=row["stage_total"],
+            stage_processed=row["stage_processed"],
+            failed_items=row["failed_items"],
+            waiting_reason=row["waiting_reason"],
+            llm_requests=row["llm_requests"],
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            cache_hits=row["cache_hits"],
+            search_requests=row["search_requests"],
+            estimated_cost_usd=row["estimated_cost_usd"],
         )
+
+    @property
+    def is_last_stage(self) -> bool:
+        return self.current_stage >= len(self.stages)
 
     @property
     def is_active(self) -> bool:
@@ -176,6 +200,25 @@ class Job:
             "attempts": self.attempts,
             "maxAttempts": self.max_attempts,
             "nextAttemptAt": _iso(self.next_attempt_at),
+            "failedItems": self.failed_items,
+            "waitingReason": self.waiting_reason,
+            "usage": {
+                "llmRequests": self.llm_requests,
+                "promptTokens": self.prompt_tokens,
+                "completionTokens": self.completion_tokens,
+                "cacheHits": self.cache_hits,
+                "searchRequests": self.search_requests,
+                "estimatedCostUsd": round(self.estimated_cost_usd, 6),
+                "tokensPerItem": _round(
+                    (self.prompt_tokens + self.completion_tokens) / self.processed_items
+                    if self.processed_items
+                    else 0.0,
+                    1,
+                ),
+                "requestsPerItem": _round(
+                    self.llm_requests / self.processed_items if self.processed_items else 0.0, 3
+                ),
+            },
             "config": dict(self.config),
         }
 
@@ -194,6 +237,29 @@ class ChunkClaim:
     @property
     def size(self) -> int:
         return self.ord_to - self.ord_from
+
+
+@dataclass(frozen=True)
+class StageUsage:
+    llm_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hits: int = 0
+    search_requests: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What a stage made of a chunk: every item of the chunk is matched, failed, requeued, or
+    (the rest) decided to have no match."""
+
+    matches: list[tuple[str, str, float, str, str]]
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    usage: StageUsage = field(default_factory=StageUsage)
+    wait_seconds: float | None = None
+    waiting_reason: str | None = None
 
 
 @dataclass(frozen=True)

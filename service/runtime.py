@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from service.catalog_index import IndexCache
 from service.database import EmbeddedPostgres, create_pool, migrate
 from service.engine import Engine
+from service.providers import Providers
 from service.settings import Settings
 from service.store import Store
 
@@ -24,6 +25,7 @@ class Runtime:
     settings: Settings
     store: Store
     engine: Engine
+    providers: Providers
 
 
 @contextlib.asynccontextmanager
@@ -39,17 +41,23 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             async with pool.acquire() as conn:
                 await migrate(conn)
             store = Store(pool)
+            providers = Providers(settings, store)
             engine = Engine(
                 store,
                 IndexCache(max_entries=settings.index_cache_size),
                 lease_seconds=settings.lease_seconds,
                 retry_base_seconds=settings.retry_base_seconds,
                 retry_max_seconds=settings.retry_max_seconds,
+                providers=providers,
+                chunk_time_budget_seconds=settings.chunk_time_budget_seconds,
             )
             logger.info(
                 "database ready (%s)", "embedded PostgreSQL" if embedded else "DATABASE_URL"
             )
-            yield Runtime(settings, store, engine)
+            try:
+                yield Runtime(settings, store, engine, providers)
+            finally:
+                await providers.close()
         finally:
             await pool.close()
     finally:

@@ -150,6 +150,30 @@ COMPONENTS: dict[str, Schema] = {
             "attempts": INTEGER,
             "maxAttempts": INTEGER,
             "nextAttemptAt": NULLABLE_TIMESTAMP,
+            "failedItems": INTEGER,
+            "waitingReason": {**STRING, "nullable": True},
+            "usage": _obj(
+                [
+                    "llmRequests",
+                    "promptTokens",
+                    "completionTokens",
+                    "cacheHits",
+                    "searchRequests",
+                    "estimatedCostUsd",
+                    "tokensPerItem",
+                    "requestsPerItem",
+                ],
+                {
+                    "llmRequests": INTEGER,
+                    "promptTokens": INTEGER,
+                    "completionTokens": INTEGER,
+                    "cacheHits": INTEGER,
+                    "searchRequests": INTEGER,
+                    "estimatedCostUsd": NUMBER,
+                    "tokensPerItem": NUMBER,
+                    "requestsPerItem": NUMBER,
+                },
+            ),
             "config": {"type": "object"},
         },
     ),
@@ -290,6 +314,23 @@ CRON_ANSWER = _obj(
                     "matches": INTEGER,
                     "status": STRING,
                     "message": STRING,
+                },
+            ),
+        },
+    },
+)
+FAILED_ITEMS = _obj(
+    ["success", "items"],
+    {
+        "success": SUCCESS,
+        "items": {
+            "type": "array",
+            "items": _obj(
+                ["itemId", "stage", "error"],
+                {
+                    "itemId": STRING,
+                    "stage": INTEGER,
+                    "error": {**STRING, "nullable": True},
                 },
             ),
         },

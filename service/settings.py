@@ -28,6 +28,12 @@ DEFAULT_WORKER_CONCURRENCY = 2
 DEFAULT_WORKER_POLL_SECONDS = 5.0
 DEFAULT_WORKER_GRACE_SECONDS = 20.0
 MIN_CRON_SECRET_LENGTH = 32
+DEFAULT_CHUNK_TIME_BUDGET_SECONDS = 25.0
+DEFAULT_LLM_BATCH_SIZE = 5
+DEFAULT_LLM_CONCURRENCY = 4
+DEFAULT_LLM_MAX_ATTEMPTS = 4
+DEFAULT_LLM_MIN_CONFIDENCE = 0.5
+DEFAULT_SEARCH_CONCURRENCY = 3
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -91,6 +97,21 @@ class Settings:
     worker_grace_seconds: float
     cors_origins: tuple[str, ...]
     client_token: str | None
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    llm_model: str | None = None
+    llm_batch_size: int = DEFAULT_LLM_BATCH_SIZE
+    llm_concurrency: int = DEFAULT_LLM_CONCURRENCY
+    llm_max_attempts: int = DEFAULT_LLM_MAX_ATTEMPTS
+    llm_min_confidence: float = DEFAULT_LLM_MIN_CONFIDENCE
+    llm_price_in_per_million: float = 0.0
+    llm_price_out_per_million: float = 0.0
+    search_url: str | None = None
+    search_concurrency: int = DEFAULT_SEARCH_CONCURRENCY
+    chunk_time_budget_seconds: float = DEFAULT_CHUNK_TIME_BUDGET_SECONDS
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Settings(database_url={'set' if self.database_url else None}, ...)"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +155,30 @@ class Settings:
                 o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()
             ),
             client_token=env.get("CHUNKMATCH_TOKEN") or None,
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            llm_model=env.get("CHUNKMATCH_LLM_MODEL") or None,
+            llm_batch_size=_int(
+                env, "CHUNKMATCH_LLM_BATCH_SIZE", DEFAULT_LLM_BATCH_SIZE, minimum=1
+            ),
+            llm_concurrency=_int(
+                env, "CHUNKMATCH_LLM_CONCURRENCY", DEFAULT_LLM_CONCURRENCY, minimum=1
+            ),
+            llm_max_attempts=_int(
+                env, "CHUNKMATCH_LLM_MAX_ATTEMPTS", DEFAULT_LLM_MAX_ATTEMPTS, minimum=1
+            ),
+            llm_min_confidence=_float(
+                env, "CHUNKMATCH_LLM_MIN_CONFIDENCE", DEFAULT_LLM_MIN_CONFIDENCE, minimum=0.0
+            ),
+            llm_price_in_per_million=_float(env, "CHUNKMATCH_LLM_PRICE_IN", 0.0),
+            llm_price_out_per_million=_float(env, "CHUNKMATCH_LLM_PRICE_OUT", 0.0),
+            search_url=env.get("CHUNKMATCH_SEARCH_URL") or None,
+            search_concurrency=_int(
+                env, "CHUNKMATCH_SEARCH_CONCURRENCY", DEFAULT_SEARCH_CONCURRENCY, minimum=1
+            ),
+            chunk_time_budget_seconds=_float(
+                env, "CHUNK_TIME_BUDGET_SECONDS", DEFAULT_CHUNK_TIME_BUDGET_SECONDS, minimum=1.0
+            ),
         )
 
     @property

@@ -18,10 +18,37 @@ JOB_TYPES: dict[str, tuple[str, ...]] = {
 STAGE_NAMES = {"enhanced": "Enhanced Matching", "ai": "AI Matching", "web-search": "Web Search"}
 DEFAULT_CHUNK_SIZES = {"enhanced": 2000, "ai": 10, "web-search": 5}
 MAX_CHUNK_SIZE = 20000
-# Stages that exist today; the others are accepted by the API and refused with a reason.
-AVAILABLE_STAGES = frozenset({"enhanced"})
-
 CONFIG_KEYS = {"itemFields", "catalogFields", "threshold", "chunkSize", "jobType"}
+
+
+def stage_chunk_size(config: Mapping[str, Any], stage: str) -> int:
+    """The chunk size of ``stage`` in a resolved job config."""
+    return int(config["chunkSizes"][stage])
+
+
+def _chunk_sizes(raw: Any, stages: Sequence[str]) -> dict[str, int]:
+    """``chunkSize``: one integer for every stage, or ``{stage: n}`` (others: defaults)."""
+    sizes = {stage: DEFAULT_CHUNK_SIZES[stage] for stage in stages}
+    if raw is None:
+        return sizes
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - set(stages))
+        if unknown:
+            raise ValidationError(
+                f"config.chunkSize names stage(s) {unknown} this job does not run; "
+                f"its stages are {list(stages)}"
+            )
+        given = raw
+    else:
+        given = dict.fromkeys(stages, raw)
+    for stage, size in given.items():
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_CHUNK_SIZE:
+            raise ValidationError(
+                f"config.chunkSize must be an integer from 1 to {MAX_CHUNK_SIZE} "
+                "(or an object of them per stage)"
+            )
+        sizes[stage] = size
+    return sizes
 
 
 def _fields(raw: Any, name: str, columns: Sequence[str], side: str) -> list[str]:
@@ -45,17 +72,29 @@ def _fields(raw: Any, name: str, columns: Sequence[str], side: str) -> list[str]
     return list(raw)
 
 
-def resolve_job(job_type: Any, raw_config: Any, project: Project) -> tuple[tuple[str, ...], dict]:
-    """Check a job request against the project; return its stages and complete config."""
+def resolve_job(
+    job_type: Any,
+    raw_config: Any,
+    project: Project,
+    *,
+    missing_settings: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[tuple[str, ...], dict]:
+    """Check a job request against the project; return its stages and complete config.
+
+    ``missing_settings`` names, per stage, the settings this server lacks to run it.
+    """
     if not isinstance(job_type, str) or job_type not in JOB_TYPES:
         raise ValidationError(f"unknown jobType {job_type!r}; expected one of {sorted(JOB_TYPES)}")
     stages = JOB_TYPES[job_type]
-    missing = [s for s in stages if s not in AVAILABLE_STAGES]
+    missing = {s: list((missing_settings or {}).get(s, ())) for s in stages}
+    missing = {s: names for s, names in missing.items() if names}
     if missing:
+        names = sorted({n for ns in missing.values() for n in ns})
         raise ValidationError(
-            f"job type {job_type!r} needs the {', '.join(STAGE_NAMES[s] for s in missing)} "
-            "stage, which this server does not provide yet; use jobType 'enhanced'",
-            details={"unavailableStages": missing},
+            f"job type {job_type!r} needs the "
+            f"{', '.join(STAGE_NAMES[s] for s in missing)} stage, which this server is not "
+            f"configured for: set {', '.join(names)}",
+            details={"unavailableStages": sorted(missing), "missingSettings": names},
         )
     config: Mapping[str, Any] = {} if raw_config is None else raw_config
     if not isinstance(config, dict):
@@ -76,13 +115,7 @@ def resolve_job(job_type: Any, raw_config: Any, project: Project) -> tuple[tuple
         or not (0.0 <= threshold <= 1.0)
     ):
         raise ValidationError("config.threshold must be a number between 0 and 1")
-    chunk_size = config.get("chunkSize", DEFAULT_CHUNK_SIZES[stages[0]])
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, int)
-        or not (1 <= chunk_size <= MAX_CHUNK_SIZE)
-    ):
-        raise ValidationError(f"config.chunkSize must be an integer from 1 to {MAX_CHUNK_SIZE}")
+    chunk_sizes = _chunk_sizes(config.get("chunkSize"), stages)
     resolved = {
         "itemFields": _fields(
             config.get("itemFields"), "itemFields", project.item_columns, "items"
@@ -91,6 +124,7 @@ def resolve_job(job_type: Any, raw_config: Any, project: Project) -> tuple[tuple
             config.get("catalogFields"), "catalogFields", project.catalog_columns, "catalog"
         ),
         "threshold": float(threshold),
-        "chunkSize": chunk_size,
+        "chunkSize": chunk_sizes[stages[0]],
+        "chunkSizes": chunk_sizes,
     }
     return stages, resolved

@@ -11,7 +11,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import wraps
@@ -21,7 +21,18 @@ from typing import Any, TypeVar
 import asyncpg
 
 from service.exceptions import Conflict, DatabaseUnavailable
-from service.models import ApiToken, ChunkClaim, ClaimOutcome, Job, MatchRow, Project, UploadResult
+from service.models import (
+    LIVE_STATUSES,
+    ApiToken,
+    ChunkClaim,
+    ClaimOutcome,
+    Job,
+    MatchRow,
+    Project,
+    StageOutcome,
+    UploadResult,
+)
+from service.stages import STAGE_NAMES, stage_chunk_size
 from service.tokens import Principal, new_token, shown_prefix, token_hash
 
 _BLOCK = re.compile(r"^-- (\w+) --$", re.MULTILINE)
@@ -327,12 +338,13 @@ class Store:
                 )
                 return ClaimOutcome(job=job, chunk=chunk)
             waiting = job.next_attempt_at is not None and job.next_attempt_at > datetime.now(UTC)
-            if not job.is_active or waiting or job.claimed_items < job.total_items:
+            if not job.is_active or waiting or job.claimed_items < job.stage_total:
                 return ClaimOutcome(job=job, chunk=None)  # not runnable right now
             if await conn.fetchval(queries["count_running_chunks"], job_id):
                 return ClaimOutcome(job=job, chunk=None, busy=True)
-            done = await conn.fetchrow(queries["complete_empty_job"], job_id)
-            return ClaimOutcome(job=Job.from_row(done) if done else job, chunk=None)
+            async with conn.transaction():
+                locked = Job.from_row(await conn.fetchrow(queries["lock_job"], job_id))
+                return ClaimOutcome(job=await self._settle_stage(conn, locked), chunk=None)
 
     @wrap_unavailable
     async def renew_lease(self, chunk: ChunkClaim, *, lease_seconds: float) -> bool:
@@ -352,6 +364,7 @@ class Store:
             chunk.ord_to,
             list(fields),
             _uuid(project_id),
+            chunk.stage,
         )
         return [(r["item_id"], r["text"]) for r in rows]
 
@@ -370,20 +383,26 @@ class Store:
         self,
         chunk: ChunkClaim,
         project_id: str,
-        matches: Sequence[tuple[str, str, float, str, str]],
+        outcome: StageOutcome,
+        *,
+        later_stages_eta: float = 0.0,
     ) -> Job | None:
-        """Commit a chunk's matches and the job's progress in one transaction.
+        """Commit a chunk's matches, its items' outcomes and the job's progress and usage in
+        one transaction; when the chunk ends its stage, queue the next stage or complete the
+        job in the same transaction.
 
         Compare-and-set on the chunk's lease: returns ``None`` (and writes nothing) when
         the driver no longer holds it.
         """
         job_id = _uuid(chunk.job_id)
+        matches = outcome.matches
         async with self._tx() as conn:
             stage = await conn.fetchval(
                 queries["finish_chunk"], job_id, chunk.seq, chunk.owner, chunk.size, len(matches)
             )
             if stage is None:
                 return None
+            job = Job.from_row(await conn.fetchrow(queries["lock_job"], job_id))
             columns = list(zip(*matches, strict=True)) if matches else [[], [], [], [], []]
             inserted = await conn.fetchval(
                 queries["insert_matches"],
@@ -393,8 +412,116 @@ class Store:
                 chunk.seq,
                 *[list(c) for c in columns],
             )
-            row = await conn.fetchrow(queries["advance_job"], job_id, chunk.size, inserted)
+            requeued = 0
+            if outcome.requeued:
+                status = await conn.execute(
+                    queries["requeue_items"],
+                    job_id,
+                    chunk.stage,
+                    job.stage_total,
+                    list(outcome.requeued),
+                    chunk.ord_from,
+                    chunk.ord_to,
+                )
+                requeued = int(status.rsplit(" ", 1)[-1])
+            if outcome.failed:
+                ids, errors = zip(*outcome.failed, strict=True)
+                await conn.execute(
+                    queries["fail_items"],
+                    job_id,
+                    chunk.stage,
+                    chunk.ord_from,
+                    list(ids),
+                    list(errors),
+                    chunk.ord_to,
+                )
+            decided_unmatched = chunk.size - inserted - len(outcome.failed) - requeued
+            finished = inserted + len(outcome.failed)
+            if chunk.stage >= len(job.stages):
+                finished += decided_unmatched  # no later stage will look at them
+            usage = outcome.usage
+            row = await conn.fetchrow(
+                queries["advance_job"],
+                job_id,
+                finished,
+                inserted,
+                chunk.size,
+                requeued,
+                len(outcome.failed),
+                usage.llm_requests,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cache_hits,
+                usage.search_requests,
+                usage.cost_usd,
+                later_stages_eta,
+                outcome.wait_seconds,
+                outcome.waiting_reason,
+            )
+            return await self._settle_stage(conn, Job.from_row(row))
+
+    async def _settle_stage(self, conn: asyncpg.Connection, job: Job) -> Job:
+        """When every item of the current stage is committed, move on: queue the next stage
+        (skipping stages with nothing to do), or complete the job after the last one."""
+        while job.status in LIVE_STATUSES and job.stage_processed >= job.stage_total:
+            if job.is_last_stage:
+                done = await conn.fetchrow(queries["complete_job"], uuid.UUID(job.id))
+                return Job.from_row(done) if done else job
+            nxt = job.current_stage + 1
+            name = job.stages[nxt - 1]
+            status = await conn.execute(queries["start_stage"], uuid.UUID(job.id), nxt)
+            queued = int(status.rsplit(" ", 1)[-1])
+            row = await conn.fetchrow(
+                queries["enter_stage"],
+                uuid.UUID(job.id),
+                nxt,
+                STAGE_NAMES[name],
+                stage_chunk_size(job.config, name),
+                queued,
+            )
+            job = Job.from_row(row)
+        return job
+
+    @wrap_unavailable
+    async def failed_items(self, job_id: uuid.UUID) -> list[tuple[str, int, str | None]]:
+        rows = await self.pool.fetch(queries["failed_items"], job_id)
+        return [(r["item_id"], r["stage"], r["error"]) for r in rows]
+
+    @wrap_unavailable
+    async def retry_failed_items(self, job_id: uuid.UUID) -> Job | None:
+        """Put the job's failed items back in its current stage's queue (job reopened)."""
+        async with self._tx() as conn:
+            job = Job.from_row(await conn.fetchrow(queries["lock_job"], job_id))
+            status = await conn.execute(
+                queries["retry_failed_items"], job_id, job.current_stage, job.stage_total
+            )
+            count = int(status.rsplit(" ", 1)[-1])
+            if not count:
+                return None
+            try:
+                row = await conn.fetchrow(queries["reopen_for_failed"], job_id, count)
+            except asyncpg.UniqueViolationError as exc:
+                raise _active_conflict(job.job_type, None) from exc
+            await conn.execute(queries["notify_job"], str(job_id))
             return Job.from_row(row)
+
+    @wrap_unavailable
+    async def cached_answers(self, keys: Sequence[str]) -> dict[str, tuple[str | None, float, str]]:
+        rows = await self.pool.fetch(queries["get_cached_answers"], list(keys))
+        return {r["key"]: (r["catalog_id"], r["confidence"], r["reason"]) for r in rows}
+
+    @wrap_unavailable
+    async def cache_answers(self, entries: Mapping[str, tuple[str | None, float, str]]) -> None:
+        if not entries:
+            return
+        keys = list(entries)
+        await self.pool.execute(
+            queries["put_cached_answers"],
+            keys,
+            [entries[k][0] for k in keys],
+            [float(entries[k][1]) for k in keys],
+            [entries[k][2] for k in keys],
+        )
 
     @wrap_unavailable
     async def release_chunk(self, chunk: ChunkClaim) -> None:

@@ -56,7 +56,12 @@ class JobCreate(HTTPEndpoint):
         project = await store.get_project(project_id, owner=principal(request).scope)
         if project is None:
             raise NotFound(f"no project with id {project_id}")
-        stages, config = resolve_job(body["jobType"], body.get("config"), project)
+        stages, config = resolve_job(
+            body["jobType"],
+            body.get("config"),
+            project,
+            missing_settings=request.app.state.providers.missing_settings(),
+        )
         job = await store.create_job(
             project_id,
             job_type=body["jobType"],
@@ -216,6 +221,40 @@ class JobRetry(HTTPEndpoint):
         target = "processing" if job.started_at else "pending"
         return await _transition(
             request, job, target, ("failed",), message="Job restarted from where it stopped"
+        )
+
+
+class JobRetryFailed(HTTPEndpoint):
+    @operation(
+        "Put the job's failed items back in its queue (the job goes on from there)",
+        responses={200: S.JOB_ANSWER},
+    )
+    async def post(self, request: Request) -> JSONResponse:
+        job = await _job(request)
+        if job.status in ("cancelled", "paused"):
+            raise Conflict(f"job is {job.status}; resume or recreate it first")
+        updated = await _store(request).retry_failed_items(uuid.UUID(job.id))
+        if updated is None:
+            raise Conflict("the job has no failed items", details={"failedItems": 0})
+        return JSONResponse(
+            {
+                "success": True,
+                "job": updated.to_json(),
+                "message": f"{job.failed_items} failed items queued again",
+            }
+        )
+
+
+class JobFailedItems(HTTPEndpoint):
+    @operation("The job's failed items and their last errors", responses={200: S.FAILED_ITEMS})
+    async def get(self, request: Request) -> JSONResponse:
+        job = await _job(request)
+        rows = await _store(request).failed_items(uuid.UUID(job.id))
+        return JSONResponse(
+            {
+                "success": True,
+                "items": [{"itemId": i, "stage": s, "error": e} for i, s, e in rows],
+            }
         )
 
 

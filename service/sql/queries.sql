@@ -98,7 +98,7 @@ WHERE i.project_id = $2
 
 -- set_job_total --
 -- Record how many items the job has.
-UPDATE matching_jobs SET total_items = $2 WHERE id = $1;
+UPDATE matching_jobs SET total_items = $2, stage_total = $2 WHERE id = $1;
 
 -- get_job --
 -- One job.
@@ -208,7 +208,7 @@ SELECT count(*) FROM gone;
 -- out (a crashed or stalled driver's) first, else the next range of the job's items. The
 -- picks are CTEs (each evaluated once), not LIMIT subqueries inside an UPDATE.
 WITH job AS (
-    SELECT id, claimed_items, total_items, chunk_size, next_chunk_seq, current_stage
+    SELECT id, claimed_items, stage_total, chunk_size, next_chunk_seq, current_stage
     FROM matching_jobs
     WHERE id = $1 AND status IN ('pending', 'processing')
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
@@ -231,14 +231,14 @@ WITH job AS (
     RETURNING c.seq, c.stage, c.ord_from, c.ord_to
 ), advanced AS (
     UPDATE matching_jobs j
-    SET claimed_items = LEAST(job.total_items, job.claimed_items + job.chunk_size),
+    SET claimed_items = LEAST(job.stage_total, job.claimed_items + job.chunk_size),
         next_chunk_seq = job.next_chunk_seq + 1,
         status = CASE WHEN j.status = 'pending' THEN 'processing' ELSE j.status END,
         started_at = COALESCE(j.started_at, now()),
         updated_at = now()
     FROM job
     WHERE j.id = job.id
-      AND job.claimed_items < job.total_items
+      AND job.claimed_items < job.stage_total
       AND NOT EXISTS (SELECT 1 FROM reclaimed)
     RETURNING job.next_chunk_seq AS seq, job.current_stage AS stage,
               job.claimed_items AS ord_from, j.claimed_items AS ord_to
@@ -263,18 +263,100 @@ RETURNING seq;
 -- Chunks some driver holds right now.
 SELECT count(*) FROM job_chunks WHERE job_id = $1 AND status = 'running';
 
--- complete_empty_job --
--- A job with nothing (left) to do is complete.
+-- complete_job --
+-- The last stage is done: the job is complete.
 UPDATE matching_jobs
 SET status = 'completed',
-    progress_percentage = 100,
+    progress_percentage = CASE WHEN total_items = 0 THEN 100
+                               ELSE processed_items * 100.0 / total_items END,
     started_at = COALESCE(started_at, now()),
     completed_at = now(),
     eta_seconds = 0,
     estimated_completion = now(),
+    waiting_reason = NULL,
     updated_at = now()
-WHERE id = $1 AND status IN ('pending', 'processing') AND processed_items >= total_items
+WHERE id = $1 AND status IN ('pending', 'processing', 'paused')
 RETURNING *;
+
+-- lock_job --
+-- The job's row, locked for the rest of the transaction.
+SELECT * FROM matching_jobs WHERE id = $1 FOR UPDATE;
+
+-- start_stage --
+-- Queue the next stage: the job's items it has neither matched nor given up on.
+INSERT INTO job_items (job_id, stage, ord, item_id)
+SELECT $1, $2, row_number() OVER (ORDER BY ji.ord), ji.item_id
+FROM job_items ji
+WHERE ji.job_id = $1 AND ji.stage = 1
+  AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.job_id = $1 AND m.item_id = ji.item_id)
+  AND NOT EXISTS (SELECT 1 FROM job_items f
+                  WHERE f.job_id = $1 AND f.item_id = ji.item_id AND f.status = 'failed');
+
+-- enter_stage --
+-- Make the queued stage current.
+UPDATE matching_jobs
+SET current_stage = $2, current_stage_name = $3, chunk_size = $4, stage_total = $5,
+    stage_processed = 0, claimed_items = 0, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- requeue_items --
+-- Items a chunk could not decide in time go to the end of the stage's queue.
+WITH moved AS (
+    UPDATE job_items SET status = 'requeued'
+    WHERE job_id = $1 AND stage = $2 AND item_id = ANY($4::text[]) AND status = 'queued'
+      AND ord > $5 AND ord <= $6
+    RETURNING item_id
+)
+INSERT INTO job_items (job_id, stage, ord, item_id)
+SELECT $1, $2, $3 + row_number() OVER (ORDER BY item_id), item_id FROM moved;
+
+-- fail_items --
+-- Items given up on, with their last error.
+UPDATE job_items SET status = 'failed', error = e.error
+FROM unnest($4::text[], $5::text[]) AS e(item_id, error)
+WHERE job_items.job_id = $1 AND job_items.stage = $2 AND job_items.item_id = e.item_id
+  AND job_items.ord > $3 AND job_items.ord <= $6;
+
+-- failed_items --
+-- A job's failed items, with their errors.
+SELECT ji.item_id, ji.stage, ji.error FROM job_items ji
+WHERE ji.job_id = $1 AND ji.status = 'failed'
+ORDER BY ji.stage, ji.ord;
+
+-- retry_failed_items --
+-- Put a job's failed items back in its current stage's queue.
+WITH failed AS (
+    UPDATE job_items SET status = 'requeued'
+    WHERE job_id = $1 AND status = 'failed'
+    RETURNING item_id
+)
+INSERT INTO job_items (job_id, stage, ord, item_id)
+SELECT $1, $2, $3 + row_number() OVER (ORDER BY item_id), item_id FROM failed;
+
+-- reopen_for_failed --
+-- The job takes its failed items again: they are no longer processed nor failed.
+UPDATE matching_jobs
+SET stage_total = stage_total + $2,
+    processed_items = processed_items - $2,
+    failed_items = failed_items - $2,
+    progress_percentage = CASE WHEN total_items = 0 THEN 100
+                               ELSE (processed_items - $2) * 100.0 / total_items END,
+    status = CASE WHEN status IN ('completed', 'failed') THEN 'processing' ELSE status END,
+    completed_at = NULL, error = NULL, attempts = 0, next_attempt_at = NULL,
+    updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- get_cached_answers --
+-- Stored LLM answers for these questions.
+SELECT key, catalog_id, confidence, reason FROM llm_cache WHERE key = ANY($1::text[]);
+
+-- put_cached_answers --
+-- Store LLM answers (first answer wins).
+INSERT INTO llm_cache (key, catalog_id, confidence, reason)
+SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[])
+ON CONFLICT (key) DO NOTHING;
 
 -- chunk_items --
 -- The chunk's items, in order, with the text of the job's match fields.
@@ -284,7 +366,7 @@ SELECT ji.item_id,
            ORDER BY f.n), ' ') AS text
 FROM job_items ji
 JOIN items i ON i.project_id = $5 AND i.item_id = ji.item_id
-WHERE ji.job_id = $1 AND ji.ord > $2 AND ji.ord <= $3
+WHERE ji.job_id = $1 AND ji.stage = $6 AND ji.ord > $2 AND ji.ord <= $3
 ORDER BY ji.ord;
 
 -- catalog_version --
@@ -325,12 +407,15 @@ WITH ins AS (
 SELECT count(*) FROM ins;
 
 -- advance_job --
--- Progress after a chunk: counts, percentage, rate over the last chunks (wall clock), ETA.
+-- Progress after a chunk: counts, usage, percentage, the current stage's rate over its last
+-- chunks (wall clock) and the ETA ($13: estimated seconds of the stages still to come). A
+-- provider that asked us to wait ($14 seconds, $15 why) holds the job until then.
 -- Counters are computed from j itself, not from a CTE: under concurrent commits the UPDATE
 -- re-reads the latest row version, a CTE's snapshot would lose the other commits' counts.
 WITH recent AS (
     SELECT items, started_at, finished_at FROM job_chunks
     WHERE job_id = $1 AND status = 'done'
+      AND stage = (SELECT current_stage FROM matching_jobs WHERE id = $1)
     ORDER BY seq DESC
     LIMIT 10
 ), rate AS (
@@ -341,28 +426,29 @@ WITH recent AS (
 UPDATE matching_jobs j
 SET processed_items = j.processed_items + $2,
     matches_found = j.matches_found + $3,
+    stage_processed = j.stage_processed + $4,
+    stage_total = j.stage_total + $5,
+    failed_items = j.failed_items + $6,
+    llm_requests = j.llm_requests + $7,
+    prompt_tokens = j.prompt_tokens + $8,
+    completion_tokens = j.completion_tokens + $9,
+    cache_hits = j.cache_hits + $10,
+    search_requests = j.search_requests + $11,
+    estimated_cost_usd = j.estimated_cost_usd + $12,
     progress_percentage = CASE WHEN j.total_items = 0 THEN 100
                                ELSE (j.processed_items + $2) * 100.0 / j.total_items END,
     match_rate = CASE WHEN j.processed_items + $2 = 0 THEN 0
                       ELSE (j.matches_found + $3) * 100.0 / (j.processed_items + $2) END,
     items_per_second = rate.ips,
-    eta_seconds = CASE WHEN j.processed_items + $2 >= j.total_items THEN 0
-                       ELSE (j.total_items - j.processed_items - $2) / NULLIF(rate.ips, 0) END,
-    estimated_completion = CASE
-        WHEN j.processed_items + $2 >= j.total_items THEN now()
-        ELSE now() + make_interval(
-            secs => (j.total_items - j.processed_items - $2) / NULLIF(rate.ips, 0)) END,
-    status = CASE
-        WHEN j.status IN ('pending', 'processing', 'paused')
-             AND j.processed_items + $2 >= j.total_items THEN 'completed'
-        WHEN j.status = 'pending' THEN 'processing'
-        ELSE j.status END,
-    completed_at = CASE
-        WHEN j.status IN ('pending', 'processing', 'paused')
-             AND j.processed_items + $2 >= j.total_items THEN now()
-        ELSE j.completed_at END,
+    eta_seconds = GREATEST(COALESCE($14, 0),
+        COALESCE((j.stage_total + $5 - j.stage_processed - $4) / NULLIF(rate.ips, 0), 0) + $13),
+    estimated_completion = now() + make_interval(secs => GREATEST(COALESCE($14, 0),
+        COALESCE((j.stage_total + $5 - j.stage_processed - $4) / NULLIF(rate.ips, 0), 0) + $13)),
+    status = CASE WHEN j.status = 'pending' THEN 'processing' ELSE j.status END,
     attempts = 0,
-    next_attempt_at = NULL,
+    next_attempt_at = CASE WHEN $14 IS NULL THEN NULL
+                           ELSE now() + make_interval(secs => $14) END,
+    waiting_reason = $15,
     error = CASE WHEN j.status IN ('pending', 'processing') THEN NULL ELSE j.error END,
     updated_at = now()
 FROM rate

@@ -212,9 +212,16 @@ async def test_bad_project_and_job_requests(client: httpx.AsyncClient) -> None:
         ({"catalogFields": ["label"], "surprise": 1}, ["unknown config"]),
     ]:
         _assert_error(await client.post(create, json=base | {"config": config}), 422, *words)
-    for job_type in ("ai", "web-search", "full"):
+    for job_type, setting in (
+        ("ai", "OPENAI_API_KEY"),
+        ("web-search", "CHUNKMATCH_SEARCH_URL"),
+        ("full", "CHUNKMATCH_LLM_MODEL"),
+    ):
         _assert_error(
-            await client.post(create, json=good | {"jobType": job_type}), 422, "not provide yet"
+            await client.post(create, json=good | {"jobType": job_type}),
+            422,
+            "not configured",
+            setting.lower(),
         )
     _assert_error(
         await client.post(create, json=good | {"jobType": "magic"}), 422, "unknown jobType"

@@ -9,7 +9,7 @@ import pytest
 
 from service.catalog_index import IndexCache
 from service.engine import Engine
-from service.models import Project
+from service.models import Project, StageOutcome
 from service.stages import resolve_job
 from service.store import Store, to_json_text
 
@@ -57,9 +57,13 @@ async def test_a_lost_lease_commits_nothing_and_the_chunk_is_reclaimed(store: St
     assert second.chunk.seq == first.chunk.seq
     assert (second.chunk.ord_from, second.chunk.ord_to) == (0, 10)
 
-    stale = await store.commit_chunk(first.chunk, project.id, [("i0", "c0", 0.9, "fuzzy", "x")])
+    stale = await store.commit_chunk(
+        first.chunk, project.id, StageOutcome([("i0", "c0", 0.9, "fuzzy", "x")])
+    )
     assert stale is None  # compare-and-set on the lease refused driver-a
-    fresh = await store.commit_chunk(second.chunk, project.id, [("i1", "c1", 0.9, "fuzzy", "y")])
+    fresh = await store.commit_chunk(
+        second.chunk, project.id, StageOutcome([("i1", "c1", 0.9, "fuzzy", "y")])
+    )
     assert fresh.processed_items == 10 and fresh.matches_found == 1
     page = await store.job_matches(fresh, after_id=0, limit=10)
     assert [m.item_id for m in page] == ["i1"]
@@ -73,7 +77,7 @@ async def test_claims_hand_out_disjoint_ranges_then_busy_then_complete(store: St
     busy = await store.claim_chunk(job_id, owner="late", lease_seconds=30)
     assert busy.chunk is None and busy.busy
     for c in reversed(claims):  # commit order does not matter
-        job = await store.commit_chunk(c.chunk, project.id, [])
+        job = await store.commit_chunk(c.chunk, project.id, StageOutcome([]))
     assert job.status == "completed" and job.processed_items == 25
     assert job.progress_percentage == 100
 
@@ -144,7 +148,7 @@ async def test_backoff_holds_the_job_until_its_next_attempt(store: Store) -> Non
         job_id
     )
     assert waiting.processed == 0
-    assert "waiting to retry" in waiting.message
+    assert "waiting: retrying after an error" in waiting.message
     assert await store.runnable_jobs(limit=10) == []
 
 

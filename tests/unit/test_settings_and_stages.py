@@ -37,5 +37,10 @@ def test_resolve_job_defaults_fields_to_name_else_title() -> None:
 
 
 def test_resolve_job_rejects_unavailable_stages_by_name() -> None:
-    with pytest.raises(ValidationError, match="AI Matching"):
-        resolve_job("full", None, _project())
+    missing = {"ai": ["OPENAI_API_KEY"], "web-search": ["CHUNKMATCH_SEARCH_URL"]}
+    with pytest.raises(ValidationError, match="AI Matching.*OPENAI_API_KEY") as info:
+        resolve_job("full", None, _project(), missing_settings=missing)
+    assert info.value.details["missingSettings"] == ["CHUNKMATCH_SEARCH_URL", "OPENAI_API_KEY"]
+    stages, config = resolve_job("full", {"chunkSize": {"ai": 7}}, _project())
+    assert stages == ("enhanced", "ai", "web-search")
+    assert config["chunkSizes"] == {"enhanced": 2000, "ai": 7, "web-search": 5}

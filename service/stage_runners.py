@@ -1,0 +1,158 @@
+"""What each stage does with one chunk of items, given the catalog and the providers.
+
+``enhanced`` matches with the pure matcher (exact keys, codes, fuzzy); ``ai`` asks the chat
+model to choose among the index's candidates; ``web-search`` searches the web for the item,
+re-queries the index with what it finds, and lets the model (or, without one, the index
+score) decide. Slow stages run under a time budget: items not decided in time go back to
+the queue, and a provider that asks us to wait holds the job instead of failing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from matching.llm import Candidate, LLMItem, candidates_from_index
+from matching.websearch import SearchError, find_candidates
+from service.catalog_index import CatalogEntry
+from service.models import StageOutcome, StageUsage
+from service.providers import Providers
+
+MatchRow = tuple[str, str, float, str, str]
+CANDIDATES_PER_ITEM = 10
+# prior throughput of the slow stages, items/s, for an ETA before they have run
+PRIOR_ITEMS_PER_SECOND = {"enhanced": 2000.0, "ai": 8.0, "web-search": 1.5}
+
+
+@dataclass(frozen=True)
+class StageContext:
+    catalog: CatalogEntry
+    threshold: float
+    providers: Providers
+    deadline: float  # time.monotonic() by which the chunk must be decided
+
+
+async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
+    results = await asyncio.to_thread(ctx.catalog.index.match, items, threshold=ctx.threshold)
+    return StageOutcome(
+        [(r.item_id, r.catalog_id, float(r.score), r.method, r.reason) for r in results]
+    )
+
+
+async def _decide(
+    ctx: StageContext, questions: list[LLMItem], method: str
+) -> tuple[list[MatchRow], list[tuple[str, str]], list[str], StageUsage, float | None, str | None]:
+    decider = ctx.providers.decider
+    assert decider is not None
+    result = await decider.decide(questions, deadline=ctx.deadline)
+    min_confidence = ctx.providers.settings.llm_min_confidence
+    matches = [
+        (d.item_id, d.catalog_id, float(d.confidence), method, d.reason)
+        for d in result.decisions
+        if d.catalog_id is not None and d.confidence >= min_confidence
+    ]
+    failed = [(f.item_id, f.error) for f in result.failures]
+    usage = StageUsage(
+        llm_requests=result.usage.requests,
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        cache_hits=result.usage.cache_hits,
+        cost_usd=ctx.providers.cost_usd(result.usage.prompt_tokens, result.usage.completion_tokens),
+    )
+    reason = None
+    if result.retry_after:
+        reason = (
+            f"the model provider asked us to wait {result.retry_after:.0f}s (rate limit or outage)"
+        )
+    return matches, failed, list(result.undecided), usage, result.retry_after, reason
+
+
+async def run_ai(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
+    catalog = ctx.catalog
+
+    def questions() -> list[LLMItem]:
+        return [
+            (
+                item_id,
+                text,
+                candidates_from_index(catalog.index, text, catalog.texts, k=CANDIDATES_PER_ITEM),
+            )
+            for item_id, text in items
+        ]
+
+    asked = await asyncio.to_thread(questions)
+    matches, failed, undecided, usage, wait, reason = await _decide(ctx, asked, "llm")
+    return StageOutcome(matches, failed, undecided, usage, wait, reason)
+
+
+async def run_web(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
+    provider = ctx.providers.search
+    assert provider is not None
+    limit = asyncio.Semaphore(ctx.providers.settings.search_concurrency)
+    found: dict[str, list[Candidate]] = {}
+    failed: list[tuple[str, str]] = []
+    requeued: list[str] = []
+    waits: list[float] = []
+
+    async def search(item_id: str, text: str) -> None:
+        async with limit:
+            if time.monotonic() >= ctx.deadline:
+                requeued.append(item_id)
+                return
+            try:
+                found[item_id] = await find_candidates(
+                    ctx.catalog.index,
+                    text,
+                    provider,
+                    catalog_texts=ctx.catalog.texts,
+                    k=CANDIDATES_PER_ITEM,
+                )
+            except SearchError as exc:
+                if exc.retriable:
+                    requeued.append(item_id)
+                    if exc.retry_after:
+                        waits.append(exc.retry_after)
+                else:
+                    failed.append((item_id, str(exc)))
+
+    await asyncio.gather(*(search(i, t) for i, t in items))
+    usage = StageUsage(search_requests=len(found) + len(failed))
+    texts = dict(items)
+    matches: list[MatchRow] = []
+    wait = max(waits) if waits else None
+    reason = f"the search provider asked us to wait {wait:.0f}s" if wait else None
+    if ctx.providers.decider is not None:
+        asked = [(i, texts[i], c) for i, c in found.items()]
+        llm_matches, llm_failed, undecided, llm_usage, llm_wait, llm_reason = await _decide(
+            ctx, asked, "web+llm"
+        )
+        matches, failed, requeued = llm_matches, failed + llm_failed, requeued + undecided
+        usage = StageUsage(
+            llm_requests=llm_usage.llm_requests,
+            prompt_tokens=llm_usage.prompt_tokens,
+            completion_tokens=llm_usage.completion_tokens,
+            cache_hits=llm_usage.cache_hits,
+            search_requests=usage.search_requests,
+            cost_usd=llm_usage.cost_usd,
+        )
+        if llm_wait and (wait is None or llm_wait > wait):
+            wait, reason = llm_wait, llm_reason
+    else:
+        for item_id, candidates in found.items():
+            if candidates and candidates[0].score >= ctx.threshold:
+                best = candidates[0]
+                matches.append(
+                    (
+                        item_id,
+                        best.catalog_id,
+                        float(best.score),
+                        "web",
+                        f"found through web search; index similarity {best.score:.2f}",
+                    )
+                )
+    return StageOutcome(matches, failed, requeued, usage, wait, reason)
+
+
+RUNNERS = {"enhanced": run_enhanced, "ai": run_ai, "web-search": run_web}
