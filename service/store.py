@@ -63,6 +63,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
+    # a connection lost mid-operation can leave asyncpg's protocol in a state it reports as
+    # an internal error (seen when PostgreSQL restarts under load)
+    asyncpg.exceptions.InternalClientError,
     TimeoutError,
 )
 

@@ -85,7 +85,8 @@ async def test_sigkill_twenty_times_in_the_middle_of_chunks(db_dsn: str) -> None
             # let the new process commit a few chunks, then kill it at a random moment
             target = len(progress) + rng.randint(1, 4)
             deadline = time.monotonic() + 60
-            while len(progress) < target and not driver.done() and time.monotonic() < deadline:
+            while len(progress) < target and not driver.done():
+                assert time.monotonic() < deadline, "no progress after a restart"
                 await asyncio.sleep(0.005)
             await asyncio.sleep(rng.uniform(0.0, 0.05))
             server.kill()
@@ -127,6 +128,16 @@ async def test_four_services_and_32_drivers_on_the_same_jobs(db_dsn: str) -> Non
     print(f"\nconcurrency test: 4 services, 32 drivers, {len(statuses)} calls, {counts}")
 
 
+async def _until_or_driver_fails(condition, driver: asyncio.Task, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if driver.done():
+            driver.result()  # raises the driver's failure, if any
+            raise AssertionError("the driver finished before the condition held")
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
 async def test_database_restart_in_the_middle_of_a_job() -> None:
     pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="chunkmatch-outage-job-")))
     dsn = pg.start()
@@ -141,11 +152,9 @@ async def test_database_restart_in_the_middle_of_a_job() -> None:
         driver = asyncio.create_task(
             _drive([server.url], job_id, token, progress=progress, statuses=statuses)
         )
-        while len(progress) < 5:
-            await asyncio.sleep(0.01)
+        await _until_or_driver_fails(lambda: len(progress) >= 5, driver)
         await asyncio.to_thread(pg.stop)
-        while 503 not in statuses:
-            await asyncio.sleep(0.01)
+        await _until_or_driver_fails(lambda: 503 in statuses, driver)
         await asyncio.sleep(1.0)  # the outage lasts a while: time is the subject here
         await asyncio.to_thread(pg.start)
         await driver
