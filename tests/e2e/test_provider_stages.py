@@ -1,0 +1,214 @@
+"""LLM and web-search stages through the real service, against fake providers that are real
+HTTP servers on 127.0.0.1 (driven by the real openai and httpx clients)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from service.settings import Settings
+from tests.conftest import (
+    drop_database,
+    dsn_for,
+    free_port,
+    make_database,
+    make_tokens,
+    run_server_in_thread,
+)
+from tests.e2e.helpers import drive
+from tests.fakes.fixtures import (  # noqa: F401
+    FAKE_API_KEY,
+    fake_openai_fixture,
+    fake_openai_server_fixture,
+    fake_searxng_fixture,
+    fake_searxng_server_fixture,
+)
+
+CATALOG = [
+    {"id": "c1", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
+    {"id": "c2", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
+    {"id": "c3", "name": "Bose QuietComfort 35 wireless headphones II black"},
+    {"id": "c4", "name": "Apple iPad Air 64GB WiFi space grey"},
+    {"id": "c5", "name": "Philips Sonicare DiamondClean electric toothbrush"},
+    {"id": "c6", "name": "Garmin Forerunner 245 GPS running watch"},
+]
+# worded so that words overlap (the fake model's rule) with their catalog record
+ITEMS = [
+    {"id": f"i{n}", "name": text}
+    for n, text in enumerate(
+        [
+            "sony bravia 40 inch television led",
+            "canon pixma wireless printer inkjet",
+            "bose quietcomfort wireless headphones black",
+            "apple ipad air space grey wifi",
+            "philips sonicare electric toothbrush",
+            "garmin forerunner gps watch running",
+            "something nobody sells anywhere",
+            "another unknown gadget here",
+            "sony bravia television 40 inch",
+            "bose headphones quietcomfort 35",
+        ]
+    )
+]
+
+
+@pytest.fixture
+async def provider_server(
+    pg_server_dsn, template_dsn, fake_openai, fake_searxng
+) -> AsyncIterator[httpx.AsyncClient]:
+    name = await make_database(pg_server_dsn, "providers")
+    dsn = dsn_for(pg_server_dsn, name)
+    (token,) = await make_tokens(dsn, ("ai-user", False))
+    settings = replace(
+        Settings.from_env({}),
+        database_url=dsn,
+        openai_api_key=FAKE_API_KEY,
+        openai_base_url=f"{fake_openai.url}/v1",
+        llm_model="fake-model",
+        llm_max_attempts=2,
+        search_url=fake_searxng.url,
+        chunk_time_budget_seconds=3.0,
+    )
+    port = free_port()
+    server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=60,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 30)
+        await drop_database(pg_server_dsn, name)
+
+
+async def _project(client: httpx.AsyncClient) -> str:
+    pid = (await client.post("/api/projects", json={"name": "ai"})).json()["project"]["id"]
+    for kind, rows in (("catalog", CATALOG), ("items", ITEMS)):
+        r = await client.post(f"/api/projects/{pid}/{kind}", json={"records": rows})
+        assert r.status_code == 200, r.text
+    return pid
+
+
+async def _job(client: httpx.AsyncClient, pid: str, job_type: str, config=None) -> dict:
+    body = {"projectId": pid, "jobType": job_type, "config": config or {}}
+    r = await client.post("/api/jobs/create", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()["job"]
+
+
+async def _matches(client: httpx.AsyncClient, job_id: str) -> dict[str, dict]:
+    page = (await client.get(f"/api/jobs/{job_id}/matches", params={"limit": 1000})).json()
+    return {m["itemId"]: m for m in page["matches"]}
+
+
+async def test_ai_job_decides_in_batches_and_never_pays_twice(
+    provider_server: httpx.AsyncClient, fake_openai
+) -> None:
+    client = provider_server
+    job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
+    assert job["currentStageName"] == "AI Matching" and job["chunkSize"] == 10
+    final = (await drive(client, job["id"]))[-1]
+    assert final["status"] == "completed" and final["processedItems"] == 10
+    matches = await _matches(client, job["id"])
+    assert {m["method"] for m in matches.values()} == {"llm"}
+    assert matches["i0"]["catalogId"] == "c1" and matches["i2"]["catalogId"] == "c3"
+    assert "i6" not in matches and "i7" not in matches  # the model said: no match
+    usage = final["usage"]
+    assert usage["llmRequests"] == fake_openai.counters.requests
+    assert usage["requestsPerItem"] <= 0.3  # several items per request
+    assert usage["promptTokens"] > 0 and usage["tokensPerItem"] > 0
+    assert FAKE_API_KEY not in str(final)
+
+    # the same questions again (another project, same data): answered from the cache
+    before = fake_openai.counters.requests
+    again = await _job(client, await _project(client), "ai", {"chunkSize": 10})
+    rerun = (await drive(client, again["id"]))[-1]
+    assert fake_openai.counters.requests == before
+    assert rerun["usage"]["cacheHits"] == 10 and rerun["usage"]["llmRequests"] == 0
+    assert rerun["matchesFound"] == final["matchesFound"]
+
+
+async def test_failing_items_are_recorded_and_can_be_retried(
+    provider_server: httpx.AsyncClient, fake_openai
+) -> None:
+    client = provider_server
+    fake_openai.add_faults(*["500"] * 4)  # both batches fail on both of their attempts
+    job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
+    final = (await drive(client, job["id"]))[-1]
+    assert final["status"] == "completed"  # the job went on
+    assert final["failedItems"] == 10
+    assert final["processedItems"] == 10 and final["matchesFound"] == 0
+    failed = (await client.get(f"/api/jobs/{job['id']}/failed-items")).json()["items"]
+    assert len(failed) == 10 and all("500" in f["error"] for f in failed)
+    assert all("sony" not in (f["error"] or "").lower() for f in failed)  # no prompt text
+
+    r = await client.post(f"/api/jobs/{job['id']}/retry-failed")
+    assert r.status_code == 200, r.text
+    assert r.json()["job"]["status"] == "processing"
+    assert r.json()["job"]["failedItems"] == 0
+    final = (await drive(client, job["id"]))[-1]
+    assert final["status"] == "completed" and final["failedItems"] == 0
+    assert final["processedItems"] == 10
+    r = await client.post(f"/api/jobs/{job['id']}/retry-failed")
+    assert r.status_code == 409  # nothing left to retry
+
+
+async def test_items_not_decided_in_time_go_back_to_the_queue(
+    provider_server: httpx.AsyncClient, fake_openai
+) -> None:
+    client = provider_server
+    fake_openai.latency = 5.0  # longer than the 3 s chunk budget
+    job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
+    r = await client.post(f"/api/jobs/{job['id']}/process")
+    body = r.json()
+    assert r.status_code == 200
+    assert "put back in the queue" in body["message"]
+    assert body["job"]["processedItems"] == 0 and body["job"]["status"] == "processing"
+    fake_openai.latency = 0.0
+    final = (await drive(client, job["id"]))[-1]
+    assert final["status"] == "completed" and final["processedItems"] == 10
+
+
+async def test_a_provider_asking_to_wait_holds_the_job(
+    provider_server: httpx.AsyncClient, fake_openai
+) -> None:
+    client = provider_server
+    fake_openai.add_faults(("429", 900), ("429", 900))  # longer than we wait in-process
+    job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
+    r = (await client.post(f"/api/jobs/{job['id']}/process")).json()
+    assert r["job"]["status"] == "processing"
+    assert r["job"]["waitingReason"] and "wait" in r["job"]["waitingReason"]
+    assert r["job"]["etaSeconds"] >= 800  # the ETA says how long, honestly
+    r = (await client.post(f"/api/jobs/{job['id']}/process")).json()
+    assert r["message"].startswith("Job is waiting")
+    assert r["job"]["nextAttemptAt"] is not None
+
+
+async def test_full_job_runs_its_stages_in_order(
+    provider_server: httpx.AsyncClient, fake_openai, fake_searxng
+) -> None:
+    client = provider_server
+    pid = await _project(client)
+    fake_searxng.pages = [
+        {"title": "Garmin Forerunner 245 GPS running watch", "url": "x", "content": "the watch"}
+    ]
+    job = await _job(client, pid, "full", {"chunkSize": {"enhanced": 4, "ai": 3, "web-search": 2}})
+    assert job["stages"] == ["enhanced", "ai", "web-search"]
+    snapshots = await drive(client, job["id"])
+    stages_seen = [s["currentStage"] for s in snapshots]
+    assert stages_seen == sorted(stages_seen)  # stages only move forward
+    assert 2 in stages_seen
+    final = snapshots[-1]
+    assert final["status"] == "completed" and final["processedItems"] == final["totalItems"] == 10
+    processed = [s["processedItems"] for s in snapshots]
+    assert processed == sorted(processed)
+    matches = await _matches(client, job["id"])
+    assert len(matches) == final["matchesFound"]
+    assert {m["method"] for m in matches.values()} & {"exact", "code", "fuzzy"}
