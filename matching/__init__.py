@@ -38,6 +38,7 @@ from matching.llm import (
     LLMDecider,
     LLMItemFailure,
     LLMUsage,
+    RequestBudget,
     candidates_from_index,
 )
 from matching.llm_prompt import (
@@ -76,6 +77,7 @@ __all__ = [
     "Candidate",
     "DecideResult",
     "DecisionCache",
+    "RequestBudget",
     "LLMDecider",
     "LLMDecision",
     "LLMItemFailure",

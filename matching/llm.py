@@ -145,6 +145,23 @@ class CachedDecision:
     reason: str
 
 
+class RequestBudget(Protocol):
+    """A requests/tokens-per-minute budget, possibly shared by many processes."""
+
+    async def reserve(self, *, requests: int, tokens: int) -> float | None:
+        """Take room for a request: ``None`` when taken, else seconds until there may be room."""
+        ...
+
+
+def estimate_tokens(items: Sequence[LLMItem]) -> int:
+    """A generous estimate of a batch request's prompt and completion tokens (for budgets).
+
+    About one token per three characters of prompt, plus room for each item's answer.
+    """
+    chars = sum(len(text) + sum(len(c.text) + 16 for c in cands) + 40 for _, text, cands in items)
+    return chars // 3 + 400 + 80 * len(items)
+
+
 class DecisionCache(Protocol):
     """A persistent store of answers keyed by :func:`~matching.llm_prompt.question_key`."""
 
@@ -194,6 +211,7 @@ class LLMDecider:
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER_SECONDS,
         request_options: Mapping[str, Any] | None = None,
         cache: DecisionCache | None = None,
+        budget: RequestBudget | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -210,6 +228,7 @@ class LLMDecider:
         # This layer owns retries; a copy without them shares the client's connections.
         self._client = client if client.max_retries == 0 else client.with_options(max_retries=0)
         self._model = model
+        self._budget = budget
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
@@ -309,6 +328,16 @@ class LLMDecider:
                 if timeout <= 0:
                     run.postpone(pending)
                     return
+                if self._budget is not None:
+                    wait = await self._budget.reserve(requests=1, tokens=estimate_tokens(pending))
+                    if wait is not None:  # the shared budget is spent for now: hold every batch
+                        if wait > self._max_retry_after or (
+                            run.deadline is not None and self._clock() + wait >= run.deadline
+                        ):
+                            run.postpone(pending, retry_after=wait)
+                            return
+                        self._pause_for(wait)
+                        continue
                 attempt = await self._ask(pending, timeout)
             run.usage += attempt.usage
             for decision in attempt.decisions:

@@ -31,6 +31,27 @@ class PgDecisionCache:
         )
 
 
+class PgRequestBudget:
+    """The LLM provider's requests/tokens-per-minute budget, shared through PostgreSQL by
+    every process driving jobs (a reservation is one atomic upsert on this minute's row)."""
+
+    PROVIDER = "llm"
+
+    def __init__(self, store: Store, *, requests_per_minute: int, tokens_per_minute: int) -> None:
+        self.store = store
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+
+    async def reserve(self, *, requests: int, tokens: int) -> float | None:
+        return await self.store.reserve_budget(
+            self.PROVIDER,
+            requests=requests,
+            tokens=tokens,
+            max_requests=self.requests_per_minute,
+            max_tokens=self.tokens_per_minute,
+        )
+
+
 class Providers:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -54,7 +75,18 @@ class Providers:
                 concurrency=settings.llm_concurrency,
                 max_attempts=settings.llm_max_attempts,
                 cache=PgDecisionCache(store),
+                budget=self._budget(store),
             )
+
+    def _budget(self, store: Store) -> PgRequestBudget | None:
+        s = self.settings
+        if not (s.llm_requests_per_minute or s.llm_tokens_per_minute):
+            return None
+        return PgRequestBudget(
+            store,
+            requests_per_minute=s.llm_requests_per_minute,
+            tokens_per_minute=s.llm_tokens_per_minute,
+        )
 
     def missing_settings(self) -> dict[str, list[str]]:
         """Per stage, the settings this server lacks to run it."""

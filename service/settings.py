@@ -106,6 +106,8 @@ class Settings:
     llm_min_confidence: float = DEFAULT_LLM_MIN_CONFIDENCE
     llm_price_in_per_million: float = 0.0
     llm_price_out_per_million: float = 0.0
+    llm_requests_per_minute: int = 0
+    llm_tokens_per_minute: int = 0
     search_url: str | None = None
     search_concurrency: int = DEFAULT_SEARCH_CONCURRENCY
     chunk_time_budget_seconds: float = DEFAULT_CHUNK_TIME_BUDGET_SECONDS
@@ -172,6 +174,8 @@ class Settings:
             ),
             llm_price_in_per_million=_float(env, "CHUNKMATCH_LLM_PRICE_IN", 0.0),
             llm_price_out_per_million=_float(env, "CHUNKMATCH_LLM_PRICE_OUT", 0.0),
+            llm_requests_per_minute=_int(env, "CHUNKMATCH_LLM_RPM", 0, minimum=0),
+            llm_tokens_per_minute=_int(env, "CHUNKMATCH_LLM_TPM", 0, minimum=0),
             search_url=env.get("CHUNKMATCH_SEARCH_URL") or None,
             search_concurrency=_int(
                 env, "CHUNKMATCH_SEARCH_CONCURRENCY", DEFAULT_SEARCH_CONCURRENCY, minimum=1

@@ -311,6 +311,30 @@ class Store:
     async def count_tokens(self) -> int:
         return await self.pool.fetchval(queries["count_tokens"])
 
+    # -- provider budgets ------------------------------------------------------------
+
+    @wrap_unavailable
+    async def reserve_budget(
+        self, provider: str, *, requests: int, tokens: int, max_requests: int, max_tokens: int
+    ) -> float | None:
+        """Take room in this minute's shared budget: ``None`` if taken, else seconds to wait."""
+        async with self.pool.acquire() as conn:
+            taken = await conn.fetchval(
+                queries["reserve_budget"], provider, requests, tokens, max_requests, max_tokens
+            )
+            if taken is not None:
+                return None
+            return await conn.fetchval(queries["seconds_to_next_window"])
+
+    @wrap_unavailable
+    async def budget_window(self, provider: str) -> tuple[int, int]:
+        row = await self.pool.fetchrow(queries["budget_window"], provider)
+        return (row["requests"], row["tokens"]) if row else (0, 0)
+
+    @wrap_unavailable
+    async def prune_budget(self) -> None:
+        await self.pool.execute(queries["prune_budget"])
+
     # -- chunks ------------------------------------------------------------------------
 
     @wrap_unavailable

@@ -121,10 +121,12 @@ class Worker:
 
     async def _housekeeping(self) -> None:
         days = self.settings.retention_days
-        if not days:
-            return
         while True:
             try:
+                await self.runtime.store.prune_budget()
+                if not days:
+                    await asyncio.sleep(RETENTION_EVERY_SECONDS)
+                    continue
                 deleted = await self.runtime.store.delete_finished_jobs(days_old=days)
                 if deleted:
                     logger.info(

@@ -523,3 +523,29 @@ RETURNING id, owner, prefix, is_admin, created_at, revoked_at;
 -- count_tokens --
 -- How many tokens exist (revoked included).
 SELECT count(*) FROM api_tokens;
+
+-- reserve_budget --
+-- Take room for $2 requests and $3 tokens in this minute's window of provider $1, if that
+-- keeps it within $4 requests and $5 tokens per minute (0: no limit); a row back means taken.
+INSERT INTO provider_budget AS b (provider, window_start, requests, tokens)
+SELECT $1, date_trunc('minute', now()), $2::integer, $3::bigint
+WHERE ($4::integer = 0 OR $2::integer <= $4::integer)
+  AND ($5::bigint = 0 OR $3::bigint <= $5::bigint)
+ON CONFLICT (provider, window_start) DO UPDATE
+SET requests = b.requests + EXCLUDED.requests, tokens = b.tokens + EXCLUDED.tokens
+WHERE ($4::integer = 0 OR b.requests + EXCLUDED.requests <= $4::integer)
+  AND ($5::bigint = 0 OR b.tokens + EXCLUDED.tokens <= $5::bigint)
+RETURNING requests;
+
+-- seconds_to_next_window --
+-- How long until the next minute's budget window opens.
+SELECT extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now())::float8;
+
+-- budget_window --
+-- What a provider spent in this minute's window.
+SELECT requests, tokens FROM provider_budget
+WHERE provider = $1 AND window_start = date_trunc('minute', now());
+
+-- prune_budget --
+-- Forget budget windows older than an hour.
+DELETE FROM provider_budget WHERE window_start < now() - interval '1 hour';

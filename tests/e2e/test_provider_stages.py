@@ -4,9 +4,11 @@ HTTP servers on 127.0.0.1 (driven by the real openai and httpx clients)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import asyncpg
 import httpx
 import pytest
 
@@ -56,10 +58,11 @@ ITEMS = [
 ]
 
 
-@pytest.fixture
-async def provider_server(
-    pg_server_dsn, template_dsn, fake_openai, fake_searxng
-) -> AsyncIterator[httpx.AsyncClient]:
+@contextlib.asynccontextmanager
+async def provider_servers(
+    pg_server_dsn: str, fake_openai, fake_searxng, *, count: int = 1, **overrides
+) -> AsyncIterator[tuple[list[httpx.AsyncClient], str]]:
+    """``count`` in-process servers on one fresh database, wired to the fake providers."""
     name = await make_database(pg_server_dsn, "providers")
     dsn = dsn_for(pg_server_dsn, name)
     (token,) = await make_tokens(dsn, ("ai-user", False))
@@ -72,20 +75,35 @@ async def provider_server(
         llm_max_attempts=2,
         search_url=fake_searxng.url,
         chunk_time_budget_seconds=3.0,
+        **overrides,
     )
-    port = free_port()
-    server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
+    ports = [free_port() for _ in range(count)]
+    servers = [await asyncio.to_thread(run_server_in_thread, settings, p) for p in ports]
+    clients = [
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{p}",
             timeout=60,
             headers={"Authorization": f"Bearer {token}"},
-        ) as client:
-            yield client
+        )
+        for p in ports
+    ]
+    try:
+        yield clients, dsn
     finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 30)
+        for client in clients:
+            await client.aclose()
+        for server, thread in servers:
+            server.should_exit = True
+            await asyncio.to_thread(thread.join, 30)
         await drop_database(pg_server_dsn, name)
+
+
+@pytest.fixture
+async def provider_server(
+    pg_server_dsn, template_dsn, fake_openai, fake_searxng
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with provider_servers(pg_server_dsn, fake_openai, fake_searxng) as ((client,), _):
+        yield client
 
 
 async def _project(client: httpx.AsyncClient) -> str:
@@ -212,3 +230,35 @@ async def test_full_job_runs_its_stages_in_order(
     matches = await _matches(client, job["id"])
     assert len(matches) == final["matchesFound"]
     assert {m["method"] for m in matches.values()} & {"exact", "code", "fuzzy"}
+
+
+async def test_the_requests_per_minute_budget_is_shared_and_never_exceeded(
+    pg_server_dsn, template_dsn, fake_openai, fake_searxng
+) -> None:
+    async with provider_servers(
+        pg_server_dsn,
+        fake_openai,
+        fake_searxng,
+        count=2,
+        llm_requests_per_minute=3,
+        llm_batch_size=2,
+    ) as (clients, dsn):
+        pid = await _project(clients[0])
+        job = await _job(clients[0], pid, "ai", {"chunkSize": 4})
+        # drive from both servers at once, as two processes would
+        for _ in range(3):
+            await asyncio.gather(*(c.post(f"/api/jobs/{job['id']}/process") for c in clients))
+        state = (await clients[1].get(f"/api/jobs/{job['id']}")).json()["job"]
+        conn = await asyncpg.connect(dsn)
+        try:
+            windows = await conn.fetch("SELECT requests FROM provider_budget")
+        finally:
+            await conn.close()
+    # 10 items at 2 per request need 5 requests; the shared budget allows 3 a minute
+    assert windows and max(w["requests"] for w in windows) <= 3
+    assert fake_openai.counters.requests == sum(w["requests"] for w in windows)
+    assert state["usage"]["llmRequests"] == fake_openai.counters.requests
+    assert state["failedItems"] == 0  # held by the budget, never failed for it
+    if len(windows) == 1:  # (unless the run straddled a minute boundary)
+        assert state["status"] == "processing" and state["processedItems"] < 10
+        assert state["waitingReason"]
