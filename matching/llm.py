@@ -110,13 +110,16 @@ class LLMUsage:
 class LLMItemFailure:
     """An item given up on after ``attempts`` requests; ``error`` is the last one.
 
-    ``retry_after`` is the last ``Retry-After`` (seconds) the provider sent for it, if any.
+    ``retry_after`` is the last ``Retry-After`` (seconds) the provider sent for it, if any;
+    ``retriable`` is false when the provider refused the request itself (a 4xx other than
+    429), true when it failed in a way that may pass (5xx, timeouts, invalid answers).
     """
 
     item_id: str
     error: str
     attempts: int
     retry_after: float | None = None
+    retriable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +362,11 @@ class LLMDecider:
                     given_up.append(item_id)
                     run.failed(
                         LLMItemFailure(
-                            item_id, attempt.errors[item_id], attempts[item_id], attempt.retry_after
+                            item_id,
+                            attempt.errors[item_id],
+                            attempts[item_id],
+                            attempt.retry_after,
+                            retriable=attempt.retriable,
                         )
                     )
                 else:

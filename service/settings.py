@@ -111,6 +111,7 @@ class Settings:
     search_url: str | None = None
     search_concurrency: int = DEFAULT_SEARCH_CONCURRENCY
     chunk_time_budget_seconds: float = DEFAULT_CHUNK_TIME_BUDGET_SECONDS
+    provider_outage_wait_seconds: float = 30.0
 
     def __repr__(self) -> str:  # never print secrets
         return f"Settings(database_url={'set' if self.database_url else None}, ...)"
@@ -182,6 +183,9 @@ class Settings:
             ),
             chunk_time_budget_seconds=_float(
                 env, "CHUNK_TIME_BUDGET_SECONDS", DEFAULT_CHUNK_TIME_BUDGET_SECONDS, minimum=1.0
+            ),
+            provider_outage_wait_seconds=_float(
+                env, "CHUNKMATCH_PROVIDER_OUTAGE_WAIT", 30.0, minimum=0.1
             ),
         )
 

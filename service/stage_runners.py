@@ -54,6 +54,19 @@ async def _decide(
         if d.catalog_id is not None and d.confidence >= min_confidence
     ]
     failed = [(f.item_id, f.error) for f in result.failures]
+    undecided = list(result.undecided)
+    wait = result.retry_after
+    reason = None
+    if wait:
+        reason = f"the model provider asked us to wait {wait:.0f}s (rate limit or outage)"
+    answered = result.usage.completion_tokens > 0  # some request got a real completion
+    if result.failures and not answered and all(f.retriable for f in result.failures):
+        # no request of the chunk got an answer: the provider is down, not these items —
+        # keep them queued and hold the job, instead of failing every item of an outage
+        undecided += [f.item_id for f in result.failures]
+        failed = []
+        wait = max(wait or 0.0, ctx.providers.settings.provider_outage_wait_seconds)
+        reason = f"the model provider is unavailable ({result.failures[0].error}); retrying"
     usage = StageUsage(
         llm_requests=result.usage.requests,
         prompt_tokens=result.usage.prompt_tokens,
@@ -61,12 +74,7 @@ async def _decide(
         cache_hits=result.usage.cache_hits,
         cost_usd=ctx.providers.cost_usd(result.usage.prompt_tokens, result.usage.completion_tokens),
     )
-    reason = None
-    if result.retry_after:
-        reason = (
-            f"the model provider asked us to wait {result.retry_after:.0f}s (rate limit or outage)"
-        )
-    return matches, failed, list(result.undecided), usage, result.retry_after, reason
+    return matches, failed, undecided, usage, wait, reason
 
 
 async def run_ai(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:

@@ -157,14 +157,16 @@ async def test_failing_items_are_recorded_and_can_be_retried(
     provider_server: httpx.AsyncClient, fake_openai
 ) -> None:
     client = provider_server
-    fake_openai.add_faults(*["500"] * 4)  # both batches fail on both of their attempts
+    # the model keeps answering with a record it was not offered for one item of each
+    # request: that item fails (after its attempts); the others are decided
+    fake_openai.add_faults(*["unknown_candidate"] * 4)
     job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
     final = (await drive(client, job["id"]))[-1]
     assert final["status"] == "completed"  # the job went on
-    assert final["failedItems"] == 10
-    assert final["processedItems"] == 10 and final["matchesFound"] == 0
+    assert 1 <= final["failedItems"] < 10
+    assert final["processedItems"] == 10 and final["matchesFound"] > 0
     failed = (await client.get(f"/api/jobs/{job['id']}/failed-items")).json()["items"]
-    assert len(failed) == 10 and all("500" in f["error"] for f in failed)
+    assert len(failed) == final["failedItems"] and all(f["error"] for f in failed)
     assert all("sony" not in (f["error"] or "").lower() for f in failed)  # no prompt text
 
     r = await client.post(f"/api/jobs/{job['id']}/retry-failed")
@@ -262,3 +264,24 @@ async def test_the_requests_per_minute_budget_is_shared_and_never_exceeded(
     if len(windows) == 1:  # (unless the run straddled a minute boundary)
         assert state["status"] == "processing" and state["processedItems"] < 10
         assert state["waitingReason"]
+
+
+async def test_a_provider_down_holds_the_job_and_it_resumes(
+    pg_server_dsn, template_dsn, fake_openai, fake_searxng
+) -> None:
+    async with provider_servers(
+        pg_server_dsn, fake_openai, fake_searxng, provider_outage_wait_seconds=0.5
+    ) as ((client,), _):
+        fake_openai.add_faults(*["503"] * 200)  # down for a while
+        job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
+        body = (await client.post(f"/api/jobs/{job['id']}/process")).json()
+        state = body["job"]
+        assert state["status"] == "processing" and state["failedItems"] == 0, (
+            body, fake_openai.counters, len(fake_openai.faults)
+        )
+        assert "unavailable" in state["waitingReason"]
+        assert state["processedItems"] == 0 and state["nextAttemptAt"]
+        fake_openai.reset()  # back up
+        final = (await drive(client, job["id"]))[-1]
+    assert final["status"] == "completed" and final["failedItems"] == 0
+    assert final["processedItems"] == 10 and final["matchesFound"] > 0

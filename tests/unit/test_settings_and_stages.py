@@ -44,3 +44,11 @@ def test_resolve_job_rejects_unavailable_stages_by_name() -> None:
     stages, config = resolve_job("full", {"chunkSize": {"ai": 7}}, _project())
     assert stages == ("enhanced", "ai", "web-search")
     assert config["chunkSizes"] == {"enhanced": 2000, "ai": 7, "web-search": 5}
+
+
+def test_a_short_cron_secret_is_refused_and_secrets_stay_out_of_repr() -> None:
+    with pytest.raises(ConfigurationError, match="CRON_SECRET must be at least 32"):
+        Settings.from_env({"CRON_SECRET": "too-short"})
+    s = Settings.from_env({"CRON_SECRET": "x" * 40, "OPENAI_API_KEY": "sk-very-secret"})
+    assert s.cron_secret == "x" * 40
+    assert "sk-very-secret" not in repr(s) and "x" * 40 not in repr(s)
