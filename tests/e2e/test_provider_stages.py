@@ -232,6 +232,10 @@ async def test_full_job_runs_its_stages_in_order(
     matches = await _matches(client, job["id"])
     assert len(matches) == final["matchesFound"]
     assert {m["method"] for m in matches.values()} & {"exact", "code", "fuzzy"}
+    # items neither stage 1 nor 2 matched reached the web-search stage
+    assert final["currentStage"] == 3 and final["currentStageName"] == "Web Search"
+    assert fake_searxng.counters.requests >= 1
+    assert final["usage"]["searchRequests"] == fake_searxng.counters.requests
 
 
 async def test_the_requests_per_minute_budget_is_shared_and_never_exceeded(
