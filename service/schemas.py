@@ -93,6 +93,10 @@ COMPONENTS: dict[str, Schema] = {
             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "chunkSize": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_SIZE},
             "jobType": {"type": "string", "enum": sorted(JOB_TYPES)},
+            "oneToOne": {
+                "type": "boolean",
+                "description": "each catalog record used at most once per job (best score wins)",
+            },
         },
     ),
     "Job": _obj(

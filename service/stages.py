@@ -18,7 +18,7 @@ JOB_TYPES: dict[str, tuple[str, ...]] = {
 STAGE_NAMES = {"enhanced": "Enhanced Matching", "ai": "AI Matching", "web-search": "Web Search"}
 DEFAULT_CHUNK_SIZES = {"enhanced": 2000, "ai": 10, "web-search": 5}
 MAX_CHUNK_SIZE = 20000
-CONFIG_KEYS = {"itemFields", "catalogFields", "threshold", "chunkSize", "jobType"}
+CONFIG_KEYS = {"itemFields", "catalogFields", "threshold", "chunkSize", "jobType", "oneToOne"}
 
 
 def stage_chunk_size(config: Mapping[str, Any], stage: str) -> int:
@@ -70,6 +70,12 @@ def _fields(raw: Any, name: str, columns: Sequence[str], side: str) -> list[str]
             f"config.{name}: no column {missing} in the {side} (their columns are {list(columns)})"
         )
     return list(raw)
+
+
+def _one_to_one(raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise ValidationError("config.oneToOne must be true or false")
+    return raw
 
 
 def resolve_job(
@@ -126,5 +132,6 @@ def resolve_job(
         "threshold": float(threshold),
         "chunkSize": chunk_sizes[stages[0]],
         "chunkSizes": chunk_sizes,
+        "oneToOne": _one_to_one(config.get("oneToOne", False)),
     }
     return stages, resolved

@@ -431,14 +431,26 @@ class Store:
                 return None
             job = Job.from_row(await conn.fetchrow(queries["lock_job"], job_id))
             columns = list(zip(*matches, strict=True)) if matches else [[], [], [], [], []]
-            inserted = await conn.fetchval(
-                queries["insert_matches"],
-                job_id,
-                _uuid(project_id),
-                chunk.stage,
-                chunk.seq,
-                *[list(c) for c in columns],
-            )
+            displaced = 0
+            if job.config.get("oneToOne"):
+                counts = await conn.fetchrow(
+                    queries["insert_matches_one_to_one"],
+                    job_id,
+                    _uuid(project_id),
+                    chunk.stage,
+                    chunk.seq,
+                    *[list(c) for c in columns],
+                )
+                inserted, displaced = counts["inserted"], counts["displaced"]
+            else:
+                inserted = await conn.fetchval(
+                    queries["insert_matches"],
+                    job_id,
+                    _uuid(project_id),
+                    chunk.stage,
+                    chunk.seq,
+                    *[list(c) for c in columns],
+                )
             requeued = 0
             if outcome.requeued:
                 status = await conn.execute(
@@ -471,7 +483,7 @@ class Store:
                 queries["advance_job"],
                 job_id,
                 finished,
-                inserted,
+                inserted - displaced,
                 chunk.size,
                 requeued,
                 len(outcome.failed),

@@ -406,6 +406,30 @@ WITH ins AS (
 )
 SELECT count(*) FROM ins;
 
+-- insert_matches_one_to_one --
+-- A chunk's matches when each catalog record may be used once per job: per record the best
+-- score wins, here and against earlier chunks (whose weaker matches are displaced).
+WITH incoming AS (
+    SELECT DISTINCT ON (m.catalog_id) m.*
+    FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::text[])
+         AS m(item_id, catalog_id, score, method, reason)
+    ORDER BY m.catalog_id, m.score DESC, m.item_id
+), displaced AS (
+    DELETE FROM matches old USING incoming i
+    WHERE old.job_id = $1 AND old.catalog_id = i.catalog_id AND old.score < i.score
+    RETURNING old.item_id
+), ins AS (
+    INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason, stage, chunk_seq)
+    SELECT $1, $2, i.item_id, i.catalog_id, i.score, i.method, i.reason, $3, $4
+    FROM incoming i
+    WHERE NOT EXISTS (SELECT 1 FROM matches old
+                      WHERE old.job_id = $1 AND old.catalog_id = i.catalog_id
+                        AND old.score >= i.score)
+    ON CONFLICT (job_id, item_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM displaced) AS displaced;
+
 -- advance_job --
 -- Progress after a chunk: counts, usage, percentage, the current stage's rate over its last
 -- chunks (wall clock) and the ETA ($13: estimated seconds of the stages still to come). A

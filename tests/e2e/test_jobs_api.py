@@ -202,3 +202,40 @@ async def test_concurrent_process_calls_never_repeat_or_lose_a_chunk(
     assert sum(c["items"] for c in chunks) == total
     assert dupes == 0
     assert matches == final["matchesFound"]
+
+
+async def test_one_to_one_uses_each_catalog_record_once_best_score_wins(
+    client: httpx.AsyncClient,
+) -> None:
+    project_id = await create_project(client)
+    await upload(
+        client,
+        project_id,
+        "catalog",
+        [
+            {"id": "c1", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
+            {"id": "c2", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
+        ],
+    )
+    await upload(
+        client,
+        project_id,
+        "items",
+        [
+            # two items want c1; the second, exact one must win even in a later chunk
+            {"id": "a", "name": "Sony Bravia KDL-40W600 40 inch LED TV"},
+            {"id": "b", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
+            {"id": "c", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
+        ],
+    )
+    job = await create_job(client, project_id, {"oneToOne": True, "chunkSize": 2})
+    final = (await drive(client, job["id"]))[-1]
+    page = (await client.get(f"/api/jobs/{job['id']}/matches")).json()["matches"]
+    pairs = {m["itemId"]: m["catalogId"] for m in page}
+    assert pairs == {"b": "c2", "c": "c1"}
+    assert final["matchesFound"] == 2 and final["processedItems"] == 3
+    r = await client.post(
+        "/api/jobs/create",
+        json={"projectId": project_id, "jobType": "enhanced", "config": {"oneToOne": "yes"}},
+    )
+    assert r.status_code == 422

@@ -281,7 +281,9 @@ async def test_a_provider_down_holds_the_job_and_it_resumes(
         body = (await client.post(f"/api/jobs/{job['id']}/process")).json()
         state = body["job"]
         assert state["status"] == "processing" and state["failedItems"] == 0, (
-            body, fake_openai.counters, len(fake_openai.faults)
+            body,
+            fake_openai.counters,
+            len(fake_openai.faults),
         )
         assert "unavailable" in state["waitingReason"]
         assert state["processedItems"] == 0 and state["nextAttemptAt"]
