@@ -327,11 +327,6 @@ class Store:
             return await conn.fetchval(queries["seconds_to_next_window"])
 
     @wrap_unavailable
-    async def budget_window(self, provider: str) -> tuple[int, int]:
-        row = await self.pool.fetchrow(queries["budget_window"], provider)
-        return (row["requests"], row["tokens"]) if row else (0, 0)
-
-    @wrap_unavailable
     async def prune_budget(self) -> None:
         await self.pool.execute(queries["prune_budget"])
 

@@ -565,11 +565,6 @@ RETURNING requests;
 -- How long until the next minute's budget window opens.
 SELECT extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now())::float8;
 
--- budget_window --
--- What a provider spent in this minute's window.
-SELECT requests, tokens FROM provider_budget
-WHERE provider = $1 AND window_start = date_trunc('minute', now());
-
 -- prune_budget --
 -- Forget budget windows older than an hour.
 DELETE FROM provider_budget WHERE window_start < now() - interval '1 hour';
