@@ -367,7 +367,23 @@ export class ApiClient {
    */
   async createJob(projectId, jobType, { config, signal } = {}) {
     const json = config ? { projectId, jobType, config } : { projectId, jobType };
-    return (await this.request('POST', '/api/jobs/create', { json, signal })).job;
+    let retried = false;
+    try {
+      const answer = await this.request('POST', '/api/jobs/create', {
+        json,
+        signal,
+        onRetry: () => {
+          retried = true;
+        },
+      });
+      return answer.job;
+    } catch (error) {
+      // A create whose answer was lost and then retried finds the job it made: the server
+      // allows one live job per (project, job type) and names it. Adopt it, but only then.
+      const existing = error instanceof ApiError ? error.details?.existingJobId : null;
+      if (retried && error.status === 409 && existing) return this.getJob(existing, { signal });
+      throw error;
+    }
   }
 
   /**

@@ -100,3 +100,28 @@ test('CSV uploads send the raw body with idField and encoding', async () => {
   assert.equal(calls[0].init.headers['Content-Type'], 'text/csv');
   assert.equal(calls[0].init.body, 'sku,name\n1,a\n2,b\n');
 });
+
+test('a retried create whose first answer was lost adopts the job it made', async () => {
+  const conflict = failure(409, 'conflict', 'the project already has a live job');
+  conflict.body.error.details = { existingJobId: 'j7' };
+  const { fetch, calls } = scriptedFetch([
+    'network',
+    conflict,
+    { status: 200, body: { success: true, job: { id: 'j7', status: 'pending' } } },
+  ]);
+  const api = new ApiClient({ fetch, retry: fast });
+  const job = await api.createJob('p1', 'enhanced');
+  assert.equal(job.id, 'j7');
+  assert.deepEqual(
+    calls.map((c) => c.init.method),
+    ['POST', 'POST', 'GET'],
+  );
+});
+
+test('a first-time 409 on create is not adopted: someone else runs that job', async () => {
+  const conflict = failure(409, 'conflict', 'the project already has a live job');
+  conflict.body.error.details = { existingJobId: 'j8' };
+  const { fetch } = scriptedFetch([conflict]);
+  const api = new ApiClient({ fetch, retry: fast });
+  await assert.rejects(api.createJob('p1', 'enhanced'), (error) => error.status === 409);
+});
