@@ -91,7 +91,10 @@ COMPONENTS: dict[str, Schema] = {
                 "minItems": 1,
             },
             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-            "chunkSize": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_SIZE},
+            "chunkSize": {
+                "description": f"an integer from 1 to {MAX_CHUNK_SIZE} for every stage, or an "
+                'object of them per stage, e.g. {"enhanced": 2000, "ai": 10}',
+            },
             "jobType": {"type": "string", "enum": sorted(JOB_TYPES)},
             "oneToOne": {
                 "type": "boolean",
