@@ -473,6 +473,8 @@ class Store:
             finished = inserted + len(outcome.failed)
             if chunk.stage >= len(job.stages):
                 finished += decided_unmatched  # no later stage will look at them
+            else:
+                finished -= displaced  # unmatched again: a later stage takes them up
             usage = outcome.usage
             row = await conn.fetchrow(
                 queries["advance_job"],

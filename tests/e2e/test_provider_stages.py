@@ -291,3 +291,17 @@ async def test_a_provider_down_holds_the_job_and_it_resumes(
         final = (await drive(client, job["id"]))[-1]
     assert final["status"] == "completed" and final["failedItems"] == 0
     assert final["processedItems"] == 10 and final["matchesFound"] > 0
+
+
+async def test_one_to_one_full_job_counts_every_item_once(
+    provider_server: httpx.AsyncClient, fake_openai, fake_searxng
+) -> None:
+    client = provider_server
+    pid = await _project(client)
+    job = await _job(client, pid, "full", {"oneToOne": True, "chunkSize": 3})
+    final = (await drive(client, job["id"]))[-1]
+    assert final["status"] == "completed"
+    assert final["processedItems"] == final["totalItems"] == 10
+    matches = await _matches(client, job["id"])
+    catalog_ids = [m["catalogId"] for m in matches.values()]
+    assert len(catalog_ids) == len(set(catalog_ids)) == final["matchesFound"]
