@@ -10,12 +10,16 @@ UPCs such as ``010-10609-00``). Quantities with a unit (``500GB``, ``1080p``,
 
 from __future__ import annotations
 
+import functools
 import re
 
 from matching.normalise import fold_text, normalise_text
 
 MIN_CODE_LENGTH = 4
 MIN_DIGIT_CODE_LENGTH = 6
+# Candidate tokens repeat across titles (brands, series, units): their verdicts are
+# cached, bounded so that a stream of unique part numbers cannot grow memory.
+CODE_TOKEN_CACHE_SIZE = 1 << 16
 
 # Runs of letters, digits and code joiners (no underscore): the code candidates.
 _CODE_TOKEN = re.compile(r"(?:[^\W_]|[\-/.])+")
@@ -63,14 +67,17 @@ def extract_codes(text: str) -> frozenset[str]:
     >>> sorted(extract_codes("Panasonic 2-Line Phone KX-TS208W, Garmin 010-10609-00"))
     ['0101060900', 'kxts208w']
     """
-    found: set[str] = set()
-    for raw in _CODE_TOKEN.findall(fold_text(text)):
-        if len(raw) < MIN_CODE_LENGTH or raw.isalpha() or _COUNTED_WORD.match(raw):
-            continue
-        token = _JOINERS.sub("", raw.strip("-/."))
-        if is_model_code(token):
-            found.add(token)
-    return frozenset(found)
+    codes = map(_code_of_token, _CODE_TOKEN.findall(fold_text(text)))
+    return frozenset(code for code in codes if code is not None)
+
+
+@functools.lru_cache(maxsize=CODE_TOKEN_CACHE_SIZE)
+def _code_of_token(raw: str) -> str | None:
+    """The model code a candidate token stands for, or None."""
+    if len(raw) < MIN_CODE_LENGTH or raw.isalpha() or _COUNTED_WORD.match(raw):
+        return None
+    token = _JOINERS.sub("", raw.strip("-/."))
+    return token if is_model_code(token) else None
 
 
 def extract_numbers(text: str) -> frozenset[str]:

@@ -107,10 +107,18 @@ class CatalogIndex:
         ``fuzzy`` (n-gram retrieval re-ranked by several signals). Unmatched items
         are omitted; results keep input order.
 
-        >>> index = CatalogIndex.build([("b1", "Seagate Barracuda 500GB SATA"),
-        ...                             ("b2", "Seagate Barracuda 750GB SATA")])
-        >>> [(r.catalog_id, r.method) for r in index.match([("a1", "seagate 750 gb barracuda")])]
-        [('b2', 'fuzzy')]
+        >>> index = CatalogIndex.build([
+        ...     ("b1", "Seagate Barracuda 500GB SATA hard drive ST3500418AS"),
+        ...     ("b2", "Seagate Barracuda 750GB SATA hard drive ST3750528AS"),
+        ... ])
+        >>> [(r.catalog_id, r.method) for r in index.match([("a1", "Seagate ST3750528AS 750 GB")])]
+        [('b2', 'code')]
+
+        Near-identical siblings without a telling code are left unmatched rather than
+        guessed (the margin over the runner-up counts):
+
+        >>> index.match([("a2", "seagate 750 gb barracuda")])
+        []
         """
         if not 0.0 <= threshold <= 1.0:
             raise InvalidThresholdError(f"threshold must be within [0, 1], got {threshold!r}")

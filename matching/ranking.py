@@ -22,7 +22,13 @@ from matching.codes import numbers_in_key
 from matching.retrieval import NgramRetriever
 from matching.scoring import SignalTable
 from matching.similarity import code_agreement, number_agreement
-from matching.vectors import CharNgramVectoriser, WordVectoriser, freeze, rowwise_cosine
+from matching.vectors import (
+    CharNgramVectoriser,
+    WordVectoriser,
+    freeze,
+    gather_rows,
+    rowwise_cosine,
+)
 
 RETRIEVAL_CANDIDATES = 30
 """Catalog records retrieved per item by n-gram cosine."""
@@ -132,10 +138,13 @@ class CandidateScorer:
             for cs in codes
         ]
         item_numbers = [numbers_in_key(k) for k in keys]
-        left_keys = [keys[i] for i in items.tolist()]
-        right_keys = [self.keys[r] for r in rows.tolist()]
-        left = [_lead(k) for k in left_keys]
-        right = [_lead(k) for k in right_keys]
+        # Leads are computed once per item and once per distinct catalog row, not per pair.
+        unique_rows, row_of_pair = np.unique(rows, return_inverse=True)
+        row_keys = [self.keys[r] for r in unique_rows.tolist()]
+        item_leads = [_lead(k) for k in keys]
+        row_leads = [_lead(k) for k in row_keys]
+        left = [item_leads[i] for i in items.tolist()]
+        right = [row_leads[j] for j in row_of_pair.tolist()]
         code = np.zeros(len(rows), dtype=np.int8)
         numbers = np.ones(len(rows))
         for n, (i, r) in enumerate(zip(items.tolist(), rows.tolist(), strict=True)):
@@ -143,7 +152,9 @@ class CandidateScorer:
                 code[n] = code_agreement(item_codes[i], self.codes[r])
             if item_numbers[i] and self.numbers[r]:
                 numbers[n] = number_agreement(item_numbers[i], self.numbers[r])
-        lead_cos = self._lead_cosine(left, right, left_keys, right_keys, char_cos)
+        lead_cos = self._lead_cosine(
+            (item_leads, list(keys), items), (row_leads, row_keys, row_of_pair), char_cos
+        )
         forced_of_item = np.array([-1 if f is None else f for f in forced_rows], dtype=np.int64)
         table = SignalTable(
             char_cosine=char_cos,
@@ -162,23 +173,31 @@ class CandidateScorer:
 
     def _lead_cosine(
         self,
-        left: list[str],
-        right: list[str],
-        left_keys: list[str],
-        right_keys: list[str],
+        left: tuple[list[str], list[str], np.ndarray],
+        right: tuple[list[str], list[str], np.ndarray],
         char_cos: np.ndarray,
     ) -> np.ndarray:
-        """Character n-gram cosine of the pairs' leads; the full cosine where both are all lead."""
+        """Character n-gram cosine of the pairs' leads; the full cosine where both are all lead.
+
+        ``left`` and ``right`` are ``(leads, keys, text of each pair)``: the distinct
+        texts of one side of the pairs and, per pair, the position of its text.
+        """
         lead_cos = char_cos.copy()
-        cut = [
-            n
-            for n, (a, b, ka, kb) in enumerate(zip(left, right, left_keys, right_keys, strict=True))
-            if len(a) < len(ka) or len(b) < len(kb)
+        if not len(lead_cos):
+            return lead_cos
+        sides = (left, right)
+        shortened = [
+            np.array([len(a) < len(k) for a, k in zip(leads, keys, strict=True)], dtype=bool)
+            for leads, keys, _ in sides
         ]
-        if cut:
-            left_m = self.char.transform([left[n] for n in cut])
-            right_m = self.char.transform([right[n] for n in cut])
-            lead_cos[cut] = np.minimum(rowwise_cosine(left_m, right_m), 1.0)
+        cut = np.flatnonzero(shortened[0][left[2]] | shortened[1][right[2]])
+        if len(cut):
+            vectors = []
+            for leads, _, of_pair in sides:
+                needed = np.unique(of_pair[cut])
+                matrix = self.char.transform([leads[j] for j in needed.tolist()])
+                vectors.append(gather_rows(matrix, np.searchsorted(needed, of_pair[cut])))
+            lead_cos[cut] = np.minimum(rowwise_cosine(vectors[0], vectors[1]), 1.0)
         return lead_cos
 
     def _shortlist(
@@ -192,24 +211,31 @@ class CandidateScorer:
 
         Returns ``(items, rows, char cosine, word cosine)``, grouped by item.
         """
-        pair_items: list[int] = []
-        pair_rows: list[int] = []
-        retrieved = self.retriever.top_k(item_chars, k=max(size, RETRIEVAL_CANDIDATES))
-        for i, (rows, _) in enumerate(retrieved):
-            forced = forced_rows[i]
-            if forced is not None and forced not in rows:
-                rows = [*rows, forced]
-            pair_rows.extend(rows)
-            pair_items.extend([i] * len(rows))
-        items = np.asarray(pair_items, dtype=np.int64)
-        rows_arr = np.asarray(pair_rows, dtype=np.int64)
+        retrieved = self.retriever.top_k_matrix(item_chars, k=max(size, RETRIEVAL_CANDIDATES))
+        n_items = item_chars.shape[0]
+        items = np.repeat(np.arange(n_items, dtype=np.int64), np.diff(retrieved.indptr))
+        rows_arr = retrieved.indices.astype(np.int64)
+        forced_of_item = np.array([-1 if f is None else f for f in forced_rows], dtype=np.int64)
+        already = np.zeros(n_items, dtype=bool)
+        already[items[rows_arr == forced_of_item[items]]] = True
+        missing = np.flatnonzero((forced_of_item >= 0) & ~already)
+        if len(missing):
+            items = np.concatenate([items, missing])
+            rows_arr = np.concatenate([rows_arr, forced_of_item[missing]])
+            grouped = np.argsort(items, kind="stable")
+            items, rows_arr = items[grouped], rows_arr[grouped]
         if not len(rows_arr):
             empty = np.zeros(0)
             return items, rows_arr, empty, empty
-        forced_of_item = np.array([-1 if f is None else f for f in forced_rows], dtype=np.int64)
         is_forced = rows_arr == forced_of_item[items]
-        char_cos = np.minimum(rowwise_cosine(item_chars[items], self.char_matrix[rows_arr]), 1.0)
-        word_cos = np.minimum(rowwise_cosine(item_words[items], self.word_matrix[rows_arr]), 1.0)
+        char_cos = np.minimum(
+            rowwise_cosine(gather_rows(item_chars, items), gather_rows(self.char_matrix, rows_arr)),
+            1.0,
+        )
+        word_cos = np.minimum(
+            rowwise_cosine(gather_rows(item_words, items), gather_rows(self.word_matrix, rows_arr)),
+            1.0,
+        )
         priority = char_cos + word_cos
         priority[is_forced] = np.inf
         order = np.lexsort((rows_arr, -priority, items))

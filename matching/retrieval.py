@@ -2,9 +2,13 @@
 
 Frequent n-grams (in more than ``max_postings`` catalog records, see
 :func:`postings_cap`) carry little weight but most of the cost of a sparse
-product, so they are left out of the retrieval matrix; a query keeps at least its ``min_query_terms`` rarest n-grams
-so that short, common titles still retrieve something. The retrieval score is
-therefore a lower bound of the cosine; callers re-score the candidates exactly.
+product, so queries leave them out; a query keeps at least its
+:data:`MIN_QUERY_TERMS` rarest n-grams so that short, common titles still
+retrieve something. The retrieval score is therefore a lower bound of the
+cosine; callers re-score the candidates exactly.
+
+The product and the per-query top-k run in sparse_dot_topn (C++, several
+threads, without the GIL) when it is installed, in SciPy and NumPy otherwise.
 """
 
 from __future__ import annotations
@@ -58,8 +62,7 @@ class NgramRetriever:
     [([1], [0.800000011920929])]
     """
 
-    matrix: sp.csr_matrix  # catalog rows x terms, shared with the caller (not copied)
-    postings: sp.csr_matrix  # terms x catalog rows, frequent terms emptied
+    postings: sp.csr_matrix  # terms x catalog rows: the catalog matrix transposed
     document_frequency: np.ndarray
     max_postings: int
 
@@ -69,17 +72,13 @@ class NgramRetriever:
         if max_postings is None:
             max_postings = postings_cap(matrix.shape[0])
         df = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int32)
-        frequent = df > max_postings
-        keep = ~frequent[matrix.indices]
-        rare = sp.csr_matrix(
-            (matrix.data[keep], matrix.indices[keep], _indptr_after_mask(matrix, keep)),
-            shape=matrix.shape,
-        )
-        return cls(matrix, freeze(rare.T.tocsr()), df, max_postings)
+        # Frequent terms keep their full posting lists: only queries made mostly of
+        # common n-grams reach them (see _kept_terms), and one product serves every query.
+        return cls(freeze(matrix.T.tocsr()), df, max_postings)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held beyond the shared catalog matrix."""
+        """Bytes held by the retriever."""
         p = self.postings
         return int(
             self.document_frequency.nbytes + p.data.nbytes + p.indices.nbytes + p.indptr.nbytes
@@ -102,56 +101,31 @@ class NgramRetriever:
         Ties at the k-th score are broken arbitrarily. Uses sparse_dot_topn's
         multi-threaded product when it is installed, SciPy otherwise.
         """
-        rare_part, common_part = self._split(queries)
-        top = _product_top_k(rare_part, self.postings, k)
-        rows_with_common = np.flatnonzero(np.diff(common_part.indptr))
-        if not len(rows_with_common):
-            return top
-        # Rare: titles made only of common n-grams. One pass over the catalog for them all.
-        extra = (self.matrix @ common_part[rows_with_common].T).T.tocsr()
-        combined = (rare_part[rows_with_common] @ self.postings + extra).tocsr()
-        patch = _row_top_k(combined, k)
-        n_queries = queries.shape[0]
-        untouched = np.ones(n_queries, dtype=np.float32)
-        untouched[rows_with_common] = 0.0
-        place = sp.csr_matrix(
-            (
-                np.ones(len(rows_with_common), dtype=np.float32),
-                (rows_with_common, np.arange(len(rows_with_common))),
-            ),
-            shape=(n_queries, len(rows_with_common)),
-        )
-        merged = sp.diags(untouched, format="csr") @ top + place @ patch
-        merged.eliminate_zeros()
-        return merged.tocsr()
+        return _product_top_k(self._kept_terms(queries), self.postings, k)
 
-    def _split(self, queries: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """Split queries into their rare terms and the few common terms a query must keep."""
+    def _kept_terms(self, queries: sp.csr_matrix) -> sp.csr_matrix:
+        """Queries without their common terms, except the few rarest a short query must keep."""
         df = self.document_frequency[queries.indices]
-        rare = df <= self.max_postings
+        keep = df <= self.max_postings
         lengths = np.diff(queries.indptr)
         row_of_entry = np.repeat(np.arange(queries.shape[0]), lengths)
-        rare_counts = np.bincount(row_of_entry[rare], minlength=queries.shape[0])
-        keep_common = np.zeros(queries.nnz, dtype=bool)
-        for row in np.flatnonzero(rare_counts < np.minimum(MIN_QUERY_TERMS, lengths)):
-            lo, hi = queries.indptr[row], queries.indptr[row + 1]
-            need = MIN_QUERY_TERMS - int(rare_counts[row])
-            common_positions = lo + np.flatnonzero(~rare[lo:hi])
-            rarest = common_positions[np.argsort(df[common_positions], kind="stable")[:need]]
-            keep_common[rarest] = True
-        rare_part = sp.csr_matrix(
-            (queries.data[rare], queries.indices[rare], _indptr_after_mask(queries, rare)),
+        rare_counts = np.bincount(row_of_entry[keep], minlength=queries.shape[0])
+        needy = np.flatnonzero(rare_counts < np.minimum(MIN_QUERY_TERMS, lengths))
+        if len(needy):
+            # Rank each needy query's common terms by document frequency (ties: position)
+            # and keep the first MIN_QUERY_TERMS - rare_count of them.
+            is_needy = np.zeros(queries.shape[0], dtype=bool)
+            is_needy[needy] = True
+            entries = np.flatnonzero(is_needy[row_of_entry] & ~keep)
+            rows = row_of_entry[entries]
+            order = np.lexsort((entries, df[entries], rows))
+            entries, rows = entries[order], rows[order]
+            rank = np.arange(len(entries)) - np.searchsorted(rows, rows)
+            keep[entries[rank < MIN_QUERY_TERMS - rare_counts[rows]]] = True
+        return sp.csr_matrix(
+            (queries.data[keep], queries.indices[keep], _indptr_after_mask(queries, keep)),
             shape=queries.shape,
         )
-        common_part = sp.csr_matrix(
-            (
-                queries.data[keep_common],
-                queries.indices[keep_common],
-                _indptr_after_mask(queries, keep_common),
-            ),
-            shape=queries.shape,
-        )
-        return rare_part, common_part
 
 
 def _product_top_k(queries: sp.csr_matrix, postings: sp.csr_matrix, k: int) -> sp.csr_matrix:

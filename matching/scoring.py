@@ -170,10 +170,13 @@ class SignalTable:
 
     def pair(self, position: int) -> PairSignals:
         """The signals of one pair."""
-        values: list[Any] = [float(getattr(self, f.name)[position]) for f in fields(PairSignals)]
+        values: list[Any] = [float(getattr(self, name)[position]) for name in _PAIR_FIELDS]
         values[4] = int(values[4])
         values[-1] = int(values[-1])
         return PairSignals(*values)
+
+
+_PAIR_FIELDS = tuple(f.name for f in fields(PairSignals))
 
 
 def combine_signals(signals: PairSignals) -> float:

@@ -6,12 +6,14 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import matching.retrieval
 from matching.retrieval import MIN_QUERY_TERMS, NgramRetriever, postings_cap
 from matching.vectors import (
     CharNgramVectoriser,
     WordVectoriser,
     char_ngram_keys,
     freeze,
+    gather_rows,
     rowwise_cosine,
 )
 
@@ -104,3 +106,34 @@ def test_retrieval_scores_bounded_and_rows_valid(catalog: list[str], query: str)
     assert all(0 <= r < len(catalog) for r in rows)
     assert len(set(rows)) == len(rows)
     assert all(-1e-6 <= s <= 1.0 + 1e-5 for s in scores)
+
+
+def _top_scores(matrix: sp.csr_matrix) -> list[list[float]]:
+    """Each row's stored values, largest first, rounded (tie order may differ)."""
+    rows = [matrix.data[matrix.indptr[i] : matrix.indptr[i + 1]] for i in range(matrix.shape[0])]
+    return [sorted(np.round(r, 5).tolist(), reverse=True) for r in rows]
+
+
+@pytest.mark.parametrize("max_postings", [2, 5, 1000])
+def test_retrieval_without_accelerator_gives_the_same_scores(
+    monkeypatch: pytest.MonkeyPatch, max_postings: int
+) -> None:
+    catalog = [*TITLES, *(f"sony cyber shot dsc w{n} black" for n in range(20))]
+    queries = ["sony dsc w120", "canon powershot", "cyber shot", "zzz", "sony w13 silver"]
+    vec, matrix = CharNgramVectoriser.fit(catalog)
+    retriever = NgramRetriever.build(matrix, max_postings=max_postings)
+    fast = retriever.top_k_matrix(vec.transform(queries), k=4)
+    monkeypatch.setattr(matching.retrieval, "sp_matmul_topn", None)
+    slow = retriever.top_k_matrix(vec.transform(queries), k=4)
+    assert np.diff(fast.indptr).max() <= 4
+    assert _top_scores(fast) == _top_scores(slow)
+    assert (slow[0].toarray() >= 0).all()
+
+
+def test_gather_rows_keeps_rows_and_sorted_flag() -> None:
+    vec, matrix = CharNgramVectoriser.fit(TITLES)
+    frozen = freeze(matrix)
+    picked = np.array([3, 0, 3])
+    gathered = gather_rows(frozen, picked)
+    assert gathered.has_sorted_indices
+    assert (gathered.toarray() == frozen.toarray()[picked]).all()
