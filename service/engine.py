@@ -22,6 +22,7 @@ from service.exceptions import DatabaseUnavailable
 from service.models import ChunkClaim, Job, StageOutcome
 from service.providers import Providers
 from service.stage_runners import PRIOR_ITEMS_PER_SECOND, RUNNERS, StageContext
+from service.stages import default_fields
 from service.store import Store
 
 logger = logging.getLogger("chunkmatch.engine")
@@ -146,6 +147,25 @@ class Engine:
                 f"{updated.max_attempts}, retrying in {delay:.1f}s"
             )
         return ChunkOutcome(updated, message)
+
+    async def prewarm(self, project_id: str) -> None:
+        """Build the index of the project's current catalog for the default match fields
+        (``name``, else ``title``), so a job's first chunk need not. Only a cache: failures
+        are logged and the first chunk builds it as usual."""
+        try:
+            project = await self.store.get_project(uuid.UUID(project_id), owner=None)
+            if project is None:
+                return
+            fields = tuple(default_fields(project.catalog_columns))
+            if not fields:
+                return
+            version = await self.store.catalog_version(project_id)
+            await self.index_cache.get(
+                (project_id, version or 0, fields),
+                lambda: self.store.catalog_texts(project_id, fields),
+            )
+        except Exception:
+            logger.warning("could not pre-build the catalog index of %s", project_id, exc_info=True)
 
     async def _keep_lease(self, chunk: ChunkClaim) -> None:
         """Renew the chunk's lease every third of its length while the chunk runs."""

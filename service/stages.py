@@ -51,11 +51,18 @@ def _chunk_sizes(raw: Any, stages: Sequence[str]) -> dict[str, int]:
     return sizes
 
 
+def default_fields(columns: Sequence[str]) -> list[str]:
+    """The columns matched when a job names none: ``name``, else ``title`` (else none)."""
+    for default in ("name", "title"):
+        if default in columns:
+            return [default]
+    return []
+
+
 def _fields(raw: Any, name: str, columns: Sequence[str], side: str) -> list[str]:
     if raw is None:
-        for default in ("name", "title"):
-            if default in columns:
-                return [default]
+        if default_fields(columns):
+            return default_fields(columns)
         raise ValidationError(
             f"config.{name} is required: the {side} have no 'name' or 'title' column "
             f"(their columns are {list(columns)})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.background import BackgroundTask
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -98,7 +99,14 @@ class _Upload(HTTPEndpoint):
         result = await store.upload_records(project_id, self.kind, upload.records, upload.columns)
         if result is None:
             raise NotFound(f"no project with id {project_id}")
-        return JSONResponse(result.to_json())
+        # a new catalog version: build its index now, after the answer, so the first chunk
+        # of the next job does not wait for it
+        warm = (
+            BackgroundTask(request.app.state.engine.prewarm, str(project_id))
+            if self.kind == "catalog"
+            else None
+        )
+        return JSONResponse(result.to_json(), background=warm)
 
 
 class CatalogUpload(_Upload):

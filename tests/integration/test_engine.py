@@ -201,3 +201,16 @@ async def test_a_long_chunk_keeps_its_lease(store: Store) -> None:
     slow, rival_processed = await asyncio.gather(engine.process_next_chunk(job_id), rival_tries())
     assert slow.processed == 5 and slow.job.status == "completed"  # its commit was accepted
     assert sum(rival_processed) == 0  # the renewed lease was never taken over
+
+
+async def test_prewarm_builds_the_index_a_default_job_then_uses(store: Store) -> None:
+    project = await _project(store, n_items=10, n_catalog=10)
+    cache = IndexCache(max_entries=4)
+    engine = Engine(store, cache, lease_seconds=30)
+    await engine.prewarm(project.id)
+    (key,) = cache._entries
+    assert key[0] == project.id and key[2] == ("name",)
+    job_id = uuid.UUID((await _job(store, project)).id)
+    outcome = await engine.process_next_chunk(job_id)
+    assert outcome.processed == 10
+    assert list(cache._entries) == [key]  # the job used the pre-built index
