@@ -122,9 +122,12 @@ def all_matches(client: httpx.Client, job_id: str) -> dict[str, str]:
 
 def quality(args: argparse.Namespace) -> None:
     sets = ALL_SETS if args.all else (ABT_BUY,) + tuple(s for s in ALL_SETS if s is not ABT_BUY)
-    with server() as (url, _pid, token), httpx.Client(
-        base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
-    ) as client:
+    with (
+        server() as (url, _pid, token),
+        httpx.Client(
+            base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
+        ) as client,
+    ):
         print(f"{'set':34s} {'P':>6s} {'R':>6s} {'F1':>6s} {'items':>6s} {'s':>6s}")
         for spec in sets:
             folder = DATA_DIR / spec.folder
@@ -152,9 +155,12 @@ def quality(args: argparse.Namespace) -> None:
 
 def throughput(args: argparse.Namespace) -> None:
     catalog, items, gold = make_synthetic(args.n, args.n, seed=args.seed)
-    with server() as (url, pid, token), httpx.Client(
-        base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
-    ) as client:
+    with (
+        server() as (url, pid, token),
+        httpx.Client(
+            base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
+        ) as client,
+    ):
         project_id = check(client.post("/api/projects", json={"name": "bench"}))["project"]["id"]
         t_cat = upload_rows(client, project_id, "catalog", catalog)
         t_items = upload_rows(client, project_id, "items", items)

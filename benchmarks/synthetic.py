@@ -4,12 +4,17 @@
 gold)``: rows are dicts with ``"id"`` and ``"name"``; ``gold`` maps item id to
 its catalog id, or to ``None`` for the items that have no counterpart.
 
-- The catalog starts from the product (and paper) titles of the benchmark sets;
-  the rest are *siblings*: copies whose numbers / model codes are changed or
+- The catalog starts from the product (and paper) titles of the benchmark sets,
+  one title per real-world entity: the sets' gold files say which titles name
+  the same product or paper, and only the first of such a group is used.
+  The rest are *siblings*: copies whose numbers / model codes are changed or
   which gain a variant word, the hard negatives of product matching.
 - Items are perturbed copies of catalog records (typos, dropped or reordered
-  words, case and punctuation changes); a share are perturbed titles that are not
-  in the catalog at all.
+  words, case and punctuation changes). A perturbation never touches the tokens
+  that tell a record from its siblings (tokens with digits, variant words), so
+  the gold record stays the one right answer.
+- A share of the items are perturbed titles of entities held out of the catalog
+  altogether (with every title of their group), so they truly have no match.
 """
 
 from __future__ import annotations
@@ -24,13 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.datasets import DATA_DIR, read_rows  # noqa: E402
 
 UNMATCHED_SHARE = 0.1
-_SEED_COLUMNS = (
-    ("Abt-Buy/Abt.csv", "name"),
-    ("Abt-Buy/Buy.csv", "name"),
-    ("Amazon-GoogleProducts/Amazon.csv", "title"),
-    ("Amazon-GoogleProducts/GoogleProducts.csv", "name"),
-    ("DBLP-ACM/DBLP2.csv", "title"),
-    ("DBLP-ACM/ACM.csv", "title"),
+# (left file, its title column, right file, its title column, gold file of the pair)
+_SEED_SETS = (
+    ("Abt-Buy", "Abt.csv", "name", "Buy.csv", "name", "abt_buy_perfectMapping.csv"),
+    (
+        "Amazon-GoogleProducts",
+        "Amazon.csv",
+        "title",
+        "GoogleProducts.csv",
+        "name",
+        "Amzon_GoogleProducts_perfectMapping.csv",
+    ),
+    ("DBLP-ACM", "DBLP2.csv", "title", "ACM.csv", "title", "DBLP-ACM_perfectMapping.csv"),
 )
 _VARIANT_WORDS = (
     "II",
@@ -54,18 +64,51 @@ _VARIANT_WORDS = (
     "Edition 2",
 )
 _DIGITS = re.compile(r"\d+")
+_VARIANT_KEYS = frozenset(w.lower() for v in _VARIANT_WORDS for w in v.split())
 
 
 def seed_titles() -> list[str]:
-    """Distinct real titles from the benchmark CSVs, in file order."""
+    """One real title per entity of the benchmark sets, in file order.
+
+    Titles that the gold files pair up (an Abt and a Buy name of one product,
+    say), or that are equal ignoring case, are one entity; its first title stands
+    for it.
+    """
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    order: list[str] = []
+    for folder, left_file, left_col, right_file, right_col, gold_file in _SEED_SETS:
+        ids: dict[tuple[str, str], str] = {}
+        for side, name, column in (("l", left_file, left_col), ("r", right_file, right_col)):
+            for row in read_rows(DATA_DIR / folder / name):
+                title = " ".join((row.get(column) or "").split())
+                if not title:
+                    continue
+                key = title.lower()
+                if key not in parent:
+                    parent[key] = key
+                    order.append(title)
+                ids[(side, row["id"])] = key
+        for row in read_rows(DATA_DIR / folder / gold_file):
+            left_id, right_id = list(row.values())[:2]
+            a, b = ids.get(("l", left_id)), ids.get(("r", right_id))
+            if a is not None and b is not None:
+                root_a, root_b = find(a), find(b)
+                if root_a != root_b:
+                    parent[max(root_a, root_b)] = min(root_a, root_b)
     seen: set[str] = set()
     titles: list[str] = []
-    for relative, column in _SEED_COLUMNS:
-        for row in read_rows(DATA_DIR / relative):
-            title = " ".join((row.get(column) or "").split())
-            if title and title.lower() not in seen:
-                seen.add(title.lower())
-                titles.append(title)
+    for title in order:
+        root = find(title.lower())
+        if root not in seen:
+            seen.add(root)
+            titles.append(title)
     return titles
 
 
@@ -98,16 +141,24 @@ def _typo(word: str, rng: random.Random) -> str:
     return word[:i] + rng.choice("aeiounrst") + word[i + 1 :]
 
 
+def _distinguishing(word: str) -> bool:
+    """A token that may be all that tells a record from its siblings."""
+    return bool(_DIGITS.search(word)) or word.strip("()[],.-").lower() in _VARIANT_KEYS
+
+
 def perturb(title: str, rng: random.Random) -> str:
-    """A plausible differently-written copy of ``title``."""
+    """A plausible differently-written copy of ``title`` that keeps its distinguishing tokens."""
     words = title.split()
-    if len(words) > 3 and rng.random() < 0.4:
-        del words[rng.randrange(len(words))]
+    free = [i for i, w in enumerate(words) if not _distinguishing(w)]
+    if len(words) > 3 and free and rng.random() < 0.4:
+        del words[rng.choice(free)]
+        free = [i for i, w in enumerate(words) if not _distinguishing(w)]
     if len(words) > 2 and rng.random() < 0.3:
         i = rng.randrange(len(words) - 1)
         words[i], words[i + 1] = words[i + 1], words[i]
-    if rng.random() < 0.5:
-        i = rng.randrange(len(words))
+        free = [i for i, w in enumerate(words) if not _distinguishing(w)]
+    if free and rng.random() < 0.5:
+        i = rng.choice(free)
         words[i] = _typo(words[i], rng)
     text = " ".join(words)
     roll = rng.random()
