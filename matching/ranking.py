@@ -200,6 +200,23 @@ class CandidateScorer:
             lead_cos[cut] = np.minimum(rowwise_cosine(vectors[0], vectors[1]), 1.0)
         return lead_cos
 
+    def _char_cosine(
+        self, item_chars: sp.csr_matrix, items: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        return np.minimum(
+            rowwise_cosine(gather_rows(item_chars, items), gather_rows(self.char_matrix, rows)),
+            1.0,
+        )
+
+    def _retrieve(
+        self, item_chars: sp.csr_matrix, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(items, rows, char cosine)`` of each item's ``k`` retrieved candidates, by item."""
+        top = self.retriever.top_k_matrix(item_chars, k=k)
+        items = np.repeat(np.arange(item_chars.shape[0], dtype=np.int64), np.diff(top.indptr))
+        rows = top.indices.astype(np.int64)
+        return items, rows, self._char_cosine(item_chars, items, rows)
+
     def _shortlist(
         self,
         item_chars: sp.csr_matrix,
@@ -211,10 +228,8 @@ class CandidateScorer:
 
         Returns ``(items, rows, char cosine, word cosine)``, grouped by item.
         """
-        retrieved = self.retriever.top_k_matrix(item_chars, k=max(size, RETRIEVAL_CANDIDATES))
+        items, rows_arr, char_cos = self._retrieve(item_chars, max(size, RETRIEVAL_CANDIDATES))
         n_items = item_chars.shape[0]
-        items = np.repeat(np.arange(n_items, dtype=np.int64), np.diff(retrieved.indptr))
-        rows_arr = retrieved.indices.astype(np.int64)
         forced_of_item = np.array([-1 if f is None else f for f in forced_rows], dtype=np.int64)
         already = np.zeros(n_items, dtype=bool)
         already[items[rows_arr == forced_of_item[items]]] = True
@@ -222,16 +237,15 @@ class CandidateScorer:
         if len(missing):
             items = np.concatenate([items, missing])
             rows_arr = np.concatenate([rows_arr, forced_of_item[missing]])
+            char_cos = np.concatenate(
+                [char_cos, self._char_cosine(item_chars, missing, forced_of_item[missing])]
+            )
             grouped = np.argsort(items, kind="stable")
-            items, rows_arr = items[grouped], rows_arr[grouped]
+            items, rows_arr, char_cos = items[grouped], rows_arr[grouped], char_cos[grouped]
         if not len(rows_arr):
             empty = np.zeros(0)
             return items, rows_arr, empty, empty
         is_forced = rows_arr == forced_of_item[items]
-        char_cos = np.minimum(
-            rowwise_cosine(gather_rows(item_chars, items), gather_rows(self.char_matrix, rows_arr)),
-            1.0,
-        )
         word_cos = np.minimum(
             rowwise_cosine(gather_rows(item_words, items), gather_rows(self.word_matrix, rows_arr)),
             1.0,

@@ -54,7 +54,7 @@ MIN_QUERY_TERMS = 12
 Four were too few at 100k records: families of near-identical records make most
 n-grams common, and the four rarest of a query with a typo are often the
 typo's own n-grams, which retrieve unrelated records (synthetic hit@1 0.946;
-0.964 with twelve, at about 10% of the matching speed).
+0.964 with twelve, for about 10% more matching time).
 """
 
 
@@ -80,7 +80,11 @@ class NgramRetriever:
         df = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int32)
         # Frequent terms keep their full posting lists: only queries made mostly of
         # common n-grams reach them (see _kept_terms), and one product serves every query.
-        return cls(freeze(matrix.T.tocsr()), df, max_postings)
+        postings = freeze(matrix.T.tocsr())
+        # sparse_dot_topn's bindings refuse read-only arrays although they only read
+        # them: the values stay writable (nothing writes them), the structure is locked.
+        postings.data = postings.data.copy()
+        return cls(postings, df, max_postings)
 
     @property
     def nbytes(self) -> int:
@@ -101,25 +105,27 @@ class NgramRetriever:
             out.append((cols[order].tolist(), values[order].tolist()))
         return out
 
-    def top_k_matrix(self, queries: sp.csr_matrix, *, k: int) -> sp.csr_matrix:
+    def top_k_matrix(
+        self, queries: sp.csr_matrix, *, k: int, min_terms: int = MIN_QUERY_TERMS
+    ) -> sp.csr_matrix:
         """Queries x catalog rows holding each query's (up to) ``k`` best retrieval scores.
 
         Ties at the k-th score are broken arbitrarily. Uses sparse_dot_topn's
         multi-threaded product when it is installed, SciPy otherwise.
         """
-        return _product_top_k(self._kept_terms(queries), self.postings, k)
+        return _product_top_k(self._kept_terms(queries, min_terms), self.postings, k)
 
-    def _kept_terms(self, queries: sp.csr_matrix) -> sp.csr_matrix:
+    def _kept_terms(self, queries: sp.csr_matrix, min_terms: int) -> sp.csr_matrix:
         """Queries without their common terms, except the few rarest a short query must keep."""
         df = self.document_frequency[queries.indices]
         keep = df <= self.max_postings
         lengths = np.diff(queries.indptr)
         row_of_entry = np.repeat(np.arange(queries.shape[0]), lengths)
         rare_counts = np.bincount(row_of_entry[keep], minlength=queries.shape[0])
-        needy = np.flatnonzero(rare_counts < np.minimum(MIN_QUERY_TERMS, lengths))
+        needy = np.flatnonzero(rare_counts < np.minimum(min_terms, lengths))
         if len(needy):
             # Rank each needy query's common terms by document frequency (ties: position)
-            # and keep the first MIN_QUERY_TERMS - rare_count of them.
+            # and keep the first min_terms - rare_count of them.
             is_needy = np.zeros(queries.shape[0], dtype=bool)
             is_needy[needy] = True
             entries = np.flatnonzero(is_needy[row_of_entry] & ~keep)
@@ -127,7 +133,7 @@ class NgramRetriever:
             order = np.lexsort((entries, df[entries], rows))
             entries, rows = entries[order], rows[order]
             rank = np.arange(len(entries)) - np.searchsorted(rows, rows)
-            keep[entries[rank < MIN_QUERY_TERMS - rare_counts[rows]]] = True
+            keep[entries[rank < min_terms - rare_counts[rows]]] = True
         return sp.csr_matrix(
             (queries.data[keep], queries.indices[keep], _indptr_after_mask(queries, keep)),
             shape=queries.shape,
@@ -139,13 +145,8 @@ def _product_top_k(queries: sp.csr_matrix, postings: sp.csr_matrix, k: int) -> s
     if sp_matmul_topn is None:
         return _row_top_k((queries @ postings).tocsr(), k)
     # sparse_dot_topn runs the product and the per-row selection in C++, on
-    # several threads and without the GIL. Its bindings refuse read-only arrays
-    # although they only read them: hand over a private copy of the (frozen) data.
-    # It copies the index arrays itself; both copies take well under a millisecond.
-    writable = sp.csr_matrix(
-        (postings.data.copy(), postings.indices, postings.indptr), shape=postings.shape
-    )
-    return sp_matmul_topn(queries, writable, top_n=k, n_threads=PRODUCT_THREADS)
+    # several threads and without the GIL.
+    return sp_matmul_topn(queries, postings, top_n=k, n_threads=PRODUCT_THREADS)
 
 
 def _row_top_k(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:

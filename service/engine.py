@@ -70,6 +70,7 @@ class Engine:
 
     async def process_next_chunk(self, job_id: uuid.UUID) -> ChunkOutcome | None:
         """Advance ``job_id`` by exactly one chunk; ``None`` if there is no such job."""
+        started = time.perf_counter()
         outcome = await self.store.claim_chunk(
             job_id, owner=_owner(), lease_seconds=self.lease_seconds
         )
@@ -78,6 +79,7 @@ class Engine:
         job, chunk = outcome.job, outcome.chunk
         if chunk is None:
             return ChunkOutcome(job, _idle_message(job, busy=outcome.busy), busy=outcome.busy)
+        claimed = time.perf_counter()
         renewer = asyncio.create_task(self._keep_lease(chunk))
         try:
             outcome = await self._run_stage(job, chunk)
@@ -91,6 +93,7 @@ class Engine:
             return await self._chunk_failed(job, chunk, exc)
         finally:
             renewer.cancel()
+        ran = time.perf_counter()
         committed = await self.store.commit_chunk(
             chunk, job.project_id, outcome, later_stages_eta=_later_stages_eta(job, chunk)
         )
@@ -104,7 +107,7 @@ class Engine:
         found = len(outcome.matches)
         logger.info(
             "job %s stage %d chunk %d: %d items, %d matches, %d failed, %d requeued; "
-            "progress %d/%d",
+            "progress %d/%d; claim %.0f ms, stage %.0f ms, commit %.0f ms",
             job.id,
             chunk.stage,
             chunk.seq,
@@ -114,6 +117,9 @@ class Engine:
             len(outcome.requeued),
             committed.processed_items,
             committed.total_items,
+            1000 * (claimed - started),
+            1000 * (ran - claimed),
+            1000 * (time.perf_counter() - ran),
         )
         message = f"Processed {chunk.size} items, {found} new matches"
         if outcome.failed:
