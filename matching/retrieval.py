@@ -71,6 +71,7 @@ class NgramRetriever:
     postings: sp.csr_matrix  # terms x catalog rows: the catalog matrix transposed
     document_frequency: np.ndarray
     max_postings: int
+    product_values: np.ndarray | None = None  # writable twin of postings.data, see build
 
     @classmethod
     def build(cls, matrix: sp.csr_matrix, *, max_postings: int | None = None) -> NgramRetriever:
@@ -82,9 +83,12 @@ class NgramRetriever:
         # common n-grams reach them (see _kept_terms), and one product serves every query.
         postings = freeze(matrix.T.tocsr())
         # sparse_dot_topn's bindings refuse read-only arrays although they only read
-        # them: the values stay writable (nothing writes them), the structure is locked.
-        postings.data = postings.data.copy()
-        return cls(postings, df, max_postings)
+        # them. Rather than copy the values for every product, keep one writable
+        # array that only the product sees; everyone else sees a read-only view.
+        product_values = postings.data.copy()
+        postings.data = product_values.view()
+        postings.data.flags.writeable = False
+        return cls(postings, df, max_postings, product_values)
 
     @property
     def nbytes(self) -> int:
@@ -113,7 +117,12 @@ class NgramRetriever:
         Ties at the k-th score are broken arbitrarily. Uses sparse_dot_topn's
         multi-threaded product when it is installed, SciPy otherwise.
         """
-        return _product_top_k(self._kept_terms(queries, min_terms), self.postings, k)
+        postings = self.postings
+        if self.product_values is not None:
+            postings = sp.csr_matrix(
+                (self.product_values, postings.indices, postings.indptr), shape=postings.shape
+            )
+        return _product_top_k(self._kept_terms(queries, min_terms), postings, k)
 
     def _kept_terms(self, queries: sp.csr_matrix, min_terms: int) -> sp.csr_matrix:
         """Queries without their common terms, except the few rarest a short query must keep."""
