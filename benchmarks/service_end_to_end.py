@@ -46,7 +46,11 @@ def server() -> Iterator[tuple[str, int, str]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data_dir = tempfile.mkdtemp(prefix="chunkmatch-bench-")
-    env = dict(os.environ, CHUNKMATCH_DATA_DIR=data_dir, CHUNKMATCH_LOG_LEVEL=os.environ.get("CHUNKMATCH_LOG_LEVEL", "WARNING"))
+    env = dict(
+        os.environ,
+        CHUNKMATCH_DATA_DIR=data_dir,
+        CHUNKMATCH_LOG_LEVEL=os.environ.get("CHUNKMATCH_LOG_LEVEL", "WARNING"),
+    )
     proc = subprocess.Popen([CHUNKMATCH, "serve", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -17,6 +17,7 @@ from matching.exceptions import (
     InvalidThresholdError,
 )
 from matching.normalise import normalise_text
+from matching.peers import PeerSet
 from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, MatchResult
 from matching.scoring import describe_signals
@@ -96,8 +97,24 @@ class CatalogIndex:
             total += self._scorer.nbytes
         return int(total)
 
+    def peers(self, items: Sequence[tuple[str, str]]) -> PeerSet:
+        """The ``(item_id, text)`` items of a job as rivals for catalog records (see
+        :mod:`matching.peers`); pass it to :meth:`match` when a job is matched in chunks,
+        so every chunk sees the same rivals."""
+        if self._scorer is None:
+            raise InvalidArgumentError("an empty catalog has no vocabulary for peers")
+        return PeerSet.build(
+            [str(i) for i, _ in items],
+            [normalise_text(_as_text(t)) for _, t in items],
+            self._scorer.char,
+        )
+
     def match(
-        self, items: Sequence[tuple[str, str]], *, threshold: float = DEFAULT_THRESHOLD
+        self,
+        items: Sequence[tuple[str, str]],
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        peers: PeerSet | None = None,
     ) -> list[MatchResult]:
         """Return the best catalog record for each item scoring at least ``threshold``.
 
@@ -106,6 +123,10 @@ class CatalogIndex:
         occurs in exactly one catalog record and the texts are similar enough),
         ``fuzzy`` (n-gram retrieval re-ranked by several signals). Unmatched items
         are omitted; results keep input order.
+
+        A record counts for less when another item of the job fits it as well:
+        ``peers`` (from :meth:`peers`) are the job's items; by default they are
+        ``items`` themselves, so matching a job in chunks should pass the job's peers.
 
         >>> index = CatalogIndex.build([
         ...     ("b1", "Seagate Barracuda 500GB SATA hard drive ST3500418AS"),
@@ -127,6 +148,11 @@ class CatalogIndex:
         results: list[MatchResult | None] = [None] * len(items)
         item_texts = [_as_text(text) for _, text in items]
         keys = [normalise_text(text) for text in item_texts]
+        if peers is None:
+            peers = PeerSet.build([str(i) for i, _ in items], keys, self._scorer.char)
+            peer_rows = list(range(len(items)))
+        else:
+            peer_rows = [peers.rows.get(str(item_id), -1) for item_id, _ in items]
         pending: list[int] = []
         for position, key in enumerate(keys):
             row = self._exact_rows.get(key) if key else None
@@ -139,9 +165,10 @@ class CatalogIndex:
         for start in range(0, len(pending), _BATCH_ROWS):
             batch = pending[start : start + _BATCH_ROWS]
             texts = [item_texts[p] for p in batch]
-            for position, ranked in zip(
-                batch, self._rank(texts, [keys[p] for p in batch], 1), strict=True
-            ):
+            ranked_batch = self._rank(
+                texts, [keys[p] for p in batch], 1, peers, [peer_rows[p] for p in batch]
+            )
+            for position, ranked in zip(batch, ranked_batch, strict=True):
                 if not ranked:
                     continue
                 row, score, method, reason = ranked[0]
@@ -178,7 +205,12 @@ class CatalogIndex:
         return rows.pop() if len(rows) == 1 else None
 
     def _rank(
-        self, texts: list[str], keys: list[str], keep: int
+        self,
+        texts: list[str],
+        keys: list[str],
+        keep: int,
+        peers: PeerSet | None = None,
+        peer_rows: list[int] | None = None,
     ) -> list[list[tuple[int, float, str, str]]]:
         """The ``keep`` best ``(row, score, method, reason)`` per text, best first.
 
@@ -189,7 +221,12 @@ class CatalogIndex:
         codes = [extract_codes(t) for t in texts]
         code_rows = [self._unique_code_row(c) for c in codes]
         pairs: ScoredPairs = self._scorer.score(
-            keys, codes, code_rows, shortlist=max(keep, RERANK_CANDIDATES)
+            keys,
+            codes,
+            code_rows,
+            shortlist=max(keep, RERANK_CANDIDATES),
+            peers=peers,
+            peer_rows=peer_rows,
         )
         out: list[list[tuple[int, float, str, str]]] = []
         for i, positions in enumerate(pairs.by_item(len(texts))):
@@ -204,7 +241,8 @@ class CatalogIndex:
                     reason = describe_signals(signals, matched_code=code)
                 else:
                     method, reason = METHOD_FUZZY, describe_signals(signals)
-                ranked.append((row, float(pairs.scores[p]), method, reason))
+                # nine decimals: the last bits depend on the order the rivals were summed in
+                ranked.append((row, round(float(pairs.scores[p]), 9), method, reason))
             out.append(ranked)
         return out
 

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from rapidfuzz import fuzz, process
 
 from matching.codes import numbers_in_key
+from matching.peers import PeerSet
 from matching.retrieval import NgramRetriever
 from matching.scoring import SignalTable
 from matching.similarity import code_agreement, number_agreement
@@ -32,6 +33,9 @@ from matching.vectors import (
 
 RETRIEVAL_CANDIDATES = 30
 """Catalog records retrieved per item by n-gram cosine."""
+
+RIVAL_MARGIN_CAP = 0.15
+"""A lead over the item's rivals counts up to this much: a clear lead is enough."""
 
 RERANK_CANDIDATES = 5
 """Retrieved records per item scored with every signal (the best by n-gram + word cosine)."""
@@ -120,12 +124,16 @@ class CandidateScorer:
         forced_rows: Sequence[int | None],
         *,
         shortlist: int = RERANK_CANDIDATES,
+        peers: PeerSet | None = None,
+        peer_rows: Sequence[int] | None = None,
     ) -> ScoredPairs:
         """Score the candidates of each item.
 
         ``keys`` are the items' normalised texts, ``codes`` their model codes (see
         :func:`~matching.codes.extract_codes`); ``forced_rows[i]``, when not None,
-        is always among item i's candidates.
+        is always among item i's candidates. ``peers`` are the other items of the
+        job, rivals for the same records; ``peer_rows[i]`` is item i's own row there
+        (-1 if none).
         """
         item_chars = self.char.transform(keys)
         item_words = self.words.transform(keys)
@@ -168,8 +176,29 @@ class CandidateScorer:
             lead_char_cosine=lead_cos,
             lead_char_margin=_margin(items, lead_cos),
             unique_code=(rows == forced_of_item[items]).astype(np.int8),
+            item_coverage=_coverage(gather_rows(item_words, items), self.word_matrix, rows),
+            record_coverage=_coverage(gather_rows(self.word_matrix, rows), item_words, items),
+            rival_margin=np.minimum(
+                char_cos - self._rival_cosine(item_chars, items, rows, peers, peer_rows),
+                RIVAL_MARGIN_CAP,
+            ),
         )
         return ScoredPairs(items, rows, table, table.scores(), table.text_similarity())
+
+    def _rival_cosine(
+        self,
+        item_chars: sp.csr_matrix,
+        items: np.ndarray,
+        rows: np.ndarray,
+        peers: PeerSet | None,
+        peer_rows: Sequence[int] | None,
+    ) -> np.ndarray:
+        if peers is None:
+            return np.zeros(len(rows))
+        own = np.full(item_chars.shape[0], -1, dtype=np.int64)
+        if peer_rows is not None:
+            own[:] = np.asarray(peer_rows, dtype=np.int64)
+        return peers.rival_cosine(own, items, self.char_matrix, rows)
 
     def _lead_cosine(
         self,
@@ -291,6 +320,18 @@ def _margin(items: np.ndarray, values: np.ndarray) -> np.ndarray:
     margin = np.empty_like(values)
     margin[order] = values[order] - other
     return margin
+
+
+def _coverage(weighted: sp.csr_matrix, other: sp.csr_matrix, other_rows: np.ndarray) -> np.ndarray:
+    """Share of each row of ``weighted`` (L2-normalised) whose words row ``other_rows[n]``
+    of ``other`` has too: the sum of its squared weights over the shared words."""
+    if not weighted.shape[0]:
+        return np.zeros(0)
+    squared = weighted.copy()
+    squared.data = squared.data**2
+    present = gather_rows(other, other_rows)
+    present.data = np.ones_like(present.data)
+    return np.minimum(rowwise_cosine(squared, present), 1.0)
 
 
 def _pairwise(left: list[str], right: list[str], scorer: Any) -> np.ndarray:

@@ -31,25 +31,6 @@ TEXT_WEIGHTS = {
     "partial": 0.10,
 }
 
-# Logistic weights (per unit of signal) and intercept of the match score.
-SCORE_WEIGHTS = {
-    "char_cosine": 0.75,
-    "word_cosine": 0.70,
-    "token_set": 0.75,
-    "partial": 0.45,
-    "lead_char_cosine": 1.20,
-    "number_agreement": 1.15,
-    "char_margin": 2.10,
-    "word_margin": 2.00,
-    "lead_char_margin": 2.70,
-}
-CODE_AGREES_WEIGHT = 1.40
-CODE_DIFFERS_WEIGHT = -1.10
-UNIQUE_CODE_WEIGHT = 2.00
-SCORE_INTERCEPT = -3.25
-# Text similarity a unique-code record needs before the code counts as unique.
-UNIQUE_CODE_MIN_SIMILARITY = 0.3
-
 FEATURES = (
     "char_cosine",
     "word_cosine",
@@ -63,7 +44,22 @@ FEATURES = (
     "char_margin",
     "word_margin",
     "lead_char_margin",
+    "item_coverage",
+    "record_coverage",
+    "rival_margin",
 )
+"""The columns of :meth:`SignalTable.features`, in order."""
+
+COEFFICIENTS = np.array(
+    [0.10, -0.20, 0.45, -0.32, 0.91, 1.16, -1.09, 2.48, 1.31, 1.95, 1.31, 3.40, 0.73, 0.35, 4.55]
+)
+"""Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
+
+INTERCEPT = -2.28
+"""Logistic intercept: where the score crosses the default threshold 0.5."""
+
+# Text similarity a unique-code record needs before the code counts as unique.
+UNIQUE_CODE_MIN_SIMILARITY = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +85,20 @@ class PairSignals:
     lead_char_cosine: float = math.nan
     lead_char_margin: float = math.nan
     unique_code: int = 0
+    item_coverage: float = math.nan
+    record_coverage: float = math.nan
+    rival_margin: float = math.nan
 
     def __post_init__(self) -> None:
         if math.isnan(self.lead_char_cosine):
             object.__setattr__(self, "lead_char_cosine", self.char_cosine)
         if math.isnan(self.lead_char_margin):
             object.__setattr__(self, "lead_char_margin", self.char_margin)
+        for name in ("item_coverage", "record_coverage"):
+            if math.isnan(getattr(self, name)):
+                object.__setattr__(self, name, self.word_cosine)
+        if math.isnan(self.rival_margin):  # no other items known: nothing competes
+            object.__setattr__(self, "rival_margin", self.char_cosine)
 
     @property
     def text_similarity(self) -> float:
@@ -117,6 +121,9 @@ class SignalTable:
     lead_char_cosine: np.ndarray
     lead_char_margin: np.ndarray
     unique_code: np.ndarray
+    item_coverage: np.ndarray
+    record_coverage: np.ndarray
+    rival_margin: np.ndarray
 
     @classmethod
     def from_pairs(cls, pairs: list[PairSignals]) -> SignalTable:
@@ -134,8 +141,14 @@ class SignalTable:
         return np.clip(sum(w * getattr(self, name) for name, w in TEXT_WEIGHTS.items()), 0.0, 1.0)
 
     def features(self) -> np.ndarray:
-        """The model's feature matrix, one row per pair, columns as :data:`FEATURES`."""
+        """The model's feature matrix, one row per pair, columns as :data:`FEATURES`.
+
+        A code found in one catalog record only is strong evidence, unless the rest
+        of the texts disagree (a code collision, or a code inside a description):
+        ``unique_code`` counts only with some text similarity behind it.
+        """
         code = np.asarray(self.code_agreement)
+        supported = self.text_similarity() >= UNIQUE_CODE_MIN_SIMILARITY
         return np.column_stack(
             [
                 self.char_cosine,
@@ -145,35 +158,32 @@ class SignalTable:
                 self.lead_char_cosine,
                 (code > 0).astype(float),
                 (code < 0).astype(float),
-                np.asarray(self.unique_code, dtype=float),
+                (np.asarray(self.unique_code) > 0) & supported,
                 self.number_agreement,
                 self.char_margin,
                 self.word_margin,
                 self.lead_char_margin,
+                self.item_coverage,
+                self.record_coverage,
+                self.rival_margin,
             ]
-        )
+        ).astype(float)
 
     def scores(self) -> np.ndarray:
         """The 0..1 match score of every pair."""
-        z = np.full(len(self), SCORE_INTERCEPT)
-        for name, weight in SCORE_WEIGHTS.items():
-            z += weight * np.asarray(getattr(self, name), dtype=float)
-        code = np.asarray(self.code_agreement)
-        z += np.where(code > 0, CODE_AGREES_WEIGHT, 0.0) + np.where(
-            code < 0, CODE_DIFFERS_WEIGHT, 0.0
-        )
-        # A code found in this one record only is strong evidence, unless the rest
-        # of the texts disagree (a code collision, or a code inside a description).
-        supported = self.text_similarity() >= UNIQUE_CODE_MIN_SIMILARITY
-        z += UNIQUE_CODE_WEIGHT * (np.asarray(self.unique_code) > 0) * supported
+        if not len(self):
+            return np.zeros(0)
+        z = self.features() @ COEFFICIENTS + INTERCEPT
         return 1.0 / (1.0 + np.exp(-z))
 
     def pair(self, position: int) -> PairSignals:
         """The signals of one pair."""
-        values: list[Any] = [float(getattr(self, name)[position]) for name in _PAIR_FIELDS]
-        values[4] = int(values[4])
-        values[-1] = int(values[-1])
-        return PairSignals(*values)
+        values: dict[str, Any] = {
+            name: float(getattr(self, name)[position]) for name in _PAIR_FIELDS
+        }
+        for name in ("code_agreement", "unique_code"):
+            values[name] = int(values[name])
+        return PairSignals(**values)
 
 
 _PAIR_FIELDS = tuple(f.name for f in fields(PairSignals))

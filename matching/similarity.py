@@ -51,6 +51,10 @@ def partial_similarity(a: str, b: str) -> float:
     return fuzz.partial_ratio(a, b, processor=None) / 100.0
 
 
+MIN_RELATED_PREFIX = 3
+"""Leading characters two codes must share before their difference counts against a pair."""
+
+
 def codes_agree(a: str, b: str) -> bool:
     """Whether two model codes name the same product.
 
@@ -86,7 +90,16 @@ def code_agreement(a: Collection[str], b: Collection[str]) -> int:
         return 1
     if any(codes_agree(x, y) for x in a for y in b):
         return 1
-    return -1
+    if any(_related_codes(x, y) for x in a for y in b):
+        return -1
+    return 0
+
+
+def _related_codes(a: str, b: str) -> bool:
+    """Whether two different codes look like one family's (a shared start), so that
+    their difference means a different product; codes of unrelated numbering
+    schemes (a retailer's SKU beside a maker's model) say nothing."""
+    return len(os.path.commonprefix([a, b])) >= MIN_RELATED_PREFIX
 
 
 def number_agreement(a: Collection[str], b: Collection[str]) -> float:

@@ -1,7 +1,9 @@
 """Catalog indexes, built once per catalog version per process and kept in a small LRU.
 
 A cache, not truth: the key includes the catalog version PostgreSQL hands out, so an
-upload to the catalog makes every process rebuild on its next chunk.
+upload to the catalog makes every process rebuild on its next chunk. Each entry also
+keeps the *peers* used with it lately (a project's items as rivals for the same records,
+see :mod:`matching.peers`), keyed by the items' version and fields likewise.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from matching import CatalogIndex
+from matching.peers import PeerSet
 
 logger = logging.getLogger("chunkmatch.index")
 
 IndexKey = tuple[str, int, tuple[str, ...]]
+PeersKey = tuple[str, int, tuple[str, ...]]
+MAX_PEER_SETS = 4
+"""Peer sets kept per catalog index (each costs about 1 KB per item)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,36 @@ class CatalogEntry:
 
     index: CatalogIndex
     texts: dict[str, str]
+    _peers: OrderedDict[PeersKey, PeerSet] = field(default_factory=OrderedDict, repr=False)
+    _building: dict[PeersKey, asyncio.Lock] = field(default_factory=dict, repr=False)
+
+    async def peers(
+        self, key: PeersKey, load: Callable[[], Awaitable[Sequence[tuple[str, str]]]]
+    ) -> PeerSet:
+        """The peers for ``key`` (project, items version, item fields), built from
+        ``load()`` at most once at a time."""
+        if key in self._peers:
+            self._peers.move_to_end(key)
+            return self._peers[key]
+        lock = self._building.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._peers:
+                started = time.perf_counter()
+                items = await load()
+                self._peers[key] = await asyncio.to_thread(self.index.peers, items)
+                logger.info(
+                    "built the peers of project %s items version %s: %d items in %.2fs",
+                    key[0],
+                    key[1],
+                    len(items),
+                    time.perf_counter() - started,
+                )
+                for old in [k for k in self._peers if k[0] == key[0] and k[1] < key[1]]:
+                    del self._peers[old]
+                while len(self._peers) > MAX_PEER_SETS:
+                    self._peers.popitem(last=False)
+        self._building.pop(key, None)
+        return self._peers[key]
 
 
 class IndexCache:

@@ -17,7 +17,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from service.catalog_index import IndexCache
+from matching.peers import PeerSet
+from service.catalog_index import CatalogEntry, IndexCache
 from service.exceptions import DatabaseUnavailable
 from service.models import ChunkClaim, Job, StageOutcome
 from service.providers import Providers
@@ -156,8 +157,8 @@ class Engine:
 
     async def prewarm(self, project_id: str) -> None:
         """Build the index of the project's current catalog for the default match fields
-        (``name``, else ``title``), so a job's first chunk need not. Only a cache: failures
-        are logged and the first chunk builds it as usual."""
+        (``name``, else ``title``), and the peers of its items, so a job's first chunk
+        need not. Only a cache: failures are logged and the first chunk builds them."""
         try:
             project = await self.store.get_project(uuid.UUID(project_id), owner=None)
             if project is None:
@@ -166,12 +167,25 @@ class Engine:
             if not fields:
                 return
             version = await self.store.catalog_version(project_id)
-            await self.index_cache.get(
+            catalog = await self.index_cache.get(
                 (project_id, version or 0, fields),
                 lambda: self.store.catalog_texts(project_id, fields),
             )
+            item_fields = tuple(default_fields(project.item_columns))
+            if item_fields and len(catalog.index):
+                await self._peers(project_id, catalog, item_fields)
         except Exception:
             logger.warning("could not pre-build the catalog index of %s", project_id, exc_info=True)
+
+    async def _peers(
+        self, project_id: str, catalog: CatalogEntry, fields: tuple[str, ...]
+    ) -> PeerSet:
+        """The project's items (their ``fields``) as rivals for ``catalog``'s records."""
+        version = await self.store.items_version(project_id)
+        return await catalog.peers(
+            (project_id, version or 0, fields),
+            lambda: self.store.item_texts(project_id, fields),
+        )
 
     async def _keep_lease(self, chunk: ChunkClaim) -> None:
         """Renew the chunk's lease every third of its length while the chunk runs."""
@@ -196,8 +210,12 @@ class Engine:
             (job.project_id, version or 0, catalog_fields),
             lambda: self.store.catalog_texts(job.project_id, catalog_fields),
         )
+        peers = None
+        if stage == "enhanced" and len(catalog.index):
+            peers = await self._peers(job.project_id, catalog, tuple(item_fields))
         context = StageContext(
             catalog=catalog,
+            peers=peers,
             threshold=float(job.config["threshold"]),
             providers=self.providers,  # type: ignore[arg-type]
             deadline=time.monotonic() + self.chunk_time_budget_seconds,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from matching.llm import Candidate, LLMItem, candidates_from_index
+from matching.peers import PeerSet
 from matching.websearch import SearchError, find_candidates
 from service.catalog_index import CatalogEntry
 from service.models import StageOutcome, StageUsage
@@ -29,13 +30,16 @@ PRIOR_ITEMS_PER_SECOND = {"enhanced": 2000.0, "ai": 8.0, "web-search": 1.5}
 @dataclass(frozen=True)
 class StageContext:
     catalog: CatalogEntry
+    peers: PeerSet | None  # the job's items, rivals for the same records (enhanced only)
     threshold: float
     providers: Providers
     deadline: float  # time.monotonic() by which the chunk must be decided
 
 
 async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
-    results = await asyncio.to_thread(ctx.catalog.index.match, items, threshold=ctx.threshold)
+    results = await asyncio.to_thread(
+        ctx.catalog.index.match, items, threshold=ctx.threshold, peers=ctx.peers
+    )
     return StageOutcome(
         [(r.item_id, r.catalog_id, float(r.score), r.method, r.reason) for r in results]
     )

@@ -391,6 +391,17 @@ class Store:
         return [(r["item_id"], r["text"]) for r in rows]
 
     @wrap_unavailable
+    async def items_version(self, project_id: str) -> int | None:
+        return await self.pool.fetchval(queries["items_version"], _uuid(project_id))
+
+    @wrap_unavailable
+    async def item_texts(self, project_id: str, fields: Sequence[str]) -> list[tuple[str, str]]:
+        """Every item of a project with the text of the given fields (the project's peers)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(queries["item_texts"], _uuid(project_id), list(fields))
+        return [(r["item_id"], r["text"]) for r in rows]
+
+    @wrap_unavailable
     async def catalog_version(self, project_id: str) -> int | None:
         return await self.pool.fetchval(queries["catalog_version"], _uuid(project_id))
 

@@ -99,13 +99,9 @@ class _Upload(HTTPEndpoint):
         result = await store.upload_records(project_id, self.kind, upload.records, upload.columns)
         if result is None:
             raise NotFound(f"no project with id {project_id}")
-        # a new catalog version: build its index now, after the answer, so the first chunk
-        # of the next job does not wait for it
-        warm = (
-            BackgroundTask(request.app.state.engine.prewarm, str(project_id))
-            if self.kind == "catalog"
-            else None
-        )
+        # a new catalog or items version: build the index and the peers now, after the
+        # answer, so the first chunk of the next job does not wait for them
+        warm = BackgroundTask(request.app.state.engine.prewarm, str(project_id))
         return JSONResponse(result.to_json(), background=warm)
 
 

@@ -69,10 +69,11 @@ SET catalog_columns = ARRAY(
 WHERE id = $1;
 
 -- add_item_columns --
--- Remember the items' columns.
+-- Remember the items' columns and give the items a new version (peers are rebuilt).
 UPDATE projects
 SET item_columns = ARRAY(
-        SELECT DISTINCT c FROM unnest(item_columns || $2::text[]) AS c ORDER BY c)
+        SELECT DISTINCT c FROM unnest(item_columns || $2::text[]) AS c ORDER BY c),
+    items_version = items_version + 1
 WHERE id = $1;
 
 -- insert_job --
@@ -368,6 +369,20 @@ FROM job_items ji
 JOIN items i ON i.project_id = $5 AND i.item_id = ji.item_id
 WHERE ji.job_id = $1 AND ji.stage = $6 AND ji.ord > $2 AND ji.ord <= $3
 ORDER BY ji.ord;
+
+-- items_version --
+-- The project's items version (bumped by every items upload).
+SELECT items_version FROM projects WHERE id = $1;
+
+-- item_texts --
+-- Every item of a project with the text of the given fields (the project's peers).
+SELECT i.item_id,
+       array_to_string(ARRAY(
+           SELECT i.data ->> f.name FROM unnest($2::text[]) WITH ORDINALITY AS f(name, n)
+           ORDER BY f.n), ' ') AS text
+FROM items i
+WHERE i.project_id = $1
+ORDER BY i.seq;
 
 -- catalog_version --
 -- The project's catalog version (bumped by every catalog upload).

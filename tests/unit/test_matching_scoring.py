@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from matching.normalise import normalise_text
-from matching.scoring import PairSignals, SignalTable, combine_signals, describe_signals
+from matching.scoring import (
+    FEATURES,
+    PairSignals,
+    SignalTable,
+    combine_signals,
+    describe_signals,
+)
 from matching.similarity import (
     code_agreement,
     codes_agree,
@@ -150,4 +156,4 @@ def test_signal_table_matches_scalar_scoring() -> None:
     assert len(table) == 3
     assert np.allclose(table.scores(), [combine_signals(p) for p in pairs])
     assert table.pair(2) == pairs[2]
-    assert table.features().shape == (3, 12)
+    assert table.features().shape == (3, len(FEATURES))
