@@ -8,12 +8,13 @@ Each item goes through three stages, each on what the earlier left unmatched:
 2. ``code``: a model code (:func:`extract_codes`) found in exactly one catalog
    record, confirmed by text similarity;
 3. ``fuzzy``: character-trigram TF-IDF retrieval, then a score (0..1) from
-   n-gram and word cosines, RapidFuzz token scorers, code and number agreement
-   and the lead over the next candidate; accepted at ``DEFAULT_THRESHOLD``.
+   n-gram and word cosines, RapidFuzz token scorers, code and number agreement,
+   the lead over the next candidate and over the job's other items that want
+   the same record (``CatalogIndex.peers``); accepted at ``DEFAULT_THRESHOLD``.
 
 No I/O happens here. Modules: ``normalise``, ``codes``,
-``vectors``, ``retrieval``, ``similarity``, ``scoring``, ``ranking``, ``index``,
-``results``, ``records`` and ``exceptions``.
+``vectors``, ``retrieval``, ``similarity``, ``scoring``, ``ranking``, ``peers``,
+``index``, ``results``, ``records`` and ``exceptions``.
 
 >>> from matching import CatalogIndex
 >>> index = CatalogIndex.build([("b1", "Linksys EtherFast EZXS88W Ethernet Switch")])

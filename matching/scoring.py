@@ -2,15 +2,18 @@
 
 The score is a logistic function of the signals of a pair: similarities of the
 whole texts and of their *leads* (the first tokens, where a composed text keeps
-its name or title), agreement of model codes and numbers, a model code found in
-that one catalog record only, and the *margins*: how far the pair leads the
-item's best other candidate. A match should stand out from its siblings, so a
-margin counts as much as a similarity.
+its name or title), how much of each side's words the other has (*coverage*),
+agreement of model codes and numbers, a model code found in that one catalog
+record only, and the *margins*: how far the pair leads the item's best other
+candidate, and how far the item leads its *rivals* (the job's other items
+nearest to it, see :mod:`matching.peers`) on the same record. A match should
+stand out from its siblings and from other items wanting the same record.
 
-The weights are fixed defaults, the same for every data set: a logistic fit on
-pooled candidate pairs of three public benchmark sets (each set weighted
-equally), rounded, with the intercept shifted so that ``0.5`` is the default
-acceptance threshold. Nothing here depends on a particular catalog.
+The weights are fixed defaults, the same for every data set: an L2-regularised
+logistic fit (``benchmarks/fit_scoring.py``) on the candidate pairs of three
+public benchmark sets pooled (each set weighted equally), with the intercept
+moved so that ``0.5`` is the best common acceptance threshold. Nothing here
+depends on a particular catalog.
 """
 
 from __future__ import annotations

@@ -214,3 +214,28 @@ async def test_prewarm_builds_the_index_a_default_job_then_uses(store: Store) ->
     outcome = await engine.process_next_chunk(job_id)
     assert outcome.processed == 10
     assert list(cache._entries) == [key]  # the job used the pre-built index
+
+
+async def test_peers_are_built_once_per_items_version_and_prewarmed(store: Store) -> None:
+    project = await _project(store, n_items=20, n_catalog=20)
+    cache = IndexCache(max_entries=4)
+    engine = Engine(store, cache, lease_seconds=30)
+    await engine.prewarm(project.id)
+    (entry,) = cache._entries.values()
+    (peers_key,) = entry._peers
+    assert peers_key[0] == project.id and peers_key[2] == ("name",)
+    prewarmed = entry._peers[peers_key]
+    assert len(prewarmed) == 20
+    job_id = uuid.UUID((await _job(store, project)).id)
+    await engine.process_next_chunk(job_id)
+    assert entry._peers[peers_key] is prewarmed  # the chunk used the pre-built peers
+    # an items upload bumps the items' version: the next chunk builds new peers, once
+    await store.upload_records(
+        uuid.UUID(project.id),
+        "items",
+        [("i99", to_json_text({"id": "i99", "name": "widget WX0099 red"}))],
+        ["id", "name"],
+    )
+    await engine.process_next_chunk(job_id)
+    (new_key,) = entry._peers
+    assert new_key[1] == peers_key[1] + 1 and len(entry._peers[new_key]) == 21
