@@ -210,6 +210,8 @@ def describe_signals(signals: PairSignals, *, matched_code: str | None = None) -
     'name similarity 0.89; model code agrees'
     >>> describe_signals(PairSignals(0.9, 0.8, 0.95, 0.9, 1, 1.0), matched_code="dscw120")
     'model code DSCW120 matched; name similarity 0.89'
+    >>> describe_signals(PairSignals(0.6, 0.5, 0.7, 0.7, 0, 1.0, rival_margin=-0.2))
+    'name similarity 0.61; another item fits this record better'
     """
     parts = [f"name similarity {signals.text_similarity:.2f}"]
     if matched_code is not None:
@@ -222,4 +224,10 @@ def describe_signals(signals: PairSignals, *, matched_code: str | None = None) -
         parts.append(f"numbers agree {signals.number_agreement:.2f}")
     if signals.char_margin + signals.word_margin > 0.2:
         parts.append("clearly ahead of other candidates")
+    if signals.rival_margin < -RIVAL_NOTE_BELOW:
+        parts.append("another item fits this record better")
     return "; ".join(parts)
+
+
+RIVAL_NOTE_BELOW = 0.05
+"""How far a rival item must lead on a record before a reason mentions it."""
