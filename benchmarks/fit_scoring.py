@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/fit_scoring.py [--penalty 1.0]``.
 For every set it gathers the signals of each shortlisted (item, candidate) pair
 that the exact stage leaves, labels a pair positive when it is in the gold file,
 and fits one L2-regularised logistic regression on the sets pooled (each set
-weighted equally, so the largest does not dominate). The intercept is then moved
+weighted equally, so the largest does not dominate), its weights bounded so the
+score is monotone (no similarity lowers it, a code clash never raises it). The intercept is then moved
 so that the default threshold 0.5 gives the best mean F1 over the sets.
 
 It prints the coefficients to paste into ``matching/scoring.py`` and two checks:
@@ -113,7 +114,16 @@ def fit(sets: list[Prepared], penalty: float) -> tuple[np.ndarray, float]:
         grad_z = weight * (p - y) / len(y)
         return value, np.concatenate([x.T @ grad_z + penalty * w / len(y), [grad_z.sum()]])
 
-    result = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B")
+    # Monotone by construction: more similarity or agreement never lowers the score, a
+    # clash of model codes never raises it.
+    bounds = [(None, 0.0) if f == "code_differs" else (0.0, None) for f in scoring.FEATURES]
+    result = minimize(
+        loss,
+        np.zeros(x.shape[1] + 1),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[*bounds, (None, None)],
+    )
     w, b = result.x[:-1], float(result.x[-1])
     # Move the intercept to where threshold 0.5 gives the best mean F1.
     best = max(

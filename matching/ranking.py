@@ -21,7 +21,7 @@ from rapidfuzz import fuzz, process
 from matching.codes import numbers_in_key
 from matching.peers import PeerSet
 from matching.retrieval import NgramRetriever
-from matching.scoring import SignalTable
+from matching.scoring import RIVAL_MARGIN_CAP, SignalTable
 from matching.similarity import code_agreement, number_agreement
 from matching.vectors import (
     CharNgramVectoriser,
@@ -33,9 +33,6 @@ from matching.vectors import (
 
 RETRIEVAL_CANDIDATES = 30
 """Catalog records retrieved per item by n-gram cosine."""
-
-RIVAL_MARGIN_CAP = 0.15
-"""A lead over the item's rivals counts up to this much: a clear lead is enough."""
 
 RERANK_CANDIDATES = 5
 """Retrieved records per item scored with every signal (the best by n-gram + word cosine)."""

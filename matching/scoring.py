@@ -54,12 +54,15 @@ FEATURES = (
 """The columns of :meth:`SignalTable.features`, in order."""
 
 COEFFICIENTS = np.array(
-    [0.10, -0.20, 0.45, -0.32, 0.91, 1.16, -1.09, 2.48, 1.31, 1.95, 1.31, 3.40, 0.73, 0.35, 4.55]
+    [0.06, 0.00, 0.43, 0.00, 0.89, 1.22, -1.07, 2.49, 1.32, 1.98, 1.33, 3.42, 0.70, 0.27, 4.35]
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -2.28
+INTERCEPT = -2.56
 """Logistic intercept: where the score crosses the default threshold 0.5."""
+
+RIVAL_MARGIN_CAP = 0.15
+"""A lead over the item's rivals counts up to this much: a clear lead is enough."""
 
 # Text similarity a unique-code record needs before the code counts as unique.
 UNIQUE_CODE_MIN_SIMILARITY = 0.3
@@ -101,7 +104,7 @@ class PairSignals:
             if math.isnan(getattr(self, name)):
                 object.__setattr__(self, name, self.word_cosine)
         if math.isnan(self.rival_margin):  # no other items known: nothing competes
-            object.__setattr__(self, "rival_margin", self.char_cosine)
+            object.__setattr__(self, "rival_margin", min(self.char_cosine, RIVAL_MARGIN_CAP))
 
     @property
     def text_similarity(self) -> float:
