@@ -30,8 +30,12 @@ RIVALS = 4
 SAME_ITEM_COSINE = 0.85
 """N-gram cosine from which another item counts as a copy of the item, not a rival."""
 
-RIVAL_QUERY_TERMS = 4
+RIVAL_QUERY_TERMS = 2
 """Rarest n-grams an item keeps at least when its nearest other items are looked up."""
+
+RIVAL_POSTINGS = 256
+"""Items sharing an n-gram beyond which it is left out of the rival search (except for
+an item's :data:`RIVAL_QUERY_TERMS` rarest): bounds the cost per item in large jobs."""
 
 _BATCH_ROWS = 2048
 
@@ -60,10 +64,21 @@ class PeerSet:
         rows: dict[str, int] = {}
         for row, item_id in enumerate(ids):
             rows.setdefault(item_id, row)
-        vectors = freeze(char.transform(list(keys)))
+        keys = list(keys)
+        # in batches: vectorising a million texts at once would hold all their n-grams
+        vectors = freeze(
+            sp.vstack(
+                [
+                    char.transform(keys[i : i + _BATCH_ROWS])
+                    for i in range(0, len(keys), _BATCH_ROWS)
+                ]
+                or [char.transform([])],
+                format="csr",
+            )
+        )
         rivals = np.full((vectors.shape[0], RIVALS), -1, dtype=np.int32)
         if vectors.shape[0] > 1:
-            retriever = NgramRetriever.build(vectors)
+            retriever = NgramRetriever.build(vectors, max_postings=RIVAL_POSTINGS)
             for start in range(0, vectors.shape[0], _BATCH_ROWS):
                 batch = vectors[start : start + _BATCH_ROWS]
                 _fill_rivals(rivals[start : start + _BATCH_ROWS], batch, start, vectors, retriever)
