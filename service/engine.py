@@ -30,6 +30,9 @@ logger = logging.getLogger("chunkmatch.engine")
 
 _HOST = socket.gethostname()
 
+PREWARM_QUIET_SECONDS = 1.0
+"""How long an upload's background index build waits for a following upload first."""
+
 
 @dataclass(frozen=True)
 class ChunkOutcome:
@@ -158,8 +161,15 @@ class Engine:
     async def prewarm(self, project_id: str) -> None:
         """Build the index of the project's current catalog for the default match fields
         (``name``, else ``title``), and the peers of its items, so a job's first chunk
-        need not. Only a cache: failures are logged and the first chunk builds them."""
+        need not. Only a cache: failures are logged and the first chunk builds them.
+
+        Uploads in quick succession build once: each waits :data:`PREWARM_QUIET_SECONDS`
+        and gives way if another upload came in meanwhile (its own prewarm follows)."""
         try:
+            versions = await self._versions(project_id)
+            await asyncio.sleep(PREWARM_QUIET_SECONDS)
+            if await self._versions(project_id) != versions:
+                return
             project = await self.store.get_project(uuid.UUID(project_id), owner=None)
             if project is None:
                 return
@@ -176,6 +186,12 @@ class Engine:
                 await self._peers(project_id, catalog, item_fields)
         except Exception:
             logger.warning("could not pre-build the catalog index of %s", project_id, exc_info=True)
+
+    async def _versions(self, project_id: str) -> tuple[int | None, int | None]:
+        return (
+            await self.store.catalog_version(project_id),
+            await self.store.items_version(project_id),
+        )
 
     async def _peers(
         self, project_id: str, catalog: CatalogEntry, fields: tuple[str, ...]

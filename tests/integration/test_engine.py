@@ -239,3 +239,24 @@ async def test_peers_are_built_once_per_items_version_and_prewarmed(store: Store
     await engine.process_next_chunk(job_id)
     (new_key,) = entry._peers
     assert new_key[1] == peers_key[1] + 1 and len(entry._peers[new_key]) == 21
+
+
+async def test_uploads_in_quick_succession_prewarm_once(store: Store) -> None:
+    project = await _project(store, n_items=10, n_catalog=10)
+    cache = IndexCache(max_entries=4)
+    engine = Engine(store, cache, lease_seconds=30)
+
+    async def another_upload() -> None:
+        await asyncio.sleep(0.2)  # lands inside the first prewarm's quiet period
+        await store.upload_records(
+            uuid.UUID(project.id),
+            "items",
+            [("i98", to_json_text({"id": "i98", "name": "widget WX0098"}))],
+            ["id", "name"],
+        )
+
+    await asyncio.gather(engine.prewarm(project.id), another_upload())
+    assert cache._entries == {}  # the first upload's prewarm gave way
+    await engine.prewarm(project.id)
+    (entry,) = cache._entries.values()
+    assert [len(p) for p in entry._peers.values()] == [11]
