@@ -54,7 +54,7 @@ FEATURES = (
 """The columns of :meth:`SignalTable.features`, in order."""
 
 COEFFICIENTS = np.array(
-    [0.06, 0.00, 0.43, 0.00, 0.89, 1.22, -1.07, 2.49, 1.32, 1.98, 1.33, 3.42, 0.70, 0.27, 4.35]
+    [0.06, 0.00, 0.43, 0.00, 0.88, 1.22, -1.07, 2.50, 1.32, 1.98, 1.33, 3.42, 0.71, 0.28, 4.36]
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
