@@ -14,61 +14,91 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from matching import CatalogIndex
 from matching.peers import PeerSet
 
 logger = logging.getLogger("chunkmatch.index")
 
+# (project id, catalog or items version, fields)
 IndexKey = tuple[str, int, tuple[str, ...]]
-PeersKey = tuple[str, int, tuple[str, ...]]
+PeersKey = IndexKey
 MAX_PEER_SETS = 4
 """Peer sets kept per catalog index (each costs about 1 KB per item)."""
+
+V = TypeVar("V")
+
+
+class VersionedCache(Generic[V]):
+    """Values keyed by ``(project, version, fields)``, each built at most once at a time,
+    kept in a small LRU; a newer version of a project's key drops the older ones."""
+
+    def __init__(self, *, max_entries: int, what: str) -> None:
+        self.max_entries = max_entries
+        self.what = what
+        self._entries: OrderedDict[IndexKey, V] = OrderedDict()
+        self._building: dict[IndexKey, asyncio.Lock] = {}
+
+    async def get_or_build(self, key: IndexKey, build: Callable[[], Awaitable[tuple[V, int]]]) -> V:
+        """The value for ``key``; ``build()`` returns it and how many records it holds."""
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        lock = self._building.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._entries:
+                started = time.perf_counter()
+                value, size = await build()
+                logger.info(
+                    "built %s project=%s version=%s records=%d in %.2fs",
+                    self.what,
+                    key[0],
+                    key[1],
+                    size,
+                    time.perf_counter() - started,
+                )
+                self._entries[key] = value
+                for old in [k for k in self._entries if k[0] == key[0] and k[1] < key[1]]:
+                    del self._entries[old]
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        self._building.pop(key, None)
+        return self._entries[key]
 
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """A catalog version's index, and its records' texts (what an LLM is shown)."""
+    """A catalog version's index, its records' texts (what an LLM is shown), and the
+    peers used with it lately."""
 
     index: CatalogIndex
     texts: dict[str, str]
-    _peers: OrderedDict[PeersKey, PeerSet] = field(default_factory=OrderedDict, repr=False)
-    _building: dict[PeersKey, asyncio.Lock] = field(default_factory=dict, repr=False)
+    _peer_sets: VersionedCache[PeerSet] = field(
+        default_factory=lambda: VersionedCache(max_entries=MAX_PEER_SETS, what="the peers of"),
+        repr=False,
+    )
+
+    @property
+    def _peers(self) -> OrderedDict[PeersKey, PeerSet]:
+        return self._peer_sets._entries
 
     async def peers(
         self, key: PeersKey, load: Callable[[], Awaitable[Sequence[tuple[str, str]]]]
     ) -> PeerSet:
         """The peers for ``key`` (project, items version, item fields), built from
         ``load()`` at most once at a time."""
-        if key in self._peers:
-            self._peers.move_to_end(key)
-            return self._peers[key]
-        lock = self._building.setdefault(key, asyncio.Lock())
-        async with lock:
-            if key not in self._peers:
-                started = time.perf_counter()
-                items = await load()
-                self._peers[key] = await asyncio.to_thread(self.index.peers, items)
-                logger.info(
-                    "built the peers of project %s items version %s: %d items in %.2fs",
-                    key[0],
-                    key[1],
-                    len(items),
-                    time.perf_counter() - started,
-                )
-                for old in [k for k in self._peers if k[0] == key[0] and k[1] < key[1]]:
-                    del self._peers[old]
-                while len(self._peers) > MAX_PEER_SETS:
-                    self._peers.popitem(last=False)
-        self._building.pop(key, None)
-        return self._peers[key]
+
+        async def build() -> tuple[PeerSet, int]:
+            items = await load()
+            return await asyncio.to_thread(self.index.peers, items), len(items)
+
+        return await self._peer_sets.get_or_build(key, build)
 
 
-class IndexCache:
+class IndexCache(VersionedCache[CatalogEntry]):
     def __init__(self, *, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[IndexKey, CatalogEntry] = OrderedDict()
-        self._building: dict[IndexKey, asyncio.Lock] = {}
+        super().__init__(max_entries=max_entries, what="the catalog index of")
 
     async def get(
         self,
@@ -76,30 +106,10 @@ class IndexCache:
         load: Callable[[], Awaitable[Sequence[tuple[str, str]]]],
     ) -> CatalogEntry:
         """The index for ``key``, built from ``load()`` at most once at a time."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        lock = self._building.setdefault(key, asyncio.Lock())
-        async with lock:
-            if key in self._entries:
-                return self._entries[key]
-            started = time.perf_counter()
+
+        async def build() -> tuple[CatalogEntry, int]:
             records = await load()
-            index = CatalogEntry(
-                await asyncio.to_thread(CatalogIndex.build, records), dict(records)
-            )
-            logger.info(
-                "built catalog index project=%s version=%s records=%d in %.2fs",
-                key[0],
-                key[1],
-                len(records),
-                time.perf_counter() - started,
-            )
-            self._entries[key] = index
-            # drop older versions of the same catalog at once, then the least recently used
-            for old in [k for k in self._entries if k[0] == key[0] and k[1] < key[1]]:
-                del self._entries[old]
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        self._building.pop(key, None)
-        return index
+            index = await asyncio.to_thread(CatalogIndex.build, records)
+            return CatalogEntry(index, dict(records)), len(records)
+
+        return await self.get_or_build(key, build)

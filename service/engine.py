@@ -166,9 +166,9 @@ class Engine:
         Uploads in quick succession build once: each waits :data:`PREWARM_QUIET_SECONDS`
         and gives way if another upload came in meanwhile (its own prewarm follows)."""
         try:
-            versions = await self._versions(project_id)
+            versions = await self.store.versions(project_id)
             await asyncio.sleep(PREWARM_QUIET_SECONDS)
-            if await self._versions(project_id) != versions:
+            if await self.store.versions(project_id) != versions:
                 return
             project = await self.store.get_project(uuid.UUID(project_id), owner=None)
             if project is None:
@@ -176,31 +176,28 @@ class Engine:
             fields = tuple(default_fields(project.catalog_columns))
             if not fields:
                 return
-            version = await self.store.catalog_version(project_id)
-            catalog = await self.index_cache.get(
-                (project_id, version or 0, fields),
-                lambda: self.store.catalog_texts(project_id, fields),
-            )
+            catalog = await self._catalog(project_id, versions[0], fields)
             item_fields = tuple(default_fields(project.item_columns))
             if item_fields and len(catalog.index):
-                await self._peers(project_id, catalog, item_fields)
+                await self._peers(project_id, versions[1], catalog, item_fields)
         except Exception:
             logger.warning("could not pre-build the catalog index of %s", project_id, exc_info=True)
 
-    async def _versions(self, project_id: str) -> tuple[int | None, int | None]:
-        return (
-            await self.store.catalog_version(project_id),
-            await self.store.items_version(project_id),
+    async def _catalog(
+        self, project_id: str, version: int, fields: tuple[str, ...]
+    ) -> CatalogEntry:
+        """The index of the project's catalog ``version`` (its ``fields``)."""
+        return await self.index_cache.get(
+            (project_id, version, fields), lambda: self.store.catalog_texts(project_id, fields)
         )
 
     async def _peers(
-        self, project_id: str, catalog: CatalogEntry, fields: tuple[str, ...]
+        self, project_id: str, version: int, catalog: CatalogEntry, fields: tuple[str, ...]
     ) -> PeerSet:
-        """The project's items (their ``fields``) as rivals for ``catalog``'s records."""
-        version = await self.store.items_version(project_id)
+        """The project's items ``version`` (their ``fields``) as rivals for ``catalog``'s
+        records."""
         return await catalog.peers(
-            (project_id, version or 0, fields),
-            lambda: self.store.item_texts(project_id, fields),
+            (project_id, version, fields), lambda: self.store.item_texts(project_id, fields)
         )
 
     async def _keep_lease(self, chunk: ChunkClaim) -> None:
@@ -221,14 +218,11 @@ class Engine:
         item_fields = list(job.config["itemFields"])
         catalog_fields = tuple(job.config["catalogFields"])
         items = await self.store.chunk_items(chunk, job.project_id, item_fields)
-        version = await self.store.catalog_version(job.project_id)
-        catalog = await self.index_cache.get(
-            (job.project_id, version or 0, catalog_fields),
-            lambda: self.store.catalog_texts(job.project_id, catalog_fields),
-        )
+        catalog_version, items_version = await self.store.versions(job.project_id)
+        catalog = await self._catalog(job.project_id, catalog_version, catalog_fields)
         peers = None
         if stage == "enhanced" and len(catalog.index):
-            peers = await self._peers(job.project_id, catalog, tuple(item_fields))
+            peers = await self._peers(job.project_id, items_version, catalog, tuple(item_fields))
         context = StageContext(
             catalog=catalog,
             peers=peers,

@@ -391,24 +391,25 @@ class Store:
         return [(r["item_id"], r["text"]) for r in rows]
 
     @wrap_unavailable
-    async def items_version(self, project_id: str) -> int | None:
-        return await self.pool.fetchval(queries["items_version"], _uuid(project_id))
+    async def versions(self, project_id: str) -> tuple[int, int]:
+        """The project's catalog and items versions (each bumped by an upload of its kind)."""
+        row = await self.pool.fetchrow(queries["project_versions"], _uuid(project_id))
+        return (row["catalog_version"], row["items_version"]) if row else (0, 0)
 
-    @wrap_unavailable
     async def item_texts(self, project_id: str, fields: Sequence[str]) -> list[tuple[str, str]]:
         """Every item of a project with the text of the given fields (the project's peers)."""
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(queries["item_texts"], _uuid(project_id), list(fields))
-        return [(r["item_id"], r["text"]) for r in rows]
+        return await self._texts("item_texts", project_id, fields)
 
-    @wrap_unavailable
-    async def catalog_version(self, project_id: str) -> int | None:
-        return await self.pool.fetchval(queries["catalog_version"], _uuid(project_id))
-
-    @wrap_unavailable
     async def catalog_texts(self, project_id: str, fields: Sequence[str]) -> list[tuple[str, str]]:
+        """Every catalog record of a project with the text of the given fields (the index)."""
+        return await self._texts("catalog_texts", project_id, fields)
+
+    @wrap_unavailable
+    async def _texts(
+        self, query: str, project_id: str, fields: Sequence[str]
+    ) -> list[tuple[str, str]]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(queries["catalog_texts"], _uuid(project_id), list(fields))
+            rows = await conn.fetch(queries[query], _uuid(project_id), list(fields))
         return [(r["record_id"], r["text"]) for r in rows]
 
     @wrap_unavailable

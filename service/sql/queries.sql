@@ -370,13 +370,9 @@ JOIN items i ON i.project_id = $5 AND i.item_id = ji.item_id
 WHERE ji.job_id = $1 AND ji.stage = $6 AND ji.ord > $2 AND ji.ord <= $3
 ORDER BY ji.ord;
 
--- items_version --
--- The project's items version (bumped by every items upload).
-SELECT items_version FROM projects WHERE id = $1;
-
 -- item_texts --
 -- Every item of a project with the text of the given fields (the project's peers).
-SELECT i.item_id,
+SELECT i.item_id AS record_id,
        array_to_string(ARRAY(
            SELECT i.data ->> f.name FROM unnest($2::text[]) WITH ORDINALITY AS f(name, n)
            ORDER BY f.n), ' ') AS text
@@ -384,9 +380,9 @@ FROM items i
 WHERE i.project_id = $1
 ORDER BY i.seq;
 
--- catalog_version --
--- The project's catalog version (bumped by every catalog upload).
-SELECT catalog_version FROM projects WHERE id = $1;
+-- project_versions --
+-- The project's catalog and items versions (each bumped by an upload of its kind).
+SELECT catalog_version, items_version FROM projects WHERE id = $1;
 
 -- catalog_texts --
 -- Every catalog record of a project with the text of the given fields (for the index).
