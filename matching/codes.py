@@ -26,14 +26,15 @@ _CODE_TOKEN = re.compile(r"(?:[^\W_]|[\-/.])+")
 _JOINERS = re.compile(r"[\-/.]+")
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
-_UNITS = (
+UNITS = (
     "b|kb|mb|gb|tb|pb|kbps|mbps|gbps|bit|bits|hz|khz|mhz|ghz|mp|mpx|megapixel|"
     "mm|cm|m|km|in|inch|inches|ft|yd|lb|lbs|oz|kg|g|mg|ml|l|gal|qt|"
     "w|kw|watt|watts|v|volt|volts|a|mah|ah|wh|ohm|ohms|db|dbi|"
     "p|i|k|x|fps|rpm|ppm|dpi|ms|s|sec|min|hr|hrs|h|yr|yrs|year|years|"
     "pc|pcs|pk|pack|ct|ch|th|st|nd|rd|d|btu|lumens|lm|cu|sq"
 )
-_QUANTITY = re.compile(rf"^\d+(?:{_UNITS})$")
+"""The units a quantity may carry (``500gb``, ``4 pack``), as a regular-expression alternation."""
+_QUANTITY = re.compile(rf"^\d+(?:{UNITS})$")
 _DIMENSION = re.compile(r"^\d+(?:x\d+)+(?:[a-z]{0,3})$")
 _COUNTED_WORD = re.compile(r"^\d+[\-/.][^\W\d_]+$")
 
@@ -87,7 +88,7 @@ def extract_numbers(text: str) -> frozenset[str]:
     products; tokens mixing letters and digits otherwise are left to the codes.
 
     >>> sorted(extract_numbers("Seagate 500GB 7200 RPM drive KX-TS208W"))
-    ['500gb', '7200']
+    ['500gb', '7200rpm']
     """
     return numbers_in_key(normalise_text(text))
 
@@ -95,9 +96,24 @@ def extract_numbers(text: str) -> frozenset[str]:
 def numbers_in_key(key: str) -> frozenset[str]:
     """:func:`extract_numbers` for text that is already normalised.
 
+    A number followed by a unit word is one quantity, however it was written.
+
     >>> sorted(numbers_in_key("sony kdl 46xbr9 46 lcd 1080p"))
     ['1080p', '46']
+    >>> numbers_in_key("seagate 750 gb drive") == numbers_in_key("seagate 750gb drive")
+    True
     """
-    return frozenset(
-        t for t in key.split() if not t.isalpha() and (t.isdigit() or _QUANTITY.match(t))
-    )
+    words = key.split()
+    found = set()
+    for position, word in enumerate(words):
+        if word.isalpha():
+            continue
+        if word.isdigit():
+            following = words[position + 1] if position + 1 < len(words) else ""
+            if len(following) >= 2 and _QUANTITY.match(word + following):
+                found.add(word + following)
+            else:
+                found.add(word)
+        elif _QUANTITY.match(word):
+            found.add(word)
+    return frozenset(found)

@@ -6,10 +6,14 @@ and ``candidates`` only read it, so one index may serve several threads at once.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
+from matching.acceptance import prior_shift
 from matching.codes import extract_codes
 from matching.exceptions import (
     DuplicateCatalogIdError,
@@ -22,8 +26,15 @@ from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, MatchResult
 from matching.scoring import describe_signals
 
-DEFAULT_THRESHOLD = 0.5
-"""Score (0..1) at or above which ``match`` accepts a code or fuzzy pair."""
+DEFAULT_THRESHOLD = 0.26
+"""Score (0..1) at or above which ``match`` accepts a code or fuzzy pair.
+
+Scores are calibrated probabilities that the pair is right (see
+:mod:`matching.acceptance`); the threshold is the one with the best mean F1 over the
+benchmark sets and their open-world variants (``benchmarks/fit_scoring.py``)."""
+
+PRIOR_SAMPLE = 2000
+"""Items of a job whose best candidates estimate the job's prior (see :meth:`CatalogIndex.peers`)."""
 
 DEFAULT_CANDIDATES = 10
 """Default number of candidates returned by :meth:`CatalogIndex.candidates`."""
@@ -103,11 +114,46 @@ class CatalogIndex:
         so every chunk sees the same rivals."""
         if self._scorer is None:
             raise InvalidArgumentError("an empty catalog has no vocabulary for peers")
-        return PeerSet.build(
-            [str(i) for i, _ in items],
-            [normalise_text(_as_text(t)) for _, t in items],
-            self._scorer.char,
+        keys = [normalise_text(_as_text(t)) for _, t in items]
+        peers = PeerSet.build([str(i) for i, _ in items], keys, self._scorer.char)
+        return self._with_prior(peers, [_as_text(t) for _, t in items], keys)
+
+    def _with_prior(self, peers: PeerSet, texts: list[str], keys: list[str]) -> PeerSet:
+        """``peers`` with the job's prior shift, estimated from the best candidates of up
+        to :data:`PRIOR_SAMPLE` of its items that the exact stage leaves (evenly spread
+        over the items, so the estimate is the same whichever chunk asks)."""
+        pending = [p for p, key in enumerate(keys) if not (key and key in self._exact_rows)]
+        if len(pending) > PRIOR_SAMPLE:
+            step = len(pending) / PRIOR_SAMPLE
+            pending = [pending[int(k * step)] for k in range(PRIOR_SAMPLE)]
+        logits = []
+        for start in range(0, len(pending), _BATCH_ROWS):
+            batch = pending[start : start + _BATCH_ROWS]
+            # item p of the job is row p of its peers
+            best = self._best_logits(
+                [texts[p] for p in batch], [keys[p] for p in batch], peers, batch
+            )
+            logits.append(best)
+        values = np.concatenate(logits) if logits else np.zeros(0)
+        return dataclasses.replace(peers, prior_shift=prior_shift(values))
+
+    def _best_logits(
+        self, texts: list[str], keys: list[str], peers: PeerSet, peer_rows: list[int]
+    ) -> np.ndarray:
+        """The raw logit of each text's best candidate (-inf where it has none)."""
+        assert self._scorer is not None
+        codes = [extract_codes(t) for t in texts]
+        pairs = self._scorer.score(
+            keys,
+            codes,
+            [self._unique_code_row(c) for c in codes],
+            shortlist=RERANK_CANDIDATES,
+            peers=peers,
+            peer_rows=peer_rows,
         )
+        best = np.full(len(texts), -np.inf)
+        np.maximum.at(best, pairs.items, pairs.logits)
+        return best[np.isfinite(best)]
 
     def match(
         self,
@@ -150,6 +196,7 @@ class CatalogIndex:
         keys = [normalise_text(text) for text in item_texts]
         if peers is None:
             peers = PeerSet.build([str(i) for i, _ in items], keys, self._scorer.char)
+            peers = self._with_prior(peers, item_texts, keys)
             peer_rows = list(range(len(items)))
         else:
             peer_rows = [peers.rows.get(str(item_id), -1) for item_id, _ in items]

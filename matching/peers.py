@@ -54,6 +54,8 @@ class PeerSet:
     rows: dict[str, int]
     vectors: sp.csr_matrix
     rivals: np.ndarray  # items x RIVALS: rows of each item's nearest rivals, -1 padded
+    # logit shift of every score of these items' job: its own prior (see matching.acceptance)
+    prior_shift: float = 0.0
 
     @classmethod
     def build(cls, ids: Sequence[str], keys: Sequence[str], char: CharNgramVectoriser) -> PeerSet:

@@ -23,6 +23,13 @@ from matching.peers import PeerSet
 from matching.retrieval import NgramRetriever
 from matching.scoring import RIVAL_MARGIN_CAP, SignalTable
 from matching.similarity import code_agreement, number_agreement
+from matching.variants import (
+    accessory_mismatch,
+    accessory_words,
+    edition_words,
+    quantities_in_key,
+    quantity_clash,
+)
 from matching.vectors import (
     CharNgramVectoriser,
     WordVectoriser,
@@ -57,6 +64,7 @@ class ScoredPairs:
     signals: SignalTable
     scores: np.ndarray
     text_similarity: np.ndarray
+    logits: np.ndarray  # before the job's prior shift
 
     def by_item(self, n_items: int) -> list[list[int]]:
         """Pair positions per item, best score first (ties: lower catalog row)."""
@@ -152,11 +160,28 @@ class CandidateScorer:
         right = [row_leads[j] for j in row_of_pair.tolist()]
         code = np.zeros(len(rows), dtype=np.int8)
         numbers = np.ones(len(rows))
+        quantities = np.zeros(len(rows), dtype=np.int8)
+        accessory = np.zeros(len(rows), dtype=np.int8)
+        edition = np.zeros(len(rows), dtype=np.int8)
+        item_editions = [edition_words(k) for k in item_leads]
+        row_editions = [edition_words(k) for k in row_leads]
+        item_quantities = [quantities_in_key(k) for k in item_leads]
+        row_quantities = [quantities_in_key(k) for k in row_leads]
+        item_accessories = [accessory_words(k) for k in item_leads]
+        row_accessories = [accessory_words(k) for k in row_leads]
+        pair_rows = row_of_pair.tolist()
         for n, (i, r) in enumerate(zip(items.tolist(), rows.tolist(), strict=True)):
             if item_codes[i] and self.codes[r]:
                 code[n] = code_agreement(item_codes[i], self.codes[r])
             if item_numbers[i] and self.numbers[r]:
                 numbers[n] = number_agreement(item_numbers[i], self.numbers[r])
+            j = pair_rows[n]
+            if item_quantities[i] and row_quantities[j]:
+                quantities[n] = quantity_clash(item_quantities[i], row_quantities[j])
+            if item_accessories[i] or row_accessories[j]:
+                accessory[n] = accessory_mismatch(item_accessories[i], row_accessories[j])
+            if item_editions[i] or row_editions[j]:
+                edition[n] = accessory_mismatch(item_editions[i], row_editions[j])
         lead_cos = self._lead_cosine(
             (item_leads, list(keys), items), (row_leads, row_keys, row_of_pair), char_cos
         )
@@ -179,8 +204,15 @@ class CandidateScorer:
                 char_cos - self._rival_cosine(item_chars, items, rows, peers, peer_rows),
                 RIVAL_MARGIN_CAP,
             ),
+            quantity_clash=quantities,
+            accessory_mismatch=accessory,
+            edition_mismatch=edition,
+            **self._lead_coverage(item_leads, items, row_leads, row_of_pair),
         )
-        return ScoredPairs(items, rows, table, table.scores(), table.text_similarity())
+        logits = table.logits()
+        shift = peers.prior_shift if peers is not None else 0.0
+        scores = 1.0 / (1.0 + np.exp(-(logits + shift)))
+        return ScoredPairs(items, rows, table, scores, table.text_similarity(), logits)
 
     def _rival_cosine(
         self,
@@ -196,6 +228,35 @@ class CandidateScorer:
         if peer_rows is not None:
             own[:] = np.asarray(peer_rows, dtype=np.int64)
         return peers.rival_cosine(own, items, self.char_matrix, rows)
+
+    def _lead_coverage(
+        self,
+        item_leads: list[str],
+        items: np.ndarray,
+        row_leads: list[str],
+        row_of_pair: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Word coverage both ways between the pairs' leads, and their length ratio.
+
+        The whole-text coverage is diluted where a long description follows the name;
+        the leads say whether the name itself has words the other side lacks.
+        """
+        if not len(items):
+            empty = np.zeros(0)
+            return {
+                "lead_item_coverage": empty,
+                "lead_record_coverage": empty,
+                "length_ratio": empty,
+            }
+        left = gather_rows(self.words.transform(item_leads), items)
+        right = gather_rows(self.words.transform(row_leads), row_of_pair)
+        left_len = np.array([k.count(" ") + 1 for k in item_leads], dtype=float)[items]
+        right_len = np.array([k.count(" ") + 1 for k in row_leads], dtype=float)[row_of_pair]
+        return {
+            "lead_item_coverage": _coverage_of(left, right),
+            "lead_record_coverage": _coverage_of(right, left),
+            "length_ratio": np.minimum(left_len, right_len) / np.maximum(left_len, right_len),
+        }
 
     def _lead_cosine(
         self,
@@ -329,6 +390,16 @@ def _coverage(weighted: sp.csr_matrix, other: sp.csr_matrix, other_rows: np.ndar
     present = gather_rows(other, other_rows)
     present.data = np.ones_like(present.data)
     return np.minimum(rowwise_cosine(squared, present), 1.0)
+
+
+def _coverage_of(weighted: sp.csr_matrix, present: sp.csr_matrix) -> np.ndarray:
+    """:func:`_coverage` of aligned rows: the share of row n of ``weighted`` (L2-normalised)
+    whose words row n of ``present`` has."""
+    squared = weighted.copy()
+    squared.data = squared.data**2
+    flags = present.copy()
+    flags.data = np.ones_like(flags.data)
+    return np.minimum(rowwise_cosine(squared, flags), 1.0)
 
 
 def _pairwise(left: list[str], right: list[str], scorer: Any) -> np.ndarray:

@@ -35,30 +35,29 @@ TEXT_WEIGHTS = {
 }
 
 FEATURES = (
-    "char_cosine",
-    "word_cosine",
-    "token_set",
-    "partial",
     "lead_char_cosine",
     "code_agrees",
     "code_differs",
     "unique_code",
     "number_agreement",
-    "char_margin",
-    "word_margin",
     "lead_char_margin",
-    "item_coverage",
-    "record_coverage",
     "rival_margin",
+    "number_clash",
+    "quantity_clash",
+    "accessory_mismatch",
+    "edition_mismatch",
+    "lead_item_coverage",
+    "lead_record_coverage",
+    "length_ratio",
 )
 """The columns of :meth:`SignalTable.features`, in order."""
 
 COEFFICIENTS = np.array(
-    [0.06, 0.00, 0.43, 0.00, 0.88, 1.22, -1.07, 2.50, 1.32, 1.98, 1.33, 3.42, 0.71, 0.28, 4.36]
+    [1.70, 1.69, -1.16, 2.28, 0.89, 3.62, 3.36, -0.39, -0.21, 0.00, -0.96, 1.63, 1.02, 0.03]
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -2.56
+INTERCEPT = -5.44
 """Logistic intercept: where the score crosses the default threshold 0.5."""
 
 RIVAL_MARGIN_CAP = 0.15
@@ -94,6 +93,12 @@ class PairSignals:
     item_coverage: float = math.nan
     record_coverage: float = math.nan
     rival_margin: float = math.nan
+    quantity_clash: int = 0
+    accessory_mismatch: int = 0
+    edition_mismatch: int = 0
+    lead_item_coverage: float = math.nan
+    lead_record_coverage: float = math.nan
+    length_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if math.isnan(self.lead_char_cosine):
@@ -103,6 +108,9 @@ class PairSignals:
         for name in ("item_coverage", "record_coverage"):
             if math.isnan(getattr(self, name)):
                 object.__setattr__(self, name, self.word_cosine)
+        for name in ("item_coverage", "record_coverage"):
+            if math.isnan(getattr(self, f"lead_{name}")):
+                object.__setattr__(self, f"lead_{name}", getattr(self, name))
         if math.isnan(self.rival_margin):  # no other items known: nothing competes
             object.__setattr__(self, "rival_margin", min(self.char_cosine, RIVAL_MARGIN_CAP))
 
@@ -130,6 +138,12 @@ class SignalTable:
     item_coverage: np.ndarray
     record_coverage: np.ndarray
     rival_margin: np.ndarray
+    quantity_clash: np.ndarray
+    accessory_mismatch: np.ndarray
+    edition_mismatch: np.ndarray
+    lead_item_coverage: np.ndarray
+    lead_record_coverage: np.ndarray
+    length_ratio: np.ndarray
 
     @classmethod
     def from_pairs(cls, pairs: list[PairSignals]) -> SignalTable:
@@ -157,37 +171,46 @@ class SignalTable:
         supported = self.text_similarity() >= UNIQUE_CODE_MIN_SIMILARITY
         return np.column_stack(
             [
-                self.char_cosine,
-                self.word_cosine,
-                self.token_set,
-                self.partial,
                 self.lead_char_cosine,
                 (code > 0).astype(float),
                 (code < 0).astype(float),
                 (np.asarray(self.unique_code) > 0) & supported,
                 self.number_agreement,
-                self.char_margin,
-                self.word_margin,
                 self.lead_char_margin,
-                self.item_coverage,
-                self.record_coverage,
                 self.rival_margin,
+                self.number_agreement <= 0.0,
+                self.quantity_clash,
+                self.accessory_mismatch,
+                self.edition_mismatch,
+                self.lead_item_coverage,
+                self.lead_record_coverage,
+                self.length_ratio,
             ]
         ).astype(float)
 
-    def scores(self) -> np.ndarray:
-        """The 0..1 match score of every pair."""
+    def logits(self) -> np.ndarray:
+        """The logit of every pair's score, before any job's prior is applied."""
         if not len(self):
             return np.zeros(0)
-        z = self.features() @ COEFFICIENTS + INTERCEPT
-        return 1.0 / (1.0 + np.exp(-z))
+        return self.features() @ COEFFICIENTS + INTERCEPT
+
+    def scores(self, prior_shift: float = 0.0) -> np.ndarray:
+        """The 0..1 match score of every pair (``prior_shift``: the job's, see
+        :mod:`matching.acceptance`)."""
+        return 1.0 / (1.0 + np.exp(-(self.logits() + prior_shift)))
 
     def pair(self, position: int) -> PairSignals:
         """The signals of one pair."""
         values: dict[str, Any] = {
             name: float(getattr(self, name)[position]) for name in _PAIR_FIELDS
         }
-        for name in ("code_agreement", "unique_code"):
+        for name in (
+            "code_agreement",
+            "unique_code",
+            "quantity_clash",
+            "accessory_mismatch",
+            "edition_mismatch",
+        ):
             values[name] = int(values[name])
         return PairSignals(**values)
 

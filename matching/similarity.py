@@ -8,17 +8,15 @@ says otherwise.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection
 
 from rapidfuzz import fuzz
 
-# Codes shorter than this must be equal to agree; longer ones may contain each
-# other (``kdl46xbr9`` vs ``kdl46xbr9b``, a colour suffix).
+# Codes shorter than this must be equal to agree; longer ones may differ by letters
+# around a shared core (``kdl46xbr9`` vs ``kdl46xbr9b``: a colour suffix).
 MIN_CONTAINED_CODE_LENGTH = 5
-# Codes also agree when they share a prefix this long and covering this share of
-# the shorter code (``mmv4205bt`` vs ``mmv4205baq``: regional suffixes).
-MIN_SHARED_PREFIX = 6
-MIN_SHARED_PREFIX_SHARE = 0.75
+_DIGIT = re.compile(r"\d")
 
 
 def token_set_similarity(a: str, b: str) -> float:
@@ -58,20 +56,34 @@ MIN_RELATED_PREFIX = 3
 def codes_agree(a: str, b: str) -> bool:
     """Whether two model codes name the same product.
 
+    They agree when equal, or when one is the other with letters added around it
+    (colour, region or kit suffixes and prefixes), or when they share a start that
+    holds every digit of both and differ only in trailing letters. A digit that
+    differs always means another model (``kxtg9333t`` vs ``kxtg9332s``).
+
     >>> codes_agree("kdl46xbr9", "kdl46xbr9b"), codes_agree("w120", "w130")
     (True, False)
     >>> codes_agree("mmv4205bt", "mmv4205baq"), codes_agree("dscw120", "dscw130")
     (True, False)
+    >>> codes_agree("vgnz591ub", "z591ub"), codes_agree("kxtg9333t", "kxtg9332s")
+    (True, False)
+    >>> codes_agree("hdrsr11", "hdrsr1"), codes_agree("th46pz80u", "th46pz850u")
+    (False, False)
     """
     if a == b:
         return True
-    shorter = min(len(a), len(b))
-    if shorter < MIN_CONTAINED_CODE_LENGTH:
+    shorter, longer = sorted((a, b), key=len)
+    if len(shorter) < MIN_CONTAINED_CODE_LENGTH:
         return False
-    if a in b or b in a:
-        return True
+    at = longer.find(shorter)
+    if at >= 0:
+        return not _DIGIT.search(longer[:at] + longer[at + len(shorter) :])
     prefix = len(os.path.commonprefix([a, b]))
-    return prefix >= MIN_SHARED_PREFIX and prefix >= MIN_SHARED_PREFIX_SHARE * shorter
+    return (
+        prefix >= MIN_CONTAINED_CODE_LENGTH
+        and not _DIGIT.search(a[prefix:])
+        and not _DIGIT.search(b[prefix:])
+    )
 
 
 def code_agreement(a: Collection[str], b: Collection[str]) -> int:

@@ -44,7 +44,7 @@ def test_mixed_letter_digit_tokens_are_codes(token: str) -> None:
 
 
 def test_extract_numbers_keeps_quantities_not_codes() -> None:
-    assert extract_numbers("Seagate 500GB 7200 RPM drive") == {"500gb", "7200"}
+    assert extract_numbers("Seagate 500GB 7200 RPM drive") == {"500gb", "7200rpm"}
     assert extract_numbers("Sony KDL-46XBR9 46in LCD") == {"46in"}
     assert extract_numbers("no digits here") == frozenset()
     assert numbers_in_key("sony kdl 46xbr9 46 lcd") == {"46"}
