@@ -23,8 +23,8 @@ from matching.exceptions import (
 from matching.normalise import normalise_text
 from matching.peers import PeerSet
 from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
-from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, MatchResult
-from matching.scoring import describe_signals
+from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, Evidence, MatchResult
+from matching.scoring import describe_signals, explain
 
 DEFAULT_THRESHOLD = 0.26
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair.
@@ -41,6 +41,9 @@ DEFAULT_CANDIDATES = 10
 
 CODE_CONFIRM_MIN_SIMILARITY = 0.4
 """Text similarity (0..1) a unique model-code hit needs to be reported as a ``code`` match."""
+
+EXACT_EXPLANATION = (Evidence("normalised_text_identical", 1.0, 0.0),)
+"""The explanation of an ``exact`` match: nothing else was weighed."""
 
 # Items scored per vectorised pass; bounds the peak memory of one call.
 _BATCH_ROWS = 1024
@@ -208,7 +211,9 @@ class CatalogIndex:
             else:
                 item_id = str(items[position][0])
                 reason = "normalised text identical"
-                results[position] = MatchResult(item_id, self._ids[row], 1.0, METHOD_EXACT, reason)
+                results[position] = MatchResult(
+                    item_id, self._ids[row], 1.0, METHOD_EXACT, reason, EXACT_EXPLANATION
+                )
         for start in range(0, len(pending), _BATCH_ROWS):
             batch = pending[start : start + _BATCH_ROWS]
             texts = [item_texts[p] for p in batch]
@@ -218,33 +223,84 @@ class CatalogIndex:
             for position, ranked in zip(batch, ranked_batch, strict=True):
                 if not ranked:
                     continue
-                row, score, method, reason = ranked[0]
+                row, score, method, reason, explanation = ranked[0]
                 if score >= threshold:
                     item_id = str(items[position][0])
-                    results[position] = MatchResult(item_id, self._ids[row], score, method, reason)
+                    results[position] = MatchResult(
+                        item_id, self._ids[row], score, method, reason, explanation
+                    )
         return [r for r in results if r is not None]
 
     def candidates(self, text: str, *, k: int = DEFAULT_CANDIDATES) -> list[tuple[str, float]]:
         """The ``k`` best catalog records for ``text`` as ``(catalog_id, score)``, best first.
 
-        Meant for a later stage (such as an LLM) that picks among near misses.
+        Meant for a later stage (such as an LLM) that picks among near misses; see
+        :meth:`candidates_many` for many texts at once, with explanations.
 
         >>> index = CatalogIndex.build([("b1", "Sony DSC-W120"), ("b2", "Sony DSC-W130")])
         >>> [cid for cid, _ in index.candidates("Sony DSC W120", k=2)]
         ['b1', 'b2']
         """
+        [found] = self.candidates_many([("", text)], k=k)
+        return [(c.catalog_id, c.score) for c in found]
+
+    def candidates_many(
+        self,
+        items: Sequence[tuple[str, str]],
+        *,
+        k: int = DEFAULT_CANDIDATES,
+        peers: PeerSet | None = None,
+    ) -> list[list[MatchResult]]:
+        """The ``k`` best catalog records of each ``(item_id, text)``, best first, scored
+        as :meth:`match` scores them (with the job's ``peers``, when given; without, the
+        items are their own peers as in :meth:`match`): ``match`` accepts the first of an
+        item's list when its score reaches the threshold.
+
+        >>> index = CatalogIndex.build([("b1", "Sony DSC-W120"), ("b2", "Sony DSC-W130")])
+        >>> [[c.catalog_id for c in cs] for cs in index.candidates_many([("a1", "Sony DSC W130")], k=2)]
+        [['b2', 'b1']]
+        """
         if k < 1:
             raise InvalidArgumentError(f"k must be at least 1, got {k!r}")
-        if self._scorer is None:
-            return []
-        text = _as_text(text)
-        key = normalise_text(text)
-        exact = self._exact_rows.get(key) if key else None
-        ranked = self._rank([text], [key], max(k, DEFAULT_CANDIDATES))[0]
-        out = [(self._ids[exact], 1.0)] if exact is not None else []
-        out.extend((self._ids[row], score) for row, score, _, _ in ranked if row != exact)
-        out = out[:k]
-        out.sort(key=lambda pair: -pair[1])
+        if self._scorer is None or not items:
+            return [[] for _ in items]
+        texts = [_as_text(text) for _, text in items]
+        keys = [normalise_text(text) for text in texts]
+        if peers is None:
+            peers = PeerSet.build([str(i) for i, _ in items], keys, self._scorer.char)
+            peers = self._with_prior(peers, texts, keys)
+            peer_rows = list(range(len(items)))
+        else:
+            peer_rows = [peers.rows.get(str(item_id), -1) for item_id, _ in items]
+        out: list[list[MatchResult]] = []
+        keep = max(k, DEFAULT_CANDIDATES)
+        for start in range(0, len(items), _BATCH_ROWS):
+            stop = start + _BATCH_ROWS
+            ranked_batch = self._rank(
+                texts[start:stop], keys[start:stop], keep, peers, peer_rows[start:stop]
+            )
+            for offset, ranked in enumerate(ranked_batch):
+                position = start + offset
+                item_id = str(items[position][0])
+                exact = self._exact_rows.get(keys[position]) if keys[position] else None
+                found = []
+                if exact is not None:
+                    found.append(
+                        MatchResult(
+                            item_id,
+                            self._ids[exact],
+                            1.0,
+                            METHOD_EXACT,
+                            "normalised text identical",
+                            EXACT_EXPLANATION,
+                        )
+                    )
+                found.extend(
+                    MatchResult(item_id, self._ids[row], score, method, reason, explanation)
+                    for row, score, method, reason, explanation in ranked
+                    if row != exact
+                )
+                out.append(found[:k])
         return out
 
     def _unique_code_row(self, codes: frozenset[str]) -> int | None:
@@ -258,8 +314,8 @@ class CatalogIndex:
         keep: int,
         peers: PeerSet | None = None,
         peer_rows: list[int] | None = None,
-    ) -> list[list[tuple[int, float, str, str]]]:
-        """The ``keep`` best ``(row, score, method, reason)`` per text, best first.
+    ) -> list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]]:
+        """The ``keep`` best ``(row, score, method, reason, explanation)`` per text, best first.
 
         A record holding the only catalog copy of one of the text's model codes
         is always scored, and reported with method ``code`` when it wins.
@@ -275,7 +331,7 @@ class CatalogIndex:
             peers=peers,
             peer_rows=peer_rows,
         )
-        out: list[list[tuple[int, float, str, str]]] = []
+        out: list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]] = []
         for i, positions in enumerate(pairs.by_item(len(texts))):
             code_row = code_rows[i]
             ranked = []
@@ -289,7 +345,8 @@ class CatalogIndex:
                 else:
                     method, reason = METHOD_FUZZY, describe_signals(signals)
                 # nine decimals: the last bits depend on the order the rivals were summed in
-                ranked.append((row, round(float(pairs.scores[p]), 9), method, reason))
+                explanation = explain(pairs.features[p], pairs.prior_shift)
+                ranked.append((row, round(float(pairs.scores[p]), 9), method, reason, explanation))
             out.append(ranked)
         return out
 

@@ -65,6 +65,8 @@ class ScoredPairs:
     scores: np.ndarray
     text_similarity: np.ndarray
     logits: np.ndarray  # before the job's prior shift
+    features: np.ndarray  # the model's features, one row per pair
+    prior_shift: float
 
     def by_item(self, n_items: int) -> list[list[int]]:
         """Pair positions per item, best score first (ties: lower catalog row)."""
@@ -209,10 +211,13 @@ class CandidateScorer:
             edition_mismatch=edition,
             **self._lead_coverage(item_leads, items, row_leads, row_of_pair),
         )
-        logits = table.logits()
+        features = table.features()
+        logits = table.logits(features)
         shift = peers.prior_shift if peers is not None else 0.0
         scores = 1.0 / (1.0 + np.exp(-(logits + shift)))
-        return ScoredPairs(items, rows, table, scores, table.text_similarity(), logits)
+        return ScoredPairs(
+            items, rows, table, scores, table.text_similarity(), logits, features, shift
+        )
 
     def _rival_cosine(
         self,

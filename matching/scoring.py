@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from matching.results import Evidence
+
 # Weights of the similarity signals in the *text similarity* shown in reasons;
 # they sum to 1, so identical texts have similarity 1.
 TEXT_WEIGHTS = {
@@ -188,11 +190,12 @@ class SignalTable:
             ]
         ).astype(float)
 
-    def logits(self) -> np.ndarray:
-        """The logit of every pair's score, before any job's prior is applied."""
+    def logits(self, features: np.ndarray | None = None) -> np.ndarray:
+        """The logit of every pair's score, before any job's prior is applied
+        (``features``: :meth:`features`, when already computed)."""
         if not len(self):
             return np.zeros(0)
-        return self.features() @ COEFFICIENTS + INTERCEPT
+        return (self.features() if features is None else features) @ COEFFICIENTS + INTERCEPT
 
     def scores(self, prior_shift: float = 0.0) -> np.ndarray:
         """The 0..1 match score of every pair (``prior_shift``: the job's, see
@@ -216,6 +219,26 @@ class SignalTable:
 
 
 _PAIR_FIELDS = tuple(f.name for f in fields(PairSignals))
+
+
+def explain(features: np.ndarray, prior_shift: float = 0.0) -> tuple[Evidence, ...]:
+    """What moved one pair's score: each signal's contribution to its log-odds (a row of
+    :meth:`SignalTable.features`), the baseline, and the job's prior shift; largest first.
+    The contributions sum to the logit of the score.
+
+    >>> row = np.zeros(len(FEATURES)); row[FEATURES.index("unique_code")] = 1.0
+    >>> [e.signal for e in explain(row)]
+    ['baseline', 'unique_code']
+    """
+    evidence = [
+        Evidence(name, round(float(value), 4), round(float(weight * value), 4))
+        for name, weight, value in zip(FEATURES, COEFFICIENTS, features, strict=True)
+        if weight and value
+    ]
+    evidence.append(Evidence("baseline", 1.0, round(INTERCEPT, 4)))
+    if prior_shift:
+        evidence.append(Evidence("job_prior", round(prior_shift, 4), round(prior_shift, 4)))
+    return tuple(sorted(evidence, key=lambda e: -abs(e.contribution)))
 
 
 def combine_signals(signals: PairSignals) -> float:

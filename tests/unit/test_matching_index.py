@@ -14,6 +14,7 @@ from matching import (
     InvalidThresholdError,
     MatchResult,
 )
+from matching.index import EXACT_EXPLANATION
 
 CATALOG = [
     ("b1", "Sony Cyber-shot DSC-W120 8.1MP Digital Camera Black SONY"),
@@ -42,7 +43,9 @@ def test_exact_stage(index: CatalogIndex) -> None:
     [result] = index.match(
         [("a1", "linksys etherfast ezxs88w 8 port 10-100 ethernet switch linksys")]
     )
-    assert result == MatchResult("a1", "b4", 1.0, "exact", "normalised text identical")
+    assert result == MatchResult(
+        "a1", "b4", 1.0, "exact", "normalised text identical", EXACT_EXPLANATION
+    )
 
 
 def test_code_stage(index: CatalogIndex) -> None:
@@ -230,3 +233,27 @@ def test_item_identical_to_catalog_record_matches_it(
     # Records with the same normalised text are interchangeable; the first one wins.
     first_same = next(c for c, t in catalog if normalise_text(t) == key)
     assert (result.catalog_id, result.score, result.method) == (first_same, 1.0, "exact")
+
+
+def test_explanations_sum_to_the_score(index: CatalogIndex) -> None:
+    import math
+
+    for result in index.match([("a1", "Sony DSCW120 camera"), ("a2", "Bose Acoustimass 5")]):
+        logit = sum(e.contribution for e in result.explanation)
+        assert math.isclose(1 / (1 + math.exp(-logit)), result.score, abs_tol=2e-3)
+        assert result.explanation[0].signal in {e.signal for e in result.explanation}
+
+
+def test_candidates_many_agrees_with_match_and_candidates(index: CatalogIndex) -> None:
+    items = [("a1", "Sony DSCW120 camera"), ("a2", "Seagate Barracuda 750 GB"), ("a3", "lego")]
+    peers = index.peers(items)
+    many = index.candidates_many(items, k=3, peers=peers)
+    assert [len(c) for c in many] == [3, 3, 0]  # "lego" shares no n-gram with the catalog
+    matched = {r.item_id: r for r in index.match(items, peers=peers)}
+    for found in many:
+        assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+        best = found[0] if found else None
+        if best is not None and best.item_id in matched:
+            assert matched[best.item_id] == best
+    one = index.candidates("Sony DSCW120 camera", k=3)
+    assert one[0][0] == many[0][0].catalog_id
