@@ -24,6 +24,7 @@ from service.routes.jobs import (
     JobCreate,
     JobDetail,
     JobFailedItems,
+    JobItemCandidates,
     JobMatches,
     JobPause,
     JobProcess,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/jobs/{job_id}/retry-failed", JobRetryFailed),
         Route("/api/jobs/{job_id}/failed-items", JobFailedItems),
         Route("/api/jobs/{job_id}/matches", JobMatches),
+        Route("/api/jobs/{job_id}/items/{item_id}/candidates", JobItemCandidates),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]

@@ -200,6 +200,35 @@ class Engine:
             (project_id, version, fields), lambda: self.store.item_texts(project_id, fields)
         )
 
+    async def candidates(self, job: Job, item_id: str, k: int) -> list[dict] | None:
+        """An item's ``k`` best catalog records as the job's fuzzy stage scores them (the
+        job's fields, the project's current catalog and the job's peers), as JSON; None
+        when the job does not hold the item."""
+        item_fields = list(job.config["itemFields"])
+        catalog_fields = tuple(job.config["catalogFields"])
+        text = await self.store.job_item_text(job.id, job.project_id, item_id, item_fields)
+        if text is None:
+            return None
+        catalog_version, items_version = await self.store.versions(job.project_id)
+        catalog = await self._catalog(job.project_id, catalog_version, catalog_fields)
+        if not len(catalog.index):
+            return []
+        peers = await self._peers(job.project_id, items_version, catalog, tuple(item_fields))
+        [found] = await asyncio.to_thread(
+            catalog.index.candidates_many, [(item_id, text)], k=k, peers=peers
+        )
+        return [
+            {
+                "catalogId": c.catalog_id,
+                "catalogText": catalog.texts.get(c.catalog_id),
+                "score": round(c.score, 4),
+                "method": c.method,
+                "reason": c.reason,
+                "explanation": [e.as_dict() for e in c.explanation],
+            }
+            for c in found
+        ]
+
     async def _keep_lease(self, chunk: ChunkClaim) -> None:
         """Renew the chunk's lease every third of its length while the chunk runs."""
         while True:

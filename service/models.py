@@ -17,6 +17,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+def _json_list(value: Any) -> list[Any]:
+    """A JSONB list column (decoded by the pool's codec); [] for NULL."""
+    return list(value) if isinstance(value, list) else []
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return round(value, digits) if value is not None else None
 
@@ -254,7 +259,7 @@ class StageOutcome:
     """What a stage made of a chunk: every item of the chunk is matched, failed, requeued, or
     (the rest) decided to have no match."""
 
-    matches: list[tuple[str, str, float, str, str]]
+    matches: list[tuple[str, str, float, str, str, str | None]]  # ..., explanation JSON
     failed: list[tuple[str, str]] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     usage: StageUsage = field(default_factory=StageUsage)
@@ -296,6 +301,7 @@ class MatchRow:
     method: str
     reason: str
     stage: int
+    explanation: list[dict[str, Any]]
     item_text: str | None
     catalog_text: str | None
     created_at: datetime
@@ -310,6 +316,7 @@ class MatchRow:
             method=row["method"],
             reason=row["reason"],
             stage=row["stage"],
+            explanation=_json_list(row["explanation"]),
             item_text=row["item_text"],
             catalog_text=row["catalog_text"],
             created_at=row["created_at"],
@@ -322,6 +329,7 @@ class MatchRow:
             "score": round(self.score, 4),
             "method": self.method,
             "reason": self.reason,
+            "explanation": self.explanation,
             "stage": self.stage,
             "itemText": self.item_text,
             "catalogText": self.catalog_text,

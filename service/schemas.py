@@ -184,6 +184,28 @@ COMPONENTS: dict[str, Schema] = {
             "config": {"type": "object"},
         },
     ),
+    "Evidence": _obj(
+        ["signal", "value", "contribution"],
+        {
+            "signal": STRING,
+            "value": NUMBER,
+            "contribution": {
+                **NUMBER,
+                "description": "how far this signal moved the score, in log-odds",
+            },
+        },
+    ),
+    "Candidate": _obj(
+        ["catalogId", "catalogText", "score", "method", "reason", "explanation"],
+        {
+            "catalogId": STRING,
+            "catalogText": {**STRING, "nullable": True},
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
+            "method": STRING,
+            "reason": STRING,
+            "explanation": {"type": "array", "items": ref("Evidence")},
+        },
+    ),
     "Match": _obj(
         [
             "itemId",
@@ -191,6 +213,7 @@ COMPONENTS: dict[str, Schema] = {
             "score",
             "method",
             "reason",
+            "explanation",
             "stage",
             "itemText",
             "catalogText",
@@ -202,6 +225,11 @@ COMPONENTS: dict[str, Schema] = {
             "score": {"type": "number", "minimum": 0, "maximum": 1},
             "method": STRING,
             "reason": STRING,
+            "explanation": {
+                "type": "array",
+                "items": ref("Evidence"),
+                "description": "what moved the score, largest first (empty for model decisions)",
+            },
             "stage": INTEGER,
             "itemText": {**STRING, "nullable": True},
             "catalogText": {**STRING, "nullable": True},
@@ -324,6 +352,14 @@ CRON_ANSWER = _obj(
                 },
             ),
         },
+    },
+)
+CANDIDATES = _obj(
+    ["success", "itemId", "candidates"],
+    {
+        "success": SUCCESS,
+        "itemId": STRING,
+        "candidates": {"type": "array", "items": ref("Candidate")},
     },
 )
 FAILED_ITEMS = _obj(

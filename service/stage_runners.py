@@ -10,18 +10,20 @@ the queue, and a provider that asks us to wait holds the job instead of failing 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from matching.llm import Candidate, LLMItem, candidates_from_index
 from matching.peers import PeerSet
+from matching.results import MatchResult
 from matching.websearch import SearchError, find_candidates
 from service.catalog_index import CatalogEntry
 from service.models import StageOutcome, StageUsage
 from service.providers import Providers
 
-MatchRow = tuple[str, str, float, str, str]
+MatchRow = tuple[str, str, float, str, str, str | None]  # ..., reason, explanation JSON
 CANDIDATES_PER_ITEM = 10
 # prior throughput of the slow stages, items/s, for an ETA before they have run
 PRIOR_ITEMS_PER_SECOND = {"enhanced": 2000.0, "ai": 8.0, "web-search": 1.5}
@@ -36,12 +38,20 @@ class StageContext:
     deadline: float  # time.monotonic() by which the chunk must be decided
 
 
+def explanation_json(result: MatchResult) -> str:
+    """A match's explanation as the JSON stored with it."""
+    return json.dumps([e.as_dict() for e in result.explanation])
+
+
 async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
     results = await asyncio.to_thread(
         ctx.catalog.index.match, items, threshold=ctx.threshold, peers=ctx.peers
     )
     return StageOutcome(
-        [(r.item_id, r.catalog_id, float(r.score), r.method, r.reason) for r in results]
+        [
+            (r.item_id, r.catalog_id, float(r.score), r.method, r.reason, explanation_json(r))
+            for r in results
+        ]
     )
 
 
@@ -53,7 +63,7 @@ async def _decide(
     result = await decider.decide(questions, deadline=ctx.deadline)
     min_confidence = ctx.providers.settings.llm_min_confidence
     matches = [
-        (d.item_id, d.catalog_id, float(d.confidence), method, d.reason)
+        (d.item_id, d.catalog_id, float(d.confidence), method, d.reason, None)
         for d in result.decisions
         if d.catalog_id is not None and d.confidence >= min_confidence
     ]
@@ -162,6 +172,7 @@ async def run_web(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageO
                         float(best.score),
                         "web",
                         f"found through web search; index similarity {best.score:.2f}",
+                        None,
                     )
                 )
     return StageOutcome(matches, failed, requeued, usage, wait, reason)

@@ -376,6 +376,14 @@ class Store:
         return renewed is not None
 
     @wrap_unavailable
+    async def job_item_text(
+        self, job_id: str, project_id: str, item_id: str, fields: Sequence[str]
+    ) -> str | None:
+        """The text of the job's ``fields`` of one of its items; None if the job lacks it."""
+        return await self.pool.fetchval(
+            queries["job_item_text"], _uuid(job_id), item_id, _uuid(project_id), list(fields)
+        )
+
     async def chunk_items(
         self, chunk: ChunkClaim, project_id: str, fields: Sequence[str]
     ) -> list[tuple[str, str]]:
@@ -437,7 +445,7 @@ class Store:
             if stage is None:
                 return None
             job = Job.from_row(await conn.fetchrow(queries["lock_job"], job_id))
-            columns = list(zip(*matches, strict=True)) if matches else [[], [], [], [], []]
+            columns = list(zip(*matches, strict=True)) if matches else [[] for _ in range(6)]
             displaced = 0
             if job.config.get("oneToOne"):
                 counts = await conn.fetchrow(

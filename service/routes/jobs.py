@@ -12,6 +12,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from matching import DEFAULT_CANDIDATES
 from service import schemas as S
 from service.auth import principal
 from service.exceptions import Conflict, NotFound, ValidationError
@@ -256,6 +257,22 @@ class JobFailedItems(HTTPEndpoint):
                 "items": [{"itemId": i, "stage": s, "error": e} for i, s, e in rows],
             }
         )
+
+
+class JobItemCandidates(HTTPEndpoint):
+    @operation(
+        "An item's best catalog candidates, scored as the job's fuzzy stage scores them",
+        params=[query("k", {"type": "integer", "minimum": 1, "maximum": 50})],
+        responses={200: S.CANDIDATES},
+    )
+    async def get(self, request: Request) -> JSONResponse:
+        job = await _job(request)
+        item_id = request.path_params["item_id"]
+        k = query_int(request, "k", DEFAULT_CANDIDATES, minimum=1, maximum=50)
+        found = await request.app.state.engine.candidates(job, item_id, k)
+        if found is None:
+            raise NotFound(f"job {job.id} has no item {item_id!r}")
+        return JSONResponse({"success": True, "itemId": item_id, "candidates": found})
 
 
 def _cursor(request: Request) -> int:

@@ -370,6 +370,16 @@ JOIN items i ON i.project_id = $5 AND i.item_id = ji.item_id
 WHERE ji.job_id = $1 AND ji.stage = $6 AND ji.ord > $2 AND ji.ord <= $3
 ORDER BY ji.ord;
 
+-- job_item_text --
+-- One item of a job (NULL when the job does not hold it), with the text of the job's fields.
+SELECT array_to_string(ARRAY(
+           SELECT i.data ->> f.name FROM unnest($4::text[]) WITH ORDINALITY AS f(name, n)
+           ORDER BY f.n), ' ') AS text
+FROM job_items ji
+JOIN items i ON i.project_id = $3 AND i.item_id = ji.item_id
+WHERE ji.job_id = $1 AND ji.item_id = $2
+LIMIT 1;
+
 -- item_texts --
 -- Every item of a project with the text of the given fields (the project's peers).
 SELECT i.item_id AS record_id,
@@ -408,10 +418,12 @@ RETURNING stage;
 -- insert_matches --
 -- A chunk's matches; an item is matched at most once per job.
 WITH ins AS (
-    INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason, stage, chunk_seq)
-    SELECT $1, $2, m.item_id, m.catalog_id, m.score, m.method, m.reason, $3, $4
-    FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::text[])
-         AS m(item_id, catalog_id, score, method, reason)
+    INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason,
+                         explanation, stage, chunk_seq)
+    SELECT $1, $2, m.item_id, m.catalog_id, m.score, m.method, m.reason, m.explanation::jsonb,
+           $3, $4
+    FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::text[], $10::text[])
+         AS m(item_id, catalog_id, score, method, reason, explanation)
     ON CONFLICT (job_id, item_id) DO NOTHING
     RETURNING 1
 )
@@ -422,16 +434,18 @@ SELECT count(*) FROM ins;
 -- score wins, here and against earlier chunks (whose weaker matches are displaced).
 WITH incoming AS (
     SELECT DISTINCT ON (m.catalog_id) m.*
-    FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::text[])
-         AS m(item_id, catalog_id, score, method, reason)
+    FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::text[], $10::text[])
+         AS m(item_id, catalog_id, score, method, reason, explanation)
     ORDER BY m.catalog_id, m.score DESC, m.item_id
 ), displaced AS (
     DELETE FROM matches old USING incoming i
     WHERE old.job_id = $1 AND old.catalog_id = i.catalog_id AND old.score < i.score
     RETURNING old.item_id
 ), ins AS (
-    INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason, stage, chunk_seq)
-    SELECT $1, $2, i.item_id, i.catalog_id, i.score, i.method, i.reason, $3, $4
+    INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason,
+                         explanation, stage, chunk_seq)
+    SELECT $1, $2, i.item_id, i.catalog_id, i.score, i.method, i.reason, i.explanation::jsonb,
+           $3, $4
     FROM incoming i
     WHERE NOT EXISTS (SELECT 1 FROM matches old
                       WHERE old.job_id = $1 AND old.catalog_id = i.catalog_id
@@ -497,7 +511,8 @@ WHERE job_id = $1 AND seq = $2 AND status = 'running' AND lease_owner = $3;
 
 -- job_matches_page --
 -- A page of a job's matches (keyset on match id), with the texts of the job's fields.
-SELECT m.id, m.item_id, m.catalog_id, m.score, m.method, m.reason, m.stage, m.created_at,
+SELECT m.id, m.item_id, m.catalog_id, m.score, m.method, m.reason, m.explanation, m.stage,
+       m.created_at,
        array_to_string(ARRAY(
            SELECT i.data ->> f.name FROM unnest($4::text[]) WITH ORDINALITY AS f(name, n)
            ORDER BY f.n), ' ') AS item_text,

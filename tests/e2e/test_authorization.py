@@ -40,14 +40,16 @@ async def world(live_server) -> dict:
 def test_the_matrix_covers_every_api_route() -> None:
     from service.app import create_app
 
-    covered = {path.split("?")[0] for _, path, _, _ in routes("{project_id}", "{job_id}")}
+    covered = {
+        path.split("?")[0] for _, path, _, _ in routes("{project_id}", "{job_id}", "{item_id}")
+    }
     for route in create_app().routes:
         path = getattr(route, "path", "")
         if path.startswith("/api/") and path not in ("/api/health", "/api/jobs/process"):
             assert path in covered, f"{path} is missing from the authorization matrix"
 
 
-def routes(pid: str, jid: str) -> list[tuple[str, str, dict | None, int | None]]:
+def routes(pid: str, jid: str, item: str = "0") -> list[tuple[str, str, dict | None, int | None]]:
     """(method, path, json body, status for another owner or None for 'own scope, 2xx')."""
     return [
         ("GET", "/api/projects", None, None),
@@ -69,6 +71,7 @@ def routes(pid: str, jid: str) -> list[tuple[str, str, dict | None, int | None]]
         ("POST", f"/api/jobs/{jid}/retry", None, HIDDEN),
         ("POST", f"/api/jobs/{jid}/retry-failed", None, HIDDEN),
         ("GET", f"/api/jobs/{jid}/failed-items", None, HIDDEN),
+        ("GET", f"/api/jobs/{jid}/items/{item}/candidates", None, HIDDEN),
         ("POST", f"/api/jobs/{jid}/cancel", None, HIDDEN),
         ("PATCH", f"/api/jobs/{jid}", {"status": "failed", "error": "x"}, HIDDEN),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
 import uuid
 
 import asyncpg
@@ -239,3 +240,59 @@ async def test_one_to_one_uses_each_catalog_record_once_best_score_wins(
         json={"projectId": project_id, "jobType": "enhanced", "config": {"oneToOne": "yes"}},
     )
     assert r.status_code == 422
+
+
+async def test_matches_explain_their_scores_and_items_show_their_candidates(
+    client: httpx.AsyncClient,
+) -> None:
+    project_id = await create_project(client)
+    await upload(
+        client,
+        project_id,
+        "catalog",
+        [
+            {"id": "c1", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
+            {"id": "c2", "name": "Sony Bravia KDL-32W600 32 inch LED television"},
+            {"id": "c3", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
+        ],
+    )
+    await upload(
+        client,
+        project_id,
+        "items",
+        [
+            {"id": "a", "name": "Sony KDL-40W600 Bravia 40in LED TV"},
+            {"id": "b", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
+        ],
+    )
+    job = await create_job(client, project_id)
+    await drive(client, job["id"])
+    page = (await client.get(f"/api/jobs/{job['id']}/matches")).json()["matches"]
+    by_item = {m["itemId"]: m for m in page}
+    assert by_item["b"]["method"] == "exact"
+    assert [e["signal"] for e in by_item["b"]["explanation"]] == ["normalised_text_identical"]
+    fuzzy = by_item["a"]
+    assert fuzzy["catalogId"] == "c1"
+    logit = sum(e["contribution"] for e in fuzzy["explanation"])
+    assert abs(1 / (1 + math.exp(-logit)) - fuzzy["score"]) < 2e-3
+    assert {"signal", "value", "contribution"} == set(fuzzy["explanation"][0])
+
+    r = await client.get(f"/api/jobs/{job['id']}/items/a/candidates")
+    assert r.status_code == 200, r.text
+    candidates = r.json()["candidates"]
+    assert [c["catalogId"] for c in candidates][:2] == ["c1", "c2"]
+    assert candidates[0]["score"] == fuzzy["score"]  # scored as the job's stage scored it
+    assert candidates[0]["catalogText"].startswith("Sony Bravia KDL-40W600")
+    assert candidates[0]["explanation"]
+    assert [c["score"] for c in candidates] == sorted(
+        (c["score"] for c in candidates), reverse=True
+    )
+    assert (
+        len(
+            (await client.get(f"/api/jobs/{job['id']}/items/a/candidates?k=1")).json()["candidates"]
+        )
+        == 1
+    )
+    missing = await client.get(f"/api/jobs/{job['id']}/items/nope/candidates")
+    assert missing.status_code == 404
+    assert (await client.get(f"/api/jobs/{job['id']}/items/a/candidates?k=0")).status_code == 422

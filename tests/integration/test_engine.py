@@ -58,11 +58,11 @@ async def test_a_lost_lease_commits_nothing_and_the_chunk_is_reclaimed(store: St
     assert (second.chunk.ord_from, second.chunk.ord_to) == (0, 10)
 
     stale = await store.commit_chunk(
-        first.chunk, project.id, StageOutcome([("i0", "c0", 0.9, "fuzzy", "x")])
+        first.chunk, project.id, StageOutcome([("i0", "c0", 0.9, "fuzzy", "x", None)])
     )
     assert stale is None  # compare-and-set on the lease refused driver-a
     fresh = await store.commit_chunk(
-        second.chunk, project.id, StageOutcome([("i1", "c1", 0.9, "fuzzy", "y")])
+        second.chunk, project.id, StageOutcome([("i1", "c1", 0.9, "fuzzy", "y", None)])
     )
     assert fresh.processed_items == 10 and fresh.matches_found == 1
     page = await store.job_matches(fresh, after_id=0, limit=10)
