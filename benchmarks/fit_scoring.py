@@ -29,6 +29,7 @@ open-world variants.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import matching.scoring as scoring  # noqa: E402
 from benchmarks.datasets import ABT_BUY_STANDARD, AMAZON_GOOGLE, DBLP_ACM, load  # noqa: E402
 from benchmarks.open_world import MatchSet, open_world  # noqa: E402
+from benchmarks.synthetic import make_synthetic  # noqa: E402
 from matching import CatalogIndex, extract_codes, normalise_text  # noqa: E402
 from matching.acceptance import prior_shift  # noqa: E402
 from matching.ranking import RERANK_CANDIDATES  # noqa: E402
@@ -92,6 +94,7 @@ class Prepared:
             peer_rows=[peers.rows[i] for i, _ in pending],
         )
         self.x = pairs.signals.features()
+        self.x_rank = pairs.signals.rank_features(self.x)
         self.items = pairs.items
         self.rows = pairs.rows
         self.y = np.array(
@@ -103,16 +106,18 @@ class Prepared:
         )
         self.n_pending = len(pending)
 
-    def top(self, w: np.ndarray, b: float) -> tuple[np.ndarray, np.ndarray]:
-        """The logit and correctness of each item's best candidate (as ``match`` picks it)."""
-        z = self.x @ w + b
-        order = np.lexsort((self.rows, -z, self.items))
+    def top(self, model: Model) -> tuple[np.ndarray, np.ndarray]:
+        """The logit and correctness of each item's best-ranked candidate (as ``match``
+        picks it)."""
+        z = self.x @ model.w + model.b
+        rank = self.x_rank @ model.rank_w
+        order = np.lexsort((self.rows, -z, -rank, self.items))
         first = order[np.r_[True, self.items[order][1:] != self.items[order][:-1]]]
         return z[first], self.y[first]
 
     def scores(self, model: Model) -> tuple[np.ndarray, np.ndarray]:
         """The score (the job's prior applied) and correctness of each item's best candidate."""
-        z, correct = self.top(model.w, model.b)
+        z, correct = self.top(model)
         if model.base_prior is not None:
             z = z + prior_shift(z, base_prior=model.base_prior)
         return 1.0 / (1.0 + np.exp(-z)), correct
@@ -126,6 +131,24 @@ class Prepared:
         recall = right / len(self.gold) if self.gold else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         return precision, recall, f1
+
+
+def synthetic_set(n: int = 20_000) -> Prepared:
+    """The synthetic look-alike set (``benchmarks/synthetic.py``), for its top-1 only."""
+    catalog, items, gold = make_synthetic(n, n, seed=1)
+    data = MatchSet(
+        f"synthetic {n // 1000}k",
+        [(r["id"], r["name"]) for r in items],
+        [(r["id"], r["name"]) for r in catalog],
+        {(i, c) for i, c in gold.items() if c is not None},
+    )
+    return Prepared(data.name, data, True)
+
+
+def hit_at_1(s: Prepared, model: Model) -> float:
+    """Share of the items with a counterpart whose best candidate is right."""
+    _, correct = s.top(model)
+    return (correct.sum() + s.exact_correct) / len({i for i, _ in s.gold})
 
 
 def prepared_sets() -> list[Prepared]:
@@ -174,27 +197,38 @@ class Model:
     b: float
     threshold: float
     base_prior: float | None  # share of right best candidates it is calibrated at; None: fixed
+    rank_w: np.ndarray
 
 
-def fit(sets: list[Prepared], penalty: float, job_prior: bool = True) -> Model:
-    x = np.vstack([s.x for s in sets])
+def _monotone(names: tuple[str, ...]) -> list[tuple[float | None, float | None]]:
+    """More similarity or agreement never lowers a value, a clash never raises it."""
+    return [(None, 0.0) if f in CLASHES else (0.0, None) for f in names]
+
+
+def fit(
+    sets: list[Prepared], penalty: float, job_prior: bool = True, rank_penalty: float = 8.0
+) -> Model:
     y = np.concatenate([s.y for s in sets])
-    bounds = [(None, 0.0) if f in CLASHES else (0.0, None) for f in scoring.FEATURES]
+    weights = _set_weights([len(s.y) for s in sets])
+    x_rank = np.vstack([s.x_rank for s in sets])
+    rank_w = _logistic(x_rank, y, weights, rank_penalty, _monotone(scoring.RANK_FEATURES))[:-1]
+    x = np.vstack([s.x for s in sets])
     prior = np.array([PRIOR.get(f, 0.0) for f in scoring.FEATURES])
-    theta = _logistic(x, y, _set_weights([len(s.y) for s in sets]), penalty, bounds, prior)
+    theta = _logistic(x, y, weights, penalty, _monotone(scoring.FEATURES), prior)
     w, b = theta[:-1], float(theta[-1])
     # Platt scaling on each item's best candidate: rescale the logit so scores are calibrated.
-    tops = [s.top(w, b) for s in sets if s.open]
+    unscaled = Model(w, b, 0.5, None, rank_w)
+    tops = [s.top(unscaled) for s in sets if s.open]
     z = np.concatenate([t[0] for t in tops])[:, None]
     correct = np.concatenate([t[1] for t in tops])
     a, c = _logistic(z, correct, _set_weights([len(t[1]) for t in tops]), 0.0, [(0.0, None)])
     w, b = a * w, float(a * b + c)
     base_prior = float(np.average(correct, weights=_set_weights([len(t[1]) for t in tops])))
-    model = Model(w, b, 0.5, round(base_prior, 2) if job_prior else None)
+    model = Model(w, b, 0.5, round(base_prior, 2) if job_prior else None, rank_w)
     thresholds = np.arange(0.05, 0.81, 0.01)
     mean_f1 = [np.mean([s.prf(model, t)[2] for s in sets]) for t in thresholds]
     best = round(float(thresholds[int(np.argmax(mean_f1))]), 2)
-    return Model(model.w, model.b, best, model.base_prior)
+    return Model(model.w, model.b, best, model.base_prior, rank_w)
 
 
 def reliability(sets: list[Prepared], model: Model) -> tuple[list[tuple], float]:
@@ -216,9 +250,12 @@ def reliability(sets: list[Prepared], model: Model) -> tuple[list[tuple], float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--penalty", type=float, default=30.0, help="L2 penalty")
+    parser.add_argument("--penalty", type=float, default=60.0, help="L2 penalty of the score")
     parser.add_argument(
         "--fixed-prior", action="store_true", help="no per-job prior (one fixed cut for all)"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="write the pooled fit into matching/ (the defaults)"
     )
     args = parser.parse_args()
     job_prior = not args.fixed_prior
@@ -226,14 +263,23 @@ def main() -> None:
     for s in sets:
         print(f"{s.name:45} {len(s.y):6} pairs, {int(s.y.sum()):5} positive")
     current = Model(
-        scoring.COEFFICIENTS.copy(), scoring.INTERCEPT, _default_threshold(), _base_prior()
+        scoring.COEFFICIENTS.copy(),
+        scoring.INTERCEPT,
+        _default_threshold(),
+        _base_prior(),
+        scoring.RANK_COEFFICIENTS.copy(),
     )
     pooled = fit(sets, args.penalty, job_prior)
-    print("\nFEATURES =", scoring.FEATURES)
+    print("\nRANK_FEATURES =", scoring.RANK_FEATURES)
+    print("RANK_COEFFICIENTS = np.array([" + ", ".join(f"{v:.2f}" for v in pooled.rank_w) + "])")
+    print("FEATURES =", scoring.FEATURES)
     print("COEFFICIENTS = np.array([" + ", ".join(f"{v:.2f}" for v in pooled.w) + "])")
     print(f"INTERCEPT = {pooled.b:.2f}")
     print(f"DEFAULT_THRESHOLD = {pooled.threshold:.2f}")
     print(f"BASE_PRIOR = {pooled.base_prior}")
+    if args.write:
+        write_defaults(pooled)
+        print("(written into matching/scoring.py, matching/index.py, matching/acceptance.py)")
     print(f"\n{'set':45} {'current':>20} {'pooled fit':>20} {'held out':>20}")
     print(f"{'':45} {'P / R / F1':>20} {'P / R / F1':>20} {'P / R / F1':>20}")
     for family in dict.fromkeys(s.family for s in sets):
@@ -242,6 +288,11 @@ def main() -> None:
             cells = ["{:.3f} {:.3f} {:.3f}".format(*s.prf(m)) for m in (current, pooled, held)]
             print(f"{s.name:45} " + " ".join(f"{c:>20}" for c in cells))
         print(f"{'':45} held-out threshold {held.threshold:.2f}")
+    synthetic = synthetic_set()
+    print(
+        f"\n{synthetic.name} top-1 (items with a counterpart): current "
+        f"{hit_at_1(synthetic, current):.3f}, pooled fit {hit_at_1(synthetic, pooled):.3f}"
+    )
     open_sets = [s for s in sets if s.open]
     for label, model in (("current", current), ("pooled fit", pooled)):
         table, ece = reliability(open_sets, model)
@@ -250,6 +301,30 @@ def main() -> None:
         for k, n, score, share in table:
             print(f"{k / BINS:4.1f}-{(k + 1) / BINS:3.1f} {n:6} {score:11.3f} {share:12.3f}")
         print(f"expected calibration error: {ece:.3f}")
+
+
+def write_defaults(model: Model) -> None:
+    """Put ``model`` into the library's source as its defaults."""
+    package = Path(__file__).resolve().parent.parent / "matching"
+
+    def array(values: np.ndarray) -> str:
+        return "np.array(\n    [" + ", ".join(f"{v:.2f}" for v in values) + "]\n)"
+
+    edits = {
+        "scoring.py": [
+            (r"RANK_COEFFICIENTS = np\.array\(\n.*?\n\)", "RANK_COEFFICIENTS = " + array(model.rank_w)),
+            (r"(?<!RANK_)COEFFICIENTS = np\.array\(\n.*?\n\)", "COEFFICIENTS = " + array(model.w)),
+            (r"INTERCEPT = -?[0-9.]+", f"INTERCEPT = {model.b:.2f}"),
+        ],
+        "index.py": [(r"DEFAULT_THRESHOLD = [0-9.]+", f"DEFAULT_THRESHOLD = {model.threshold:.2f}")],
+        "acceptance.py": [(r"BASE_PRIOR = [0-9.]+", f"BASE_PRIOR = {model.base_prior}")],
+    }
+    for name, changes in edits.items():
+        path = package / name
+        text = path.read_text()
+        for pattern, replacement in changes:
+            text = re.sub(pattern, replacement, text, count=1, flags=re.S)
+        path.write_text(text)
 
 
 def _default_threshold() -> float:

@@ -37,6 +37,13 @@ def main() -> None:
         action="store_true",
         help="build the job's peers once (as the service does) instead of per call",
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also time candidates_many (top K per item, the job's peers) over the items",
+    )
     args = parser.parse_args()
     n_catalog = args.catalog_n or args.n
     n_items = args.items or args.n
@@ -93,6 +100,22 @@ def main() -> None:
         f"chunks of {args.chunk}: median rate of the first tenth {early:,.0f}/s, "
         f"of the last tenth {late:,.0f}/s (per-chunk cost should not grow)"
     )
+
+    if args.candidates:
+        started = time.perf_counter()
+        found = []
+        for start in range(0, len(rows), args.chunk):
+            chunk = rows[start : start + args.chunk]
+            found.extend(index.candidates_many(chunk, k=args.candidates, peers=peers))
+        elapsed = time.perf_counter() - started
+        same = sum(
+            bool(f) and f[0].catalog_id == r.catalog_id and f[0].score == r.score
+            for f, r in zip(found, results, strict=False)
+        )
+        print(
+            f"candidates_many, top {args.candidates}: {len(rows) / elapsed:,.0f} items/s; "
+            f"first candidate equal to match()'s pair for {same / max(1, len(results)):.3f}"
+        )
 
     best = {r.item_id: r for r in results}
     with_gold = [i for i, c in gold.items() if c is not None]

@@ -26,7 +26,7 @@ from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, Evidence, MatchResult
 from matching.scoring import describe_signals, explain
 
-DEFAULT_THRESHOLD = 0.26
+DEFAULT_THRESHOLD = 0.27
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair.
 
 Scores are calibrated probabilities that the pair is right (see
@@ -143,7 +143,7 @@ class CatalogIndex:
     def _best_logits(
         self, texts: list[str], keys: list[str], peers: PeerSet, peer_rows: list[int]
     ) -> np.ndarray:
-        """The raw logit of each text's best candidate (-inf where it has none)."""
+        """The raw logit of each text's best-ranked candidate (texts without one left out)."""
         assert self._scorer is not None
         codes = [extract_codes(t) for t in texts]
         pairs = self._scorer.score(
@@ -154,9 +154,8 @@ class CatalogIndex:
             peers=peers,
             peer_rows=peer_rows,
         )
-        best = np.full(len(texts), -np.inf)
-        np.maximum.at(best, pairs.items, pairs.logits)
-        return best[np.isfinite(best)]
+        first = [positions[0] for positions in pairs.by_item(len(texts)) if positions]
+        return pairs.logits[np.array(first, dtype=np.int64)]
 
     def match(
         self,

@@ -67,10 +67,12 @@ class ScoredPairs:
     logits: np.ndarray  # before the job's prior shift
     features: np.ndarray  # the model's features, one row per pair
     prior_shift: float
+    rank: np.ndarray  # orders an item's candidates (see matching.scoring.RANK_FEATURES)
 
     def by_item(self, n_items: int) -> list[list[int]]:
-        """Pair positions per item, best score first (ties: lower catalog row)."""
-        order = np.lexsort((self.rows, -self.scores, self.items))
+        """Pair positions per item, best ranked first (ties: better score, then lower
+        catalog row)."""
+        order = np.lexsort((self.rows, -self.scores, -self.rank, self.items))
         bounds = np.searchsorted(self.items[order], np.arange(n_items + 1))
         return [order[bounds[i] : bounds[i + 1]].tolist() for i in range(n_items)]
 
@@ -216,7 +218,15 @@ class CandidateScorer:
         shift = peers.prior_shift if peers is not None else 0.0
         scores = 1.0 / (1.0 + np.exp(-(logits + shift)))
         return ScoredPairs(
-            items, rows, table, scores, table.text_similarity(), logits, features, shift
+            items,
+            rows,
+            table,
+            scores,
+            table.text_similarity(),
+            logits,
+            features,
+            shift,
+            table.rank_values(features),
         )
 
     def _rival_cosine(

@@ -52,15 +52,39 @@ FEATURES = (
     "lead_record_coverage",
     "length_ratio",
 )
-"""The columns of :meth:`SignalTable.features`, in order."""
+"""The columns of :meth:`SignalTable.features`: the evidence the *score* weighs.
+
+Only signals whose meaning does not depend on how long or wordy a data set's texts
+are: similarities of the leads, not of whole texts with their descriptions, and
+margins over the other candidates."""
 
 COEFFICIENTS = np.array(
-    [1.70, 1.69, -1.16, 2.28, 0.89, 3.62, 3.36, -0.39, -0.21, 0.00, -0.96, 1.63, 1.02, 0.03]
+    [1.68, 1.75, -1.22, 2.36, 0.87, 3.25, 2.55, -0.45, -0.17, 0.00, -0.94, 1.66, 1.23, 0.07]
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -5.44
-"""Logistic intercept: where the score crosses the default threshold 0.5."""
+INTERCEPT = -5.45
+"""Logistic intercept of the score, calibrated at :data:`matching.acceptance.BASE_PRIOR`."""
+
+RANK_FEATURES = FEATURES + (
+    "char_cosine",
+    "word_cosine",
+    "token_set",
+    "char_margin",
+    "word_margin",
+    "item_coverage",
+    "record_coverage",
+)
+"""The columns of :meth:`SignalTable.rank_features`: what orders an item's candidates.
+
+Within one item's candidates the texts are of one data set, so whole-text signals
+help to order them even where their level says little about acceptance."""
+
+RANK_COEFFICIENTS = np.array(
+    [1.14, 1.82, -0.84, 2.02, 0.83, 2.49, 5.08, -0.29, -0.32, 0.00, -0.93, 1.53, 0.00, 0.00, 0.67, 0.00, 0.01, 1.54, 0.59, 0.00, 1.02]
+)
+"""Weight of each ranking feature, aligned with :data:`RANK_FEATURES` (no intercept:
+only the order counts)."""
 
 RIVAL_MARGIN_CAP = 0.15
 """A lead over the item's rivals counts up to this much: a clear lead is enough."""
@@ -189,6 +213,29 @@ class SignalTable:
                 self.length_ratio,
             ]
         ).astype(float)
+
+    def rank_features(self, features: np.ndarray | None = None) -> np.ndarray:
+        """The ranking feature matrix, columns as :data:`RANK_FEATURES` (``features``:
+        :meth:`features`, when already computed)."""
+        own = self.features() if features is None else features
+        return np.column_stack(
+            [
+                own,
+                self.char_cosine,
+                self.word_cosine,
+                self.token_set,
+                self.char_margin,
+                self.word_margin,
+                self.item_coverage,
+                self.record_coverage,
+            ]
+        ).astype(float)
+
+    def rank_values(self, features: np.ndarray | None = None) -> np.ndarray:
+        """What orders the candidates of an item, larger first."""
+        if not len(self):
+            return np.zeros(0)
+        return self.rank_features(features) @ RANK_COEFFICIENTS
 
     def logits(self, features: np.ndarray | None = None) -> np.ndarray:
         """The logit of every pair's score, before any job's prior is applied
