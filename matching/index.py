@@ -24,7 +24,7 @@ from matching.normalise import normalise_text
 from matching.peers import PeerSet
 from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, Evidence, MatchResult
-from matching.scoring import describe_signals, explain
+from matching.scoring import describe_signals, explain_rows
 
 DEFAULT_THRESHOLD = 0.27
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair.
@@ -331,10 +331,13 @@ class CatalogIndex:
             peer_rows=peer_rows,
         )
         out: list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]] = []
-        for i, positions in enumerate(pairs.by_item(len(texts))):
+        kept = [positions[:keep] for positions in pairs.by_item(len(texts))]
+        flat = np.array([p for positions in kept for p in positions], dtype=np.int64)
+        explanations = iter(explain_rows(pairs.features[flat], pairs.prior_shift))
+        for i, positions in enumerate(kept):
             code_row = code_rows[i]
             ranked = []
-            for p in positions[:keep]:
+            for p in positions:
                 signals = pairs.signals.pair(p)
                 row = int(pairs.rows[p])
                 if row == code_row and signals.text_similarity >= CODE_CONFIRM_MIN_SIMILARITY:
@@ -344,7 +347,7 @@ class CatalogIndex:
                 else:
                     method, reason = METHOD_FUZZY, describe_signals(signals)
                 # nine decimals: the last bits depend on the order the rivals were summed in
-                explanation = explain(pairs.features[p], pairs.prior_shift)
+                explanation = next(explanations)
                 ranked.append((row, round(float(pairs.scores[p]), 9), method, reason, explanation))
             out.append(ranked)
         return out

@@ -23,13 +23,7 @@ from matching.peers import PeerSet
 from matching.retrieval import NgramRetriever
 from matching.scoring import RIVAL_MARGIN_CAP, SignalTable
 from matching.similarity import code_agreement, number_agreement
-from matching.variants import (
-    accessory_mismatch,
-    accessory_words,
-    edition_words,
-    quantities_in_key,
-    quantity_clash,
-)
+from matching.variants import NO_MARKS, Marks, marks, variant_signals
 from matching.vectors import (
     CharNgramVectoriser,
     WordVectoriser,
@@ -85,6 +79,7 @@ class CandidateScorer:
     # Per-row codes and numbers as tuples: a frozenset costs 216 bytes even when tiny.
     codes: list[tuple[str, ...]]
     numbers: list[tuple[str, ...]]
+    marks: list[Marks]  # of each record's lead: quantities, accessory and edition words
     code_frequency: dict[str, int]
     char: CharNgramVectoriser
     char_matrix: sp.csr_matrix
@@ -106,6 +101,7 @@ class CandidateScorer:
             keys=keys,
             codes=[_compact(c for c in cs if c in signal_frequency) for cs in codes],
             numbers=[_compact(numbers_in_key(key)) for key in keys],
+            marks=[marks(_lead(key)) for key in keys],
             code_frequency=signal_frequency,
             char=char,
             char_matrix=freeze(char_matrix),
@@ -123,6 +119,7 @@ class CandidateScorer:
         total += sum(sys.getsizeof(c) for c in self.codes if c)
         total += sum(sys.getsizeof(n) for n in self.numbers if n)
         total += sum(sys.getsizeof(t) for c in self.codes for t in c)
+        total += sum(sys.getsizeof(m) + 200 for m in self.marks if m is not NO_MARKS)
         total += 3 * sys.getsizeof(self.keys) + 100 * len(self.code_frequency)
         return int(total)
 
@@ -164,32 +161,27 @@ class CandidateScorer:
         right = [row_leads[j] for j in row_of_pair.tolist()]
         code = np.zeros(len(rows), dtype=np.int8)
         numbers = np.ones(len(rows))
-        quantities = np.zeros(len(rows), dtype=np.int8)
-        accessory = np.zeros(len(rows), dtype=np.int8)
-        edition = np.zeros(len(rows), dtype=np.int8)
-        item_editions = [edition_words(k) for k in item_leads]
-        row_editions = [edition_words(k) for k in row_leads]
-        item_quantities = [quantities_in_key(k) for k in item_leads]
-        row_quantities = [quantities_in_key(k) for k in row_leads]
-        item_accessories = [accessory_words(k) for k in item_leads]
-        row_accessories = [accessory_words(k) for k in row_leads]
-        pair_rows = row_of_pair.tolist()
+        variants = np.zeros((len(rows), 3), dtype=np.int8)
+        item_marks = [marks(k) for k in item_leads]
+        row_marks = self.marks
         for n, (i, r) in enumerate(zip(items.tolist(), rows.tolist(), strict=True)):
             if item_codes[i] and self.codes[r]:
                 code[n] = code_agreement(item_codes[i], self.codes[r])
             if item_numbers[i] and self.numbers[r]:
                 numbers[n] = number_agreement(item_numbers[i], self.numbers[r])
-            j = pair_rows[n]
-            if item_quantities[i] and row_quantities[j]:
-                quantities[n] = quantity_clash(item_quantities[i], row_quantities[j])
-            if item_accessories[i] or row_accessories[j]:
-                accessory[n] = accessory_mismatch(item_accessories[i], row_accessories[j])
-            if item_editions[i] or row_editions[j]:
-                edition[n] = accessory_mismatch(item_editions[i], row_editions[j])
+            if item_marks[i] is not row_marks[r]:
+                variants[n] = variant_signals(item_marks[i], row_marks[r])
         lead_cos = self._lead_cosine(
             (item_leads, list(keys), items), (row_leads, row_keys, row_of_pair), char_cos
         )
         forced_of_item = np.array([-1 if f is None else f for f in forced_rows], dtype=np.int64)
+        item_coverage = _coverage(gather_rows(item_words, items), self.word_matrix, rows)
+        record_coverage = _coverage(gather_rows(self.word_matrix, rows), item_words, items)
+        lead_coverage = self._lead_coverage(
+            (item_leads, list(keys), items),
+            (row_leads, row_keys, row_of_pair),
+            (item_coverage, record_coverage),
+        )
         table = SignalTable(
             char_cosine=char_cos,
             word_cosine=word_cos,
@@ -202,16 +194,16 @@ class CandidateScorer:
             lead_char_cosine=lead_cos,
             lead_char_margin=_margin(items, lead_cos),
             unique_code=(rows == forced_of_item[items]).astype(np.int8),
-            item_coverage=_coverage(gather_rows(item_words, items), self.word_matrix, rows),
-            record_coverage=_coverage(gather_rows(self.word_matrix, rows), item_words, items),
+            item_coverage=item_coverage,
+            record_coverage=record_coverage,
             rival_margin=np.minimum(
                 char_cos - self._rival_cosine(item_chars, items, rows, peers, peer_rows),
                 RIVAL_MARGIN_CAP,
             ),
-            quantity_clash=quantities,
-            accessory_mismatch=accessory,
-            edition_mismatch=edition,
-            **self._lead_coverage(item_leads, items, row_leads, row_of_pair),
+            quantity_clash=variants[:, 0],
+            accessory_mismatch=variants[:, 1],
+            edition_mismatch=variants[:, 2],
+            **lead_coverage,
         )
         features = table.features()
         logits = table.logits(features)
@@ -246,32 +238,50 @@ class CandidateScorer:
 
     def _lead_coverage(
         self,
-        item_leads: list[str],
-        items: np.ndarray,
-        row_leads: list[str],
-        row_of_pair: np.ndarray,
+        left: tuple[list[str], list[str], np.ndarray],
+        right: tuple[list[str], list[str], np.ndarray],
+        whole: tuple[np.ndarray, np.ndarray],
     ) -> dict[str, np.ndarray]:
         """Word coverage both ways between the pairs' leads, and their length ratio.
 
         The whole-text coverage is diluted where a long description follows the name;
-        the leads say whether the name itself has words the other side lacks.
+        the leads say whether the name itself has words the other side lacks. ``left``
+        and ``right`` are as for :meth:`_lead_cosine`; ``whole`` is the whole texts'
+        coverage both ways, which is the leads' where neither text was shortened.
         """
-        if not len(items):
-            empty = np.zeros(0)
-            return {
-                "lead_item_coverage": empty,
-                "lead_record_coverage": empty,
-                "length_ratio": empty,
-            }
-        left = gather_rows(self.words.transform(item_leads), items)
-        right = gather_rows(self.words.transform(row_leads), row_of_pair)
-        left_len = np.array([k.count(" ") + 1 for k in item_leads], dtype=float)[items]
-        right_len = np.array([k.count(" ") + 1 for k in row_leads], dtype=float)[row_of_pair]
-        return {
-            "lead_item_coverage": _coverage_of(left, right),
-            "lead_record_coverage": _coverage_of(right, left),
-            "length_ratio": np.minimum(left_len, right_len) / np.maximum(left_len, right_len),
+        lengths = [
+            np.array([k.count(" ") + 1 for k in leads], dtype=float)[of_pair]
+            for leads, _, of_pair in (left, right)
+        ]
+        out = {
+            "lead_item_coverage": whole[0].copy(),
+            "lead_record_coverage": whole[1].copy(),
+            "length_ratio": np.minimum(*lengths) / np.maximum(np.maximum(*lengths), 1.0),
         }
+        cut = self._shortened_pairs(left, right)
+        if len(cut):
+            vectors = []
+            for leads, _, of_pair in (left, right):
+                needed = np.unique(of_pair[cut])
+                matrix = self.words.transform([leads[j] for j in needed.tolist()])
+                vectors.append(gather_rows(matrix, np.searchsorted(needed, of_pair[cut])))
+            out["lead_item_coverage"][cut] = _coverage_of(vectors[0], vectors[1])
+            out["lead_record_coverage"][cut] = _coverage_of(vectors[1], vectors[0])
+        return out
+
+    @staticmethod
+    def _shortened_pairs(
+        left: tuple[list[str], list[str], np.ndarray],
+        right: tuple[list[str], list[str], np.ndarray],
+    ) -> np.ndarray:
+        """Positions of the pairs where either side's lead is shorter than its text."""
+        shortened = [
+            np.array([len(a) < len(k) for a, k in zip(leads, keys, strict=True)], dtype=bool)
+            for leads, keys, _ in (left, right)
+        ]
+        if not len(left[2]):
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(shortened[0][left[2]] | shortened[1][right[2]])
 
     def _lead_cosine(
         self,
@@ -288,11 +298,7 @@ class CandidateScorer:
         if not len(lead_cos):
             return lead_cos
         sides = (left, right)
-        shortened = [
-            np.array([len(a) < len(k) for a, k in zip(leads, keys, strict=True)], dtype=bool)
-            for leads, keys, _ in sides
-        ]
-        cut = np.flatnonzero(shortened[0][left[2]] | shortened[1][right[2]])
+        cut = self._shortened_pairs(left, right)
         if len(cut):
             vectors = []
             for leads, _, of_pair in sides:

@@ -277,15 +277,32 @@ def explain(features: np.ndarray, prior_shift: float = 0.0) -> tuple[Evidence, .
     >>> [e.signal for e in explain(row)]
     ['baseline', 'unique_code']
     """
-    evidence = [
-        Evidence(name, round(float(value), 4), round(float(weight * value), 4))
-        for name, weight, value in zip(FEATURES, COEFFICIENTS, features, strict=True)
-        if weight and value
+    return explain_rows(np.asarray(features)[None, :], prior_shift)[0]
+
+
+def explain_rows(features: np.ndarray, prior_shift: float = 0.0) -> list[tuple[Evidence, ...]]:
+    """:func:`explain` for every row of a feature matrix, in one vectorised pass."""
+    n = features.shape[0]
+    names = (*FEATURES, "baseline", "job_prior")
+    values = np.column_stack([features, np.ones(n), np.full(n, prior_shift)]).round(4)
+    weights = np.concatenate([COEFFICIENTS, [0.0, 1.0]])
+    contributions = (values * weights).round(4)
+    contributions[:, -2] = round(INTERCEPT, 4)
+    rows, cols = np.nonzero(contributions)
+    magnitude = np.abs(contributions[rows, cols])
+    order = np.lexsort((cols, -magnitude, rows))
+    rows, cols = rows[order], cols[order]
+    found = [
+        Evidence(names[j], v, c)
+        for j, v, c in zip(
+            cols.tolist(),
+            values[rows, cols].tolist(),
+            contributions[rows, cols].tolist(),
+            strict=True,
+        )
     ]
-    evidence.append(Evidence("baseline", 1.0, round(INTERCEPT, 4)))
-    if prior_shift:
-        evidence.append(Evidence("job_prior", round(prior_shift, 4), round(prior_shift, 4)))
-    return tuple(sorted(evidence, key=lambda e: -abs(e.contribution)))
+    bounds = np.searchsorted(rows, np.arange(n + 1)).tolist()
+    return [tuple(found[bounds[i] : bounds[i + 1]]) for i in range(n)]
 
 
 def combine_signals(signals: PairSignals) -> float:

@@ -15,9 +15,8 @@ from collections.abc import Iterable
 
 from matching.codes import UNITS
 
-_QUANTITY_TOKEN = re.compile(rf"^(\d+)({UNITS})$")
-_UNIT_TOKEN = re.compile(rf"^(?:{UNITS})$")
-_DIMENSION_TOKEN = re.compile(r"^\d+(?:x\d+)+[a-z]{0,3}$")
+# a dimension (60x60, 60x60cm), or a number with its unit, attached or as the next word
+_QUANTITY = re.compile(rf"\b(\d+(?:x\d+)+)[a-z]{{0,3}}\b|\b(\d+)( ?)({UNITS})\b")
 # One-letter "units" (x, p, i, k, …) are too ambiguous as a separate word after a number.
 _MIN_SEPARATE_UNIT = 2
 # Units that name the same quantity.
@@ -106,29 +105,30 @@ EDITION_WORDS = frozenset(
 """Words that name one edition of a product among several (Pro vs Standard, Upgrade)."""
 
 
+def _words_pattern(words: frozenset[str]) -> re.Pattern[str]:
+    return re.compile(r"\b(" + "|".join(sorted(words, key=len, reverse=True)) + r")\b")
+
+
+_ACCESSORY = _words_pattern(ACCESSORY_WORDS)
+_EDITION = _words_pattern(EDITION_WORDS)
+_NONE: frozenset[str] = frozenset()
+
+
 def quantities_in_key(key: str) -> tuple[tuple[str, str], ...]:
     """The ``(value, unit)`` quantities of a normalised text, dimensions as unit ``"x"``.
 
     >>> quantities_in_key("sony 16 gb memory stick 4 pack 500gb 60x60 cm")
     (('16', 'gb'), ('4', 'pack'), ('500', 'gb'), ('60x60', 'x'))
+    >>> quantities_in_key("1 x phone line 46xbr9 1080p")
+    (('1080', 'p'),)
     """
     found: list[tuple[str, str]] = []
-    words = key.split()
-    for position, word in enumerate(words):
-        if not word[:1].isdigit():
-            continue
-        if word.isdigit():
-            following = words[position + 1] if position + 1 < len(words) else ""
-            if len(following) >= _MIN_SEPARATE_UNIT and _UNIT_TOKEN.match(following):
-                found.append((word, _SAME_UNIT.get(following, following)))
-            continue
-        if _DIMENSION_TOKEN.match(word):
-            found.append((word.rstrip("abcdefghijklmnopqrstuvwxyz"), "x"))
-            continue
-        quantity = _QUANTITY_TOKEN.match(word)
-        if quantity:
-            unit = quantity.group(2)
-            found.append((quantity.group(1), _SAME_UNIT.get(unit, unit)))
+    for match in _QUANTITY.finditer(key):
+        dimension, value, space, unit = match.groups()
+        if dimension is not None:
+            found.append((dimension, "x"))
+        elif not space or len(unit) >= _MIN_SEPARATE_UNIT:
+            found.append((value, _SAME_UNIT.get(unit, unit)))
     return tuple(found)
 
 
@@ -157,7 +157,7 @@ def accessory_words(key: str) -> frozenset[str]:
     >>> sorted(accessory_words("remote for bd c5500 bd c6500"))
     ['remote']
     """
-    return ACCESSORY_WORDS.intersection(key.split())
+    return frozenset(_ACCESSORY.findall(key)) if key else _NONE
 
 
 def edition_words(key: str) -> frozenset[str]:
@@ -166,7 +166,7 @@ def edition_words(key: str) -> frozenset[str]:
     >>> sorted(edition_words("crystal reports xi professional edition"))
     ['professional']
     """
-    return EDITION_WORDS.intersection(key.split())
+    return frozenset(_EDITION.findall(key)) if key else _NONE
 
 
 def accessory_mismatch(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -178,3 +178,34 @@ def accessory_mismatch(a: frozenset[str], b: frozenset[str]) -> bool:
     False
     """
     return a != b
+
+
+Marks = tuple[tuple[tuple[str, str], ...], frozenset[str], frozenset[str]]
+"""A text's quantities, accessory words and edition words (see :func:`marks`)."""
+
+NO_MARKS: Marks = ((), _NONE, _NONE)
+
+
+def marks(key: str) -> Marks:
+    """``(quantities, accessory words, edition words)`` of a normalised text; one shared
+    :data:`NO_MARKS` when it has none.
+
+    >>> marks("acme remote for tv 2 pack pro")
+    ((('2', 'pack'),), frozenset({'remote'}), frozenset({'pro'}))
+    >>> marks("acme tv") is NO_MARKS
+    True
+    """
+    found = (quantities_in_key(key), accessory_words(key), edition_words(key))
+    return NO_MARKS if found == NO_MARKS else found
+
+
+def variant_signals(item: Marks, record: Marks) -> tuple[int, int, int]:
+    """``(quantity clash, accessory mismatch, edition mismatch)`` of two texts' marks.
+
+    >>> variant_signals(marks("ssd 16 gb"), marks("ssd 8 gb case"))
+    (1, 1, 0)
+    """
+    if item is NO_MARKS and record is NO_MARKS:
+        return 0, 0, 0
+    quantities = bool(item[0] and record[0] and quantity_clash(item[0], record[0]))
+    return int(quantities), int(item[1] != record[1]), int(item[2] != record[2])

@@ -44,15 +44,15 @@ def explanation_json(result: MatchResult) -> str:
 
 
 async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
-    results = await asyncio.to_thread(
-        ctx.catalog.index.match, items, threshold=ctx.threshold, peers=ctx.peers
-    )
-    return StageOutcome(
-        [
+    def match() -> list[MatchRow]:
+        # the rows and their explanations' JSON are made off the event loop too
+        results = ctx.catalog.index.match(items, threshold=ctx.threshold, peers=ctx.peers)
+        return [
             (r.item_id, r.catalog_id, float(r.score), r.method, r.reason, explanation_json(r))
             for r in results
         ]
-    )
+
+    return StageOutcome(await asyncio.to_thread(match))
 
 
 async def _decide(
