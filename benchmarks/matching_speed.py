@@ -108,13 +108,12 @@ def main() -> None:
             chunk = rows[start : start + args.chunk]
             found.extend(index.candidates_many(chunk, k=args.candidates, peers=peers))
         elapsed = time.perf_counter() - started
-        same = sum(
-            bool(f) and f[0].catalog_id == r.catalog_id and f[0].score == r.score
-            for f, r in zip(found, results, strict=False)
-        )
+        accepted = {r.item_id: r for r in results if r.score >= DEFAULT_THRESHOLD}
+        same = sum(bool(f) and accepted.get(f[0].item_id) == f[0] for f in found)
         print(
             f"candidates_many, top {args.candidates}: {len(rows) / elapsed:,.0f} items/s; "
-            f"first candidate equal to match()'s pair for {same / max(1, len(results)):.3f}"
+            f"its first candidate is match()'s accepted pair (same record, score, "
+            f"explanation) for {same:,} of {len(accepted):,} accepted matches"
         )
 
     best = {r.item_id: r for r in results}

@@ -24,7 +24,7 @@ from matching.normalise import normalise_text
 from matching.peers import PeerSet
 from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, Evidence, MatchResult
-from matching.scoring import describe_signals, explain_rows
+from matching.scoring import describe, explain_rows
 
 DEFAULT_THRESHOLD = 0.27
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair.
@@ -334,21 +334,30 @@ class CatalogIndex:
         kept = [positions[:keep] for positions in pairs.by_item(len(texts))]
         flat = np.array([p for positions in kept for p in positions], dtype=np.int64)
         explanations = iter(explain_rows(pairs.features[flat], pairs.prior_shift))
+        t = pairs.signals
+        columns = zip(
+            pairs.rows[flat].tolist(),
+            pairs.scores[flat].tolist(),
+            pairs.text_similarity[flat].tolist(),
+            t.code_agreement[flat].tolist(),
+            t.number_agreement[flat].tolist(),
+            (t.char_margin[flat] + t.word_margin[flat]).tolist(),
+            t.rival_margin[flat].tolist(),
+            strict=True,
+        )
         for i, positions in enumerate(kept):
             code_row = code_rows[i]
             ranked = []
-            for p in positions:
-                signals = pairs.signals.pair(p)
-                row = int(pairs.rows[p])
-                if row == code_row and signals.text_similarity >= CODE_CONFIRM_MIN_SIMILARITY:
-                    method = METHOD_CODE
+            for _ in positions:
+                row, score, similarity, *signals = next(columns)
+                code = None
+                if row == code_row and similarity >= CODE_CONFIRM_MIN_SIMILARITY:
                     code = min(c for c in codes[i] if self._code_rows.get(c) == code_row)
-                    reason = describe_signals(signals, matched_code=code)
-                else:
-                    method, reason = METHOD_FUZZY, describe_signals(signals)
+                method = METHOD_FUZZY if code is None else METHOD_CODE
+                reason = describe(similarity, *signals, matched_code=code)
                 # nine decimals: the last bits depend on the order the rivals were summed in
                 explanation = next(explanations)
-                ranked.append((row, round(float(pairs.scores[p]), 9), method, reason, explanation))
+                ranked.append((row, round(score, 9), method, reason, explanation))
             out.append(ranked)
         return out
 

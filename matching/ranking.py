@@ -143,7 +143,7 @@ class CandidateScorer:
         """
         item_chars = self.char.transform(keys)
         item_words = self.words.transform(keys)
-        items, rows, char_cos, word_cos = self._shortlist(
+        items, rows, char_cos, word_cos, core = self._shortlist(
             item_chars, item_words, forced_rows, shortlist
         )
         frequency = self.code_frequency
@@ -189,10 +189,10 @@ class CandidateScorer:
             partial=_pairwise(left, right, fuzz.partial_ratio),
             code_agreement=code,
             number_agreement=numbers,
-            char_margin=_margin(items, char_cos),
-            word_margin=_margin(items, word_cos),
+            char_margin=_margin(items, char_cos, core),
+            word_margin=_margin(items, word_cos, core),
             lead_char_cosine=lead_cos,
-            lead_char_margin=_margin(items, lead_cos),
+            lead_char_margin=_margin(items, lead_cos, core),
             unique_code=(rows == forced_of_item[items]).astype(np.int8),
             item_coverage=item_coverage,
             record_coverage=record_coverage,
@@ -331,10 +331,13 @@ class CandidateScorer:
         item_words: sp.csr_matrix,
         forced_rows: Sequence[int | None],
         size: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Retrieve, then keep the ``size`` best per item by n-gram + word cosine.
 
-        Returns ``(items, rows, char cosine, word cosine)``, grouped by item.
+        Returns ``(items, rows, char cosine, word cosine, core)``, grouped by item;
+        ``core`` marks each item's first :data:`RERANK_CANDIDATES`, the candidates that
+        margins are measured against whatever ``size`` is, so that a longer list of
+        candidates scores its first ones exactly as :meth:`score` with the default does.
         """
         items, rows_arr, char_cos = self._retrieve(item_chars, max(size, RETRIEVAL_CANDIDATES))
         n_items = item_chars.shape[0]
@@ -352,7 +355,7 @@ class CandidateScorer:
             items, rows_arr, char_cos = items[grouped], rows_arr[grouped], char_cos[grouped]
         if not len(rows_arr):
             empty = np.zeros(0)
-            return items, rows_arr, empty, empty
+            return items, rows_arr, empty, empty, np.zeros(0, dtype=bool)
         is_forced = rows_arr == forced_of_item[items]
         word_cos = np.minimum(
             rowwise_cosine(gather_rows(item_words, items), gather_rows(self.word_matrix, rows_arr)),
@@ -364,7 +367,9 @@ class CandidateScorer:
         sorted_items = items[order]
         rank = np.arange(len(order)) - np.searchsorted(sorted_items, sorted_items)
         chosen = np.sort(order[rank < size])
-        return items[chosen], rows_arr[chosen], char_cos[chosen], word_cos[chosen]
+        core = np.zeros(len(order), dtype=bool)
+        core[order[rank < RERANK_CANDIDATES]] = True
+        return items[chosen], rows_arr[chosen], char_cos[chosen], word_cos[chosen], core[chosen]
 
 
 _EMPTY: tuple[str, ...] = ()
@@ -382,23 +387,28 @@ def _compact(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(values))) or _EMPTY
 
 
-def _margin(items: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Each value minus the largest *other* value of the same item (0 when it is alone)."""
+def _margin(items: np.ndarray, values: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """Each value minus the largest value of the *other* ``core`` pairs of the same item
+    (0 when there is none)."""
     if not len(values):
         return values
-    order = np.lexsort((-values, items))
-    sorted_items = items[order]
-    first = np.searchsorted(sorted_items, sorted_items, side="left")
-    group_end = np.searchsorted(sorted_items, sorted_items, side="right")
-    best = values[order][first]
-    has_second = group_end - first > 1
-    second_pos = np.minimum(first + 1, len(order) - 1)
-    second = np.where(has_second, values[order][second_pos], values[order])
-    is_best = np.arange(len(order)) == first
-    other = np.where(is_best, second, best)
-    margin = np.empty_like(values)
-    margin[order] = values[order] - other
-    return margin
+    n_items = int(items.max()) + 1
+    best = np.full(n_items, -np.inf)
+    second = np.full(n_items, -np.inf)
+    best_at = np.full(n_items, -1, dtype=np.int64)
+    positions = np.flatnonzero(core)
+    order = positions[np.lexsort((-values[positions], items[positions]))]
+    first = np.r_[True, items[order][1:] != items[order][:-1]] if len(order) else order
+    leaders = order[first]
+    best[items[leaders]] = values[leaders]
+    best_at[items[leaders]] = leaders
+    rest = order[~first]
+    if len(rest):
+        runner = rest[np.r_[True, items[rest][1:] != items[rest][:-1]]]
+        second[items[runner]] = values[runner]
+    is_best = best_at[items] == np.arange(len(values))
+    other = np.where(is_best, second[items], best[items])
+    return np.where(np.isfinite(other), values - other, 0.0)
 
 
 def _coverage(weighted: sp.csr_matrix, other: sp.csr_matrix, other_rows: np.ndarray) -> np.ndarray:

@@ -326,18 +326,39 @@ def describe_signals(signals: PairSignals, *, matched_code: str | None = None) -
     >>> describe_signals(PairSignals(0.6, 0.5, 0.7, 0.7, 0, 1.0, rival_margin=-0.2))
     'name similarity 0.61; another item fits this record better'
     """
-    parts = [f"name similarity {signals.text_similarity:.2f}"]
+    return describe(
+        signals.text_similarity,
+        signals.code_agreement,
+        signals.number_agreement,
+        signals.char_margin + signals.word_margin,
+        signals.rival_margin,
+        matched_code=matched_code,
+    )
+
+
+def describe(
+    similarity: float,
+    code_agreement: float,
+    number_agreement: float,
+    margins: float,
+    rival_margin: float,
+    *,
+    matched_code: str | None = None,
+) -> str:
+    """:func:`describe_signals` from the signals it reads (``margins``: the character and
+    word margins summed), for callers that hold them as arrays."""
+    parts = [f"name similarity {similarity:.2f}"]
     if matched_code is not None:
         parts.insert(0, f"model code {matched_code.upper()} matched")
-    elif signals.code_agreement > 0:
+    elif code_agreement > 0:
         parts.append("model code agrees")
-    elif signals.code_agreement < 0:
+    elif code_agreement < 0:
         parts.append("model codes differ")
-    if signals.number_agreement < 1.0:
-        parts.append(f"numbers agree {signals.number_agreement:.2f}")
-    if signals.char_margin + signals.word_margin > 0.2:
+    if number_agreement < 1.0:
+        parts.append(f"numbers agree {number_agreement:.2f}")
+    if margins > 0.2:
         parts.append("clearly ahead of other candidates")
-    if signals.rival_margin < -RIVAL_NOTE_BELOW:
+    if rival_margin < -RIVAL_NOTE_BELOW:
         parts.append("another item fits this record better")
     return "; ".join(parts)
 
