@@ -129,8 +129,10 @@ class Store:
     ) -> UploadResult | None:
         """Insert or replace ``(record_id, json_text)`` records of ``kind`` (catalog|items).
 
-        One transaction: COPY into a staging table, then one upsert. Returns ``None`` when
-        the project does not exist.
+        One transaction: COPY into a staging table, then a new version of the record set:
+        changed records are closed (jobs of earlier versions still see them) and replaced,
+        and matches whose text changed become stale. Returns ``None`` when the project does
+        not exist.
         """
         async with self._tx() as conn:
             if await conn.fetchrow(queries["lock_project"], project_id) is None:
@@ -139,13 +141,18 @@ class Store:
             await conn.copy_records_to_table(
                 "upload_records", records=records, columns=["record_id", "data"]
             )
-            row = await conn.fetchrow(queries[f"upsert_{kind}"], project_id)
-            await conn.execute(
+            version = await conn.fetchval(
                 queries[f"add_{'catalog' if kind == 'catalog' else 'item'}_columns"],
                 project_id,
                 list(columns),
             )
-            return UploadResult(inserted=row["inserted"], updated=row["updated"])
+            updated = await conn.fetchval(queries[f"count_current_{kind}"], project_id)
+            closed = await conn.fetchrow(queries[f"close_changed_{kind}"], project_id, version)
+            await conn.execute(queries[f"insert_{kind}"], project_id, version)
+            if closed["changed"]:  # a column may have gone (renamed): new jobs must not use it
+                await conn.execute(queries[f"current_{kind}_columns"], project_id)
+            await conn.execute(queries[f"prune_{kind}_versions"], project_id)
+            return UploadResult(inserted=len(records) - updated, updated=updated)
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -265,7 +272,11 @@ class Store:
 
     @wrap_unavailable
     async def delete_finished_jobs(self, *, days_old: float, owner: str | None = None) -> int:
-        return await self.pool.fetchval(queries["delete_finished_jobs"], days_old, owner)
+        async with self._tx() as conn:
+            deleted = await conn.fetchval(queries["delete_finished_jobs"], days_old, owner)
+            if deleted:  # record versions only those jobs could see go too
+                await _prune_versions(conn, None)
+            return deleted
 
     @wrap_unavailable
     async def listen_for_jobs(self, on_job: Callable[[str], None]) -> asyncpg.Connection:
@@ -376,25 +387,32 @@ class Store:
         return renewed is not None
 
     @wrap_unavailable
-    async def job_item_text(
-        self, job_id: str, project_id: str, item_id: str, fields: Sequence[str]
-    ) -> str | None:
-        """The text of the job's ``fields`` of one of its items; None if the job lacks it."""
+    async def job_item_text(self, job: Job, item_id: str, fields: Sequence[str]) -> str | None:
+        """The text of the job's ``fields`` of one of its items, as of the job's items
+        version; None if the job lacks it."""
         return await self.pool.fetchval(
-            queries["job_item_text"], _uuid(job_id), item_id, _uuid(project_id), list(fields)
+            queries["job_item_text"],
+            _uuid(job.id),
+            item_id,
+            _uuid(job.project_id),
+            list(fields),
+            job.items_version,
         )
 
+    @wrap_unavailable
     async def chunk_items(
-        self, chunk: ChunkClaim, project_id: str, fields: Sequence[str]
+        self, chunk: ChunkClaim, job: Job, fields: Sequence[str]
     ) -> list[tuple[str, str]]:
+        """The chunk's items with their texts as of the job's items version."""
         rows = await self.pool.fetch(
             queries["chunk_items"],
             _uuid(chunk.job_id),
             chunk.ord_from,
             chunk.ord_to,
             list(fields),
-            _uuid(project_id),
+            _uuid(job.project_id),
             chunk.stage,
+            job.items_version,
         )
         return [(r["item_id"], r["text"]) for r in rows]
 
@@ -404,20 +422,26 @@ class Store:
         row = await self.pool.fetchrow(queries["project_versions"], _uuid(project_id))
         return (row["catalog_version"], row["items_version"]) if row else (0, 0)
 
-    async def item_texts(self, project_id: str, fields: Sequence[str]) -> list[tuple[str, str]]:
-        """Every item of a project with the text of the given fields (the project's peers)."""
-        return await self._texts("item_texts", project_id, fields)
+    async def item_texts(
+        self, project_id: str, version: int, fields: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """Every item of a project at items ``version`` with the text of the given fields
+        (the project's peers)."""
+        return await self._texts("item_texts", project_id, version, fields)
 
-    async def catalog_texts(self, project_id: str, fields: Sequence[str]) -> list[tuple[str, str]]:
-        """Every catalog record of a project with the text of the given fields (the index)."""
-        return await self._texts("catalog_texts", project_id, fields)
+    async def catalog_texts(
+        self, project_id: str, version: int, fields: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """Every catalog record of a project at catalog ``version`` with the text of the
+        given fields (the index)."""
+        return await self._texts("catalog_texts", project_id, version, fields)
 
     @wrap_unavailable
     async def _texts(
-        self, query: str, project_id: str, fields: Sequence[str]
+        self, query: str, project_id: str, version: int, fields: Sequence[str]
     ) -> list[tuple[str, str]]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(queries[query], _uuid(project_id), list(fields))
+            rows = await conn.fetch(queries[query], _uuid(project_id), list(fields), version)
         return [(r["record_id"], r["text"]) for r in rows]
 
     @wrap_unavailable
@@ -466,6 +490,8 @@ class Store:
                     chunk.seq,
                     *[list(c) for c in columns],
                 )
+            if inserted:
+                await conn.execute(queries["mark_stale_matches"], job_id, list(columns[0]))
             requeued = 0
             if outcome.requeued:
                 status = await conn.execute(
@@ -596,6 +622,8 @@ class Store:
             limit,
             list(job.config.get("itemFields", [])),
             list(job.config.get("catalogFields", [])),
+            job.items_version,
+            job.catalog_version,
         )
         return [MatchRow.from_row(r) for r in rows]
 
@@ -610,6 +638,12 @@ def _active_conflict(job_type: str, existing: uuid.UUID | None) -> Conflict:
         + "; wait for it, or cancel it, before creating another",
         details={"existingJobId": str(existing) if existing else None},
     )
+
+
+async def _prune_versions(conn: asyncpg.Connection, project_id: uuid.UUID | None) -> None:
+    """Forget record versions no job of the project (``None``: any) can see any more."""
+    await conn.execute(queries["prune_catalog_versions"], project_id)
+    await conn.execute(queries["prune_items_versions"], project_id)
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:
