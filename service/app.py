@@ -38,7 +38,16 @@ from service.routes.projects import CatalogUpload, ItemsUpload, ProjectDetail, P
 from service.runtime import open_runtime
 from service.settings import Settings
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+def _static_dir() -> Path:
+    """The page and the JS client: ``service/static`` in an installed package, else the
+    repository's ``static/`` (a checkout, or an editable install)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "static"
+    return packaged if (packaged / "index.html").is_file() else here.parent / "static"
+
+
+STATIC_DIR = _static_dir()
 
 
 async def index_page(request):
