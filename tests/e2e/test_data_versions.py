@@ -98,13 +98,20 @@ async def test_a_record_whose_text_changes_loses_its_match(client: httpx.AsyncCl
     assert (await _project(client, pid))["itemCount"] == 20
 
 
-async def test_a_match_made_on_data_changed_meanwhile_is_stale(client: httpx.AsyncClient) -> None:
-    pid = await create_project(client, "stale at commit")
+async def _one_chunk_done(client: httpx.AsyncClient, name: str, config: dict) -> tuple:
+    """A project of 20 catalog records and 20 items that match them, and a job of chunks
+    of 5 that has done its first chunk."""
+    pid = await create_project(client, name)
     items = products(20, "i")
     await upload(client, pid, "catalog", products(20, "c"))
     await upload(client, pid, "items", items)
-    job = await create_job(client, pid, {"chunkSize": 5})
+    job = await create_job(client, pid, {"chunkSize": 5, **config})
     await client.post(f"/api/jobs/{job['id']}/process")
+    return pid, items, job
+
+
+async def test_a_match_made_on_data_changed_meanwhile_is_stale(client: httpx.AsyncClient) -> None:
+    pid, items, job = await _one_chunk_done(client, "stale at commit", {})
     # item 15 (in a later chunk) changes while the job runs: the job matches its old text,
     # and that match does not count as the item's current match
     await upload(client, pid, "items", [{**items[15], "name": "Nothing like before 3"}])
@@ -115,12 +122,7 @@ async def test_a_match_made_on_data_changed_meanwhile_is_stale(client: httpx.Asy
 
 
 async def test_a_job_keeps_its_columns_when_they_are_renamed(client: httpx.AsyncClient) -> None:
-    pid = await create_project(client, "renamed columns")
-    items = products(20, "i")
-    await upload(client, pid, "catalog", products(20, "c"))
-    await upload(client, pid, "items", items)
-    job = await create_job(client, pid, {"chunkSize": 5, "itemFields": ["name"]})
-    await client.post(f"/api/jobs/{job['id']}/process")
+    pid, items, job = await _one_chunk_done(client, "renamed columns", {"itemFields": ["name"]})
     await upload(client, pid, "items", [{"id": r["id"], "title": r["name"]} for r in items])
     done = (await drive(client, job["id"]))[-1]
     assert done["matchesFound"] == 20  # its snapshot still has the column
