@@ -9,9 +9,17 @@ from starlette.responses import JSONResponse
 
 from service import schemas as S
 from service.auth import principal
-from service.exceptions import NotFound, UnsupportedMediaType, ValidationError
+from service.exceptions import NotFound, UnsupportedMediaType, ValidationError, shown
 from service.ingest import ParsedUpload, check_encoding, parse_csv, parse_json_records, text_problem
-from service.inputs import path_id, query_int, read_body, read_json, read_json_object
+from service.inputs import (
+    is_json_media_type,
+    media_type,
+    path_id,
+    query_int,
+    read_body,
+    read_json,
+    read_json_object,
+)
 from service.openapi import operation, query
 
 MAX_NAME_LENGTH = 200
@@ -62,13 +70,13 @@ class ProjectDetail(HTTPEndpoint):
 
 
 async def _parse_upload(request: Request) -> ParsedUpload:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type in ("text/csv", "application/csv", "text/plain"):
         id_field = request.query_params.get("idField", "id")
         encoding = check_encoding(request.query_params.get("encoding", "utf-8"))
         raw = await read_body(request)
         return parse_csv(raw, id_field=id_field, encoding=encoding)
-    if content_type in ("application/json", ""):
+    if is_json_media_type(content_type):
         if "idField" in request.query_params or "encoding" in request.query_params:
             raise ValidationError(
                 "idField/encoding query parameters apply to CSV uploads; "
@@ -76,7 +84,7 @@ async def _parse_upload(request: Request) -> ParsedUpload:
             )
         return parse_json_records(await read_json(request))
     raise UnsupportedMediaType(
-        f"unsupported Content-Type {content_type!r}: send application/json "
+        f"unsupported Content-Type {shown(content_type)}: send application/json "
         '({"records": [...], "idField": "id"}) or text/csv'
     )
 
