@@ -23,6 +23,9 @@ from service.stages import STAGE_NAMES, resolve_job
 
 CSV_PAGE = 5000
 DEFAULT_PRIORITY = 5
+# a spreadsheet runs a cell beginning with one of these as a formula (OWASP CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+UTF8_BOM = "\ufeff"
 
 
 def _store(request: Request):
@@ -292,6 +295,12 @@ class JobMatches(HTTPEndpoint):
             query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
             query("cursor", {"type": "string"}),
             query("format", {"type": "string", "enum": ["json", "csv"]}),
+            query(
+                "bom",
+                {"type": "boolean"},
+                "CSV only: start with a UTF-8 byte-order mark, so that spreadsheets read "
+                "the file as UTF-8 (default true)",
+            ),
         ],
     )
     async def get(self, request: Request):
@@ -299,10 +308,13 @@ class JobMatches(HTTPEndpoint):
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "csv"):
             raise ValidationError("format must be 'json' or 'csv'")
+        bom = request.query_params.get("bom", "true")
+        if bom not in ("true", "false"):
+            raise ValidationError("bom must be 'true' or 'false'")
         store = _store(request)
         if fmt == "csv":
             return StreamingResponse(
-                _csv_rows(store, job),
+                _csv_rows(store, job, bom=bom == "true"),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="matches-{job.id}.csv"'},
             )
@@ -314,8 +326,18 @@ class JobMatches(HTTPEndpoint):
         )
 
 
-async def _csv_rows(store, job: Job) -> AsyncIterator[str]:
+def _cell(value: str | None) -> str | None:
+    """A text cell a spreadsheet shows as text: one that would start a formula gets a
+    leading apostrophe."""
+    if value and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+async def _csv_rows(store, job: Job, *, bom: bool) -> AsyncIterator[str]:
     out = io.StringIO()
+    if bom:
+        out.write(UTF8_BOM)
     writer = csv.writer(out)
     writer.writerow(
         ["item_id", "item_text", "catalog_id", "catalog_text", "score", "method", "reason"]
@@ -326,13 +348,13 @@ async def _csv_rows(store, job: Job) -> AsyncIterator[str]:
         for r in rows:
             writer.writerow(
                 [
-                    r.item_id,
-                    r.item_text,
-                    r.catalog_id,
-                    r.catalog_text,
+                    _cell(r.item_id),
+                    _cell(r.item_text),
+                    _cell(r.catalog_id),
+                    _cell(r.catalog_text),
                     f"{r.score:.4f}",
-                    r.method,
-                    r.reason,
+                    _cell(r.method),
+                    _cell(r.reason),
                 ]
             )
         yield out.getvalue()
