@@ -141,6 +141,16 @@ def body_id(value: Any, field: str) -> uuid.UUID:
         raise ValidationError(f"{field} {shown(value)} is not a valid id") from None
 
 
+def query_flag(request: Request, name: str, *, default: bool) -> bool:
+    """A ``true``/``false`` query parameter."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in ("true", "false"):
+        raise ValidationError(f"query parameter {name} must be true or false, got {shown(raw)}")
+    return raw == "true"
+
+
 def query_int(request: Request, name: str, default: int, *, minimum: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":

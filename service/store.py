@@ -154,6 +154,41 @@ class Store:
             await conn.execute(queries[f"prune_{kind}_versions"], project_id)
             return UploadResult(inserted=len(records) - updated, updated=updated)
 
+    @wrap_unavailable
+    async def delete_project(self, project_id: uuid.UUID, *, force: bool = False) -> bool:
+        """Delete the project with everything that names it; ``False`` if there is none.
+
+        Raises :class:`Conflict` (with the jobs' ids) while it has unfinished jobs, unless
+        ``force``, which cancels them first."""
+        async with self._tx() as conn:
+            if await conn.fetchrow(queries["lock_project"], project_id) is None:
+                return False
+            live = [r["id"] for r in await conn.fetch(queries["live_jobs_of_project"], project_id)]
+            if live and not force:
+                raise Conflict(
+                    f"the project has {len(live)} unfinished job(s); cancel them, or delete "
+                    "with ?force=true to cancel them first",
+                    details={"liveJobIds": [str(j) for j in live]},
+                )
+            await conn.execute(queries["cancel_live_jobs"], project_id)
+            return await conn.fetchval(queries["delete_project"], project_id) is not None
+
+    @wrap_unavailable
+    async def delete_record(self, project_id: uuid.UUID, kind: str, record_id: str) -> bool:
+        """Delete one record of ``kind`` (catalog|items), every version of it, and its
+        matches; ``False`` if there is no such record."""
+        side = "catalog" if kind == "catalog" else "items"
+        async with self._tx() as conn:
+            if await conn.fetchrow(queries["lock_project"], project_id) is None:
+                return False
+            query = "delete_catalog_record" if side == "catalog" else "delete_item"
+            if not await conn.fetchval(queries[query], project_id, record_id):
+                return False
+            # a new version: no process reuses an index or peers that hold the record
+            await conn.execute(queries[f"bump_{side}_version"], project_id)
+            await conn.execute(queries[f"current_{side}_columns"], project_id)
+            return True
+
     # -- jobs --------------------------------------------------------------------------
 
     @wrap_unavailable

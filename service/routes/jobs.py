@@ -16,7 +16,7 @@ from matching import DEFAULT_CANDIDATES
 from service import schemas as S
 from service.auth import principal
 from service.exceptions import Conflict, NotFound, ValidationError
-from service.inputs import body_id, path_id, query_int, read_json, read_json_object
+from service.inputs import body_id, path_id, query_flag, query_int, read_json, read_json_object
 from service.models import ACTIVE_STATUSES, LIVE_STATUSES, Job
 from service.openapi import operation, query
 from service.stages import STAGE_NAMES, resolve_job
@@ -308,13 +308,11 @@ class JobMatches(HTTPEndpoint):
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "csv"):
             raise ValidationError("format must be 'json' or 'csv'")
-        bom = request.query_params.get("bom", "true")
-        if bom not in ("true", "false"):
-            raise ValidationError("bom must be 'true' or 'false'")
+        bom = query_flag(request, "bom", default=True)
         store = _store(request)
         if fmt == "csv":
             return StreamingResponse(
-                _csv_rows(store, job, bom=bom == "true"),
+                _csv_rows(store, job, bom=bom),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="matches-{job.id}.csv"'},
             )

@@ -700,3 +700,77 @@ SELECT extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - no
 -- prune_budget --
 -- Forget budget windows older than an hour.
 DELETE FROM provider_budget WHERE window_start < now() - interval '1 hour';
+
+-- live_jobs_of_project --
+-- The project's jobs that are not finished (they hold up its deletion).
+SELECT id FROM matching_jobs
+WHERE project_id = $1 AND status IN ('pending', 'processing', 'paused')
+ORDER BY created_at;
+
+-- cancel_live_jobs --
+-- Cancel the project's unfinished jobs (their in-flight chunks do not commit).
+UPDATE matching_jobs
+SET status = 'cancelled', completed_at = now(), eta_seconds = NULL,
+    estimated_completion = NULL, updated_at = now()
+WHERE project_id = $1 AND status IN ('pending', 'processing', 'paused');
+
+-- delete_project --
+-- A project and everything that names it: records, jobs, their items, chunks and matches.
+DELETE FROM projects WHERE id = $1 RETURNING id;
+
+-- delete_item --
+-- One item (every version of it), its matches and its places in jobs; the jobs' counts of
+-- matches and failed items go down with them.
+WITH gone_matches AS (
+    DELETE FROM matches m WHERE m.project_id = $1 AND m.item_id = $2 RETURNING m.job_id
+), gone_places AS (
+    DELETE FROM job_items ji USING matching_jobs j
+    WHERE j.project_id = $1 AND ji.job_id = j.id AND ji.item_id = $2
+    RETURNING ji.job_id, ji.status
+), per_job AS (
+    SELECT job_id, sum(matched)::integer AS matched, sum(failed)::integer AS failed
+    FROM (SELECT job_id, 1 AS matched, 0 AS failed FROM gone_matches
+          UNION ALL
+          SELECT job_id, 0, 1 FROM gone_places WHERE status = 'failed') AS x
+    GROUP BY job_id
+), adjusted AS (
+    UPDATE matching_jobs j
+    SET matches_found = j.matches_found - p.matched,
+        failed_items = j.failed_items - p.failed,
+        match_rate = CASE WHEN j.processed_items = 0 THEN 0
+                          ELSE (j.matches_found - p.matched) * 100.0 / j.processed_items END,
+        updated_at = now()
+    FROM per_job p WHERE j.id = p.job_id
+    RETURNING 1
+), gone AS (
+    DELETE FROM items i WHERE i.project_id = $1 AND i.item_id = $2 RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- delete_catalog_record --
+-- One catalog record (every version of it) and its matches (their items are unmatched
+-- again); the jobs' counts of matches go down with them.
+WITH gone_matches AS (
+    DELETE FROM matches m WHERE m.project_id = $1 AND m.catalog_id = $2 RETURNING m.job_id
+), per_job AS (
+    SELECT job_id, count(*)::integer AS matched FROM gone_matches GROUP BY job_id
+), adjusted AS (
+    UPDATE matching_jobs j
+    SET matches_found = j.matches_found - p.matched,
+        match_rate = CASE WHEN j.processed_items = 0 THEN 0
+                          ELSE (j.matches_found - p.matched) * 100.0 / j.processed_items END,
+        updated_at = now()
+    FROM per_job p WHERE j.id = p.job_id
+    RETURNING 1
+), gone AS (
+    DELETE FROM catalog_records c WHERE c.project_id = $1 AND c.record_id = $2 RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- bump_catalog_version --
+-- The catalog changed without an upload (a record deleted): indexes are rebuilt.
+UPDATE projects SET catalog_version = catalog_version + 1 WHERE id = $1;
+
+-- bump_items_version --
+-- The items changed without an upload (an item deleted): peers are rebuilt.
+UPDATE projects SET items_version = items_version + 1 WHERE id = $1;
