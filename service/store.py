@@ -182,8 +182,9 @@ class Store:
             if await conn.fetchrow(queries["lock_project"], project_id) is None:
                 return False
             query = "delete_catalog_record" if side == "catalog" else "delete_item"
-            if not await conn.fetchval(queries[query], project_id, record_id):
+            if await conn.execute(queries[query], project_id, record_id) == "DELETE 0":
                 return False
+            await conn.execute(queries["drop_record_matches"], project_id, record_id, side)
             # a new version: no process reuses an index or peers that hold the record
             await conn.execute(queries[f"bump_{side}_version"], project_id)
             await conn.execute(queries[f"current_{side}_columns"], project_id)

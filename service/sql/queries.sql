@@ -718,14 +718,18 @@ WHERE project_id = $1 AND status IN ('pending', 'processing', 'paused');
 -- A project and everything that names it: records, jobs, their items, chunks and matches.
 DELETE FROM projects WHERE id = $1 RETURNING id;
 
--- delete_item --
--- One item (every version of it), its matches and its places in jobs; the jobs' counts of
--- matches and failed items go down with them.
+-- drop_record_matches --
+-- The matches of one item ($3 = 'items') or catalog record ($3 = 'catalog') and an item's
+-- places in jobs, before the record is deleted; the jobs' counts of matches and failed
+-- items go down with them (a deleted record's matched items are unmatched again).
 WITH gone_matches AS (
-    DELETE FROM matches m WHERE m.project_id = $1 AND m.item_id = $2 RETURNING m.job_id
+    DELETE FROM matches m
+    WHERE m.project_id = $1
+      AND (($3 = 'items' AND m.item_id = $2) OR ($3 = 'catalog' AND m.catalog_id = $2))
+    RETURNING m.job_id
 ), gone_places AS (
     DELETE FROM job_items ji USING matching_jobs j
-    WHERE j.project_id = $1 AND ji.job_id = j.id AND ji.item_id = $2
+    WHERE $3 = 'items' AND j.project_id = $1 AND ji.job_id = j.id AND ji.item_id = $2
     RETURNING ji.job_id, ji.status
 ), per_job AS (
     SELECT job_id, sum(matched)::integer AS matched, sum(failed)::integer AS failed
@@ -733,39 +737,22 @@ WITH gone_matches AS (
           UNION ALL
           SELECT job_id, 0, 1 FROM gone_places WHERE status = 'failed') AS x
     GROUP BY job_id
-), adjusted AS (
-    UPDATE matching_jobs j
-    SET matches_found = j.matches_found - p.matched,
-        failed_items = j.failed_items - p.failed,
-        match_rate = CASE WHEN j.processed_items = 0 THEN 0
-                          ELSE (j.matches_found - p.matched) * 100.0 / j.processed_items END,
-        updated_at = now()
-    FROM per_job p WHERE j.id = p.job_id
-    RETURNING 1
-), gone AS (
-    DELETE FROM items i WHERE i.project_id = $1 AND i.item_id = $2 RETURNING 1
 )
-SELECT count(*) FROM gone;
+UPDATE matching_jobs j
+SET matches_found = j.matches_found - p.matched,
+    failed_items = j.failed_items - p.failed,
+    match_rate = CASE WHEN j.processed_items = 0 THEN 0
+                      ELSE (j.matches_found - p.matched) * 100.0 / j.processed_items END,
+    updated_at = now()
+FROM per_job p WHERE j.id = p.job_id;
+
+-- delete_item --
+-- Every version of one item.
+DELETE FROM items WHERE project_id = $1 AND item_id = $2;
 
 -- delete_catalog_record --
--- One catalog record (every version of it) and its matches (their items are unmatched
--- again); the jobs' counts of matches go down with them.
-WITH gone_matches AS (
-    DELETE FROM matches m WHERE m.project_id = $1 AND m.catalog_id = $2 RETURNING m.job_id
-), per_job AS (
-    SELECT job_id, count(*)::integer AS matched FROM gone_matches GROUP BY job_id
-), adjusted AS (
-    UPDATE matching_jobs j
-    SET matches_found = j.matches_found - p.matched,
-        match_rate = CASE WHEN j.processed_items = 0 THEN 0
-                          ELSE (j.matches_found - p.matched) * 100.0 / j.processed_items END,
-        updated_at = now()
-    FROM per_job p WHERE j.id = p.job_id
-    RETURNING 1
-), gone AS (
-    DELETE FROM catalog_records c WHERE c.project_id = $1 AND c.record_id = $2 RETURNING 1
-)
-SELECT count(*) FROM gone;
+-- Every version of one catalog record.
+DELETE FROM catalog_records WHERE project_id = $1 AND record_id = $2;
 
 -- bump_catalog_version --
 -- The catalog changed without an upload (a record deleted): indexes are rebuilt.
