@@ -6,7 +6,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
@@ -130,6 +130,12 @@ class JobDetail(HTTPEndpoint):
             if completed_at.tzinfo is None:
                 raise ValidationError("completedAt must include a time zone (e.g. Z)")
         job = await _job(request)
+        if completed_at is not None and not job.created_at <= completed_at <= datetime.now(UTC):
+            raise ValidationError(
+                "completedAt must lie between the job's creation "
+                f"({job.created_at.isoformat()}) and now",
+                details={"createdAt": job.created_at.isoformat()},
+            )
         if job.status == status:
             return JSONResponse({"success": True, "job": job.to_json()})
         return await _transition(
@@ -174,8 +180,10 @@ async def _transition(
         completed_at=completed_at,
     )
     if updated is None:  # it changed under us: say what it is now
-        current = await _job(request)
-        raise Conflict(f"job is now {current.status}", details={"status": current.status})
+        updated = await _job(request)
+        if updated.status != status:
+            raise Conflict(f"job is now {updated.status}", details={"status": updated.status})
+        # a concurrent call made the same change: the outcome asked for holds
     body = {"success": True, "job": updated.to_json()}
     if message:
         body["message"] = message
