@@ -103,6 +103,10 @@ class Engine:
         )
         if committed is None:
             current = await self.store.get_job(job_id)
+            if current is not None and current.status == "cancelled":
+                return ChunkOutcome(
+                    current, f"Job was cancelled; chunk {chunk.seq} was not committed"
+                )
             return ChunkOutcome(
                 current or job,
                 f"Chunk {chunk.seq} lost its lease before it was committed; "

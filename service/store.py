@@ -494,17 +494,22 @@ class Store:
         job in the same transaction.
 
         Compare-and-set on the chunk's lease: returns ``None`` (and writes nothing) when
-        the driver no longer holds it.
+        the driver no longer holds it, or when the job was cancelled meanwhile (its items
+        are left to a later job, decided once).
         """
         job_id = _uuid(chunk.job_id)
         matches = outcome.matches
         async with self._tx() as conn:
+            # the job's row first (as claims lock it), so a cancel cannot slip in between
+            row = await conn.fetchrow(queries["lock_job"], job_id)
+            if row is None or row["status"] == "cancelled":
+                return None
+            job = Job.from_row(row)
             stage = await conn.fetchval(
                 queries["finish_chunk"], job_id, chunk.seq, chunk.owner, chunk.size, len(matches)
             )
             if stage is None:
                 return None
-            job = Job.from_row(await conn.fetchrow(queries["lock_job"], job_id))
             columns = list(zip(*matches, strict=True)) if matches else [[] for _ in range(6)]
             displaced = 0
             if job.config.get("oneToOne"):

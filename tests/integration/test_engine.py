@@ -69,6 +69,24 @@ async def test_a_lost_lease_commits_nothing_and_the_chunk_is_reclaimed(store: St
     assert [m.item_id for m in page] == ["i1"]
 
 
+async def test_a_cancelled_jobs_in_flight_chunk_does_not_commit(store: Store) -> None:
+    project = await _project(store, n_items=20, n_catalog=20)
+    job_id = uuid.UUID((await _job(store, project)).id)
+    claim = await store.claim_chunk(job_id, owner="driver", lease_seconds=30)
+    cancelled = await store.set_job_status(
+        job_id, "cancelled", allowed_from=("pending", "processing", "paused")
+    )
+    assert cancelled is not None
+    # the chunk finishes after the cancel: nothing of it is committed
+    outcome = StageOutcome([(f"i{n}", f"c{n}", 0.9, "fuzzy", "x") for n in range(10)])
+    assert await store.commit_chunk(claim.chunk, project.id, outcome) is None
+    job = await store.get_job(job_id)
+    assert (job.status, job.processed_items, job.matches_found) == ("cancelled", 0, 0)
+    assert await store.job_matches(job, after_id=0, limit=100) == []
+    # so a new job decides those items (once), not the cancelled one
+    assert (await _job(store, project)).total_items == 20
+
+
 async def test_claims_hand_out_disjoint_ranges_then_busy_then_complete(store: Store) -> None:
     project = await _project(store, n_items=25)
     job_id = uuid.UUID((await _job(store, project)).id)
