@@ -149,6 +149,8 @@ class Store:
             updated = await conn.fetchval(queries[f"count_current_{kind}"], project_id)
             closed = await conn.fetchrow(queries[f"close_changed_{kind}"], project_id, version)
             await conn.execute(queries[f"insert_{kind}"], project_id, version)
+            if closed["changed"] and kind == "items":
+                await conn.execute(queries["insert_changed_items"], project_id, version)
             if closed["changed"]:  # a column may have gone (renamed): new jobs must not use it
                 await conn.execute(queries[f"current_{kind}_columns"], project_id)
             await conn.execute(queries[f"prune_{kind}_versions"], project_id)

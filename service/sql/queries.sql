@@ -98,16 +98,19 @@ WHERE NOT EXISTS (SELECT 1 FROM catalog_records c
                   WHERE c.project_id = $1 AND c.record_id = u.record_id AND c.version_to IS NULL);
 
 -- insert_items --
--- Staged items without a current row (new, or just closed) become current at version $2; a
--- changed item keeps its place in the project's order.
-INSERT INTO items (project_id, item_id, data, version_from, seq) OVERRIDING SYSTEM VALUE
-SELECT $1, u.record_id, u.data::jsonb, $2,
-       COALESCE((SELECT max(o.seq) FROM items o
-                 WHERE o.project_id = $1 AND o.item_id = u.record_id),
-                nextval(pg_get_serial_sequence('items', 'seq')))
+-- Staged items the project has never had become current at version $2.
+INSERT INTO items (project_id, item_id, data, version_from)
+SELECT $1, u.record_id, u.data::jsonb, $2
 FROM upload_records u
-WHERE NOT EXISTS (SELECT 1 FROM items i
-                  WHERE i.project_id = $1 AND i.item_id = u.record_id AND i.version_to IS NULL);
+WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.project_id = $1 AND i.item_id = u.record_id);
+
+-- insert_changed_items --
+-- Staged items whose row was just closed (at version $2) become current at $2, keeping their
+-- place in the project's order.
+INSERT INTO items (project_id, item_id, data, version_from, seq) OVERRIDING SYSTEM VALUE
+SELECT $1, u.record_id, u.data::jsonb, $2, o.seq
+FROM upload_records u
+JOIN items o ON o.project_id = $1 AND o.item_id = u.record_id AND o.version_to = $2;
 
 -- prune_catalog_versions --
 -- Forget catalog rows no job of project $1 (NULL: every project) can see any more.
