@@ -115,6 +115,9 @@ async def test_errors_do_not_echo_huge_inputs(client: httpx.AsyncClient) -> None
         r = await client.post(path, json=body)
         error = _is_error(r, 400, 422)
         assert len(r.content) < 2000, (path, error["message"][:300])
+    r = await client.get("/api/" + "p" * 10_000)
+    _is_error(r, 404)
+    assert len(r.content) < 2000
     header = ",".join(f"column{n}" for n in range(5000)).encode()
     r = await upload_csv(client, pid, "items", header + b"\n" + b"1," * 4999 + b"1\n")
     _is_error(r, 422)
