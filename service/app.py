@@ -34,11 +34,27 @@ from service.routes.jobs import (
     Jobs,
 )
 from service.routes.operations import JobsCleanup, JobsCron, JobsStatus
-from service.routes.projects import CatalogUpload, ItemsUpload, ProjectDetail, Projects
+from service.routes.projects import (
+    CatalogRecord,
+    CatalogUpload,
+    ItemRecord,
+    ItemsUpload,
+    ProjectDetail,
+    Projects,
+)
 from service.runtime import open_runtime
 from service.settings import Settings
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+def _static_dir() -> Path:
+    """The page and the JS client: ``service/static`` in an installed package, else the
+    repository's ``static/`` (a checkout, or an editable install)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "static"
+    return packaged if (packaged / "index.html").is_file() else here.parent / "static"
+
+
+STATIC_DIR = _static_dir()
 
 
 async def index_page(request):
@@ -65,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/projects/{project_id}", ProjectDetail),
         Route("/api/projects/{project_id}/catalog", CatalogUpload),
         Route("/api/projects/{project_id}/items", ItemsUpload),
+        Route("/api/projects/{project_id}/catalog/{record_id}", CatalogRecord),
+        Route("/api/projects/{project_id}/items/{record_id}", ItemRecord),
         Route("/api/jobs", Jobs),
         Route("/api/jobs/create", JobCreate),
         Route("/api/jobs/process", JobsCron),
@@ -88,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST", "PATCH"],
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type"],
             )
         )

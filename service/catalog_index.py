@@ -66,6 +66,11 @@ class VersionedCache(Generic[V]):
         self._building.pop(key, None)
         return self._entries[key]
 
+    def forget(self, project: str) -> None:
+        """Drop every entry of ``project`` (its records were deleted)."""
+        for key in [k for k in self._entries if k[0] == project]:
+            del self._entries[key]
+
 
 @dataclass(frozen=True)
 class CatalogEntry:

@@ -85,6 +85,35 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(act())
 
 
+def _project(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import uuid
+
+    from service.exceptions import Conflict
+    from service.runtime import open_runtime
+
+    try:
+        project_id = uuid.UUID(args.id)
+    except ValueError:
+        print(f"chunkmatch: {args.id!r} is not a project id", file=sys.stderr)
+        return 2
+
+    async def act() -> int:
+        async with open_runtime(settings) as runtime:
+            try:
+                deleted = await runtime.store.delete_project(project_id, force=args.force)
+            except Conflict as exc:
+                print(f"chunkmatch: {exc.message}", file=sys.stderr)
+                return 1
+            if not deleted:
+                print(f"chunkmatch: no project {project_id}", file=sys.stderr)
+                return 1
+            print(f"deleted project {project_id} with its records, jobs and matches")
+            return 0
+
+    return asyncio.run(act())
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from service.run_client import run_matching
 
@@ -116,6 +145,17 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     revoke = token_sub.add_parser("revoke", help="revoke a token by id or shown prefix")
     revoke.add_argument("id")
     token.set_defaults(handler=_token)
+
+    project = sub.add_parser("project", help="manage projects (delete)")
+    project_sub = project.add_subparsers(dest="project_command", required=True)
+    delete = project_sub.add_parser(
+        "delete", help="delete a project with its records, jobs and matches"
+    )
+    delete.add_argument("id", help="the project's id")
+    delete.add_argument(
+        "--force", action="store_true", help="cancel its unfinished jobs first (else refused)"
+    )
+    project.set_defaults(handler=_project)
 
     run = sub.add_parser("run", help="match ITEMS.csv against CATALOG.csv and write the matches")
     run.add_argument("--items", required=True, help="CSV file of the items to match")

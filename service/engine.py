@@ -103,6 +103,10 @@ class Engine:
         )
         if committed is None:
             current = await self.store.get_job(job_id)
+            if current is not None and current.status == "cancelled":
+                return ChunkOutcome(
+                    current, f"Job was cancelled; chunk {chunk.seq} was not committed"
+                )
             return ChunkOutcome(
                 current or job,
                 f"Chunk {chunk.seq} lost its lease before it was committed; "
@@ -188,7 +192,8 @@ class Engine:
     ) -> CatalogEntry:
         """The index of the project's catalog ``version`` (its ``fields``)."""
         return await self.index_cache.get(
-            (project_id, version, fields), lambda: self.store.catalog_texts(project_id, fields)
+            (project_id, version, fields),
+            lambda: self.store.catalog_texts(project_id, version, fields),
         )
 
     async def _peers(
@@ -197,23 +202,23 @@ class Engine:
         """The project's items ``version`` (their ``fields``) as rivals for ``catalog``'s
         records."""
         return await catalog.peers(
-            (project_id, version, fields), lambda: self.store.item_texts(project_id, fields)
+            (project_id, version, fields),
+            lambda: self.store.item_texts(project_id, version, fields),
         )
 
     async def candidates(self, job: Job, item_id: str, k: int) -> list[dict] | None:
         """An item's ``k`` best catalog records as the job's fuzzy stage scores them (the
-        job's fields, the project's current catalog and the job's peers), as JSON; None
-        when the job does not hold the item."""
+        job's fields, its catalog and items versions and its peers), as JSON; None when
+        the job does not hold the item."""
         item_fields = list(job.config["itemFields"])
         catalog_fields = tuple(job.config["catalogFields"])
-        text = await self.store.job_item_text(job.id, job.project_id, item_id, item_fields)
+        text = await self.store.job_item_text(job, item_id, item_fields)
         if text is None:
             return None
-        catalog_version, items_version = await self.store.versions(job.project_id)
-        catalog = await self._catalog(job.project_id, catalog_version, catalog_fields)
+        catalog = await self._catalog(job.project_id, job.catalog_version, catalog_fields)
         if not len(catalog.index):
             return []
-        peers = await self._peers(job.project_id, items_version, catalog, tuple(item_fields))
+        peers = await self._peers(job.project_id, job.items_version, catalog, tuple(item_fields))
         [found] = await asyncio.to_thread(
             catalog.index.candidates_many, [(item_id, text)], k=k, peers=peers
         )
@@ -246,12 +251,14 @@ class Engine:
             raise RuntimeError(f"stage {stage!r} needs providers, and this engine has none")
         item_fields = list(job.config["itemFields"])
         catalog_fields = tuple(job.config["catalogFields"])
-        items = await self.store.chunk_items(chunk, job.project_id, item_fields)
-        catalog_version, items_version = await self.store.versions(job.project_id)
-        catalog = await self._catalog(job.project_id, catalog_version, catalog_fields)
+        # the job's own versions of the catalog and items: uploads meanwhile do not mix in
+        items = await self.store.chunk_items(chunk, job, item_fields)
+        catalog = await self._catalog(job.project_id, job.catalog_version, catalog_fields)
         peers = None
         if stage == "enhanced" and len(catalog.index):
-            peers = await self._peers(job.project_id, items_version, catalog, tuple(item_fields))
+            peers = await self._peers(
+                job.project_id, job.items_version, catalog, tuple(item_fields)
+            )
         context = StageContext(
             catalog=catalog,
             peers=peers,

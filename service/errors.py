@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from service.exceptions import ChunkmatchError, DatabaseUnavailable
+from service.exceptions import ChunkmatchError, DatabaseUnavailable, shown
 
 logger = logging.getLogger("chunkmatch.http")
 
@@ -54,7 +54,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if exc.detail else code.replace("_", " ")
     if exc.status_code == 404 and message == "Not Found":
-        message = f"no route {request.method} {request.url.path}"
+        message = f"no route {request.method} {shown(request.url.path)}"
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 

@@ -8,6 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+MAX_QUOTED_CHARS = 200
+"""How much of a client's input an error message quotes back."""
+
+
+def shown(value: Any, *, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters: a 10 MB input is
+    not echoed back.
+
+    >>> shown("x" * 1000, limit=12)
+    "'xxxxxxxxxx… (1,002 characters)"
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text):,} characters)"
+
 
 class ChunkmatchError(Exception):
     """Something went wrong in chunkmatch."""

@@ -14,11 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.exceptions import ValidationError
+from service.exceptions import ValidationError, shown
 
 MAX_ID_LENGTH = 1000
 MAX_COLUMNS = 1000
 MAX_FIELD_CHARS = csv.field_size_limit()  # one limit for CSV and JSON fields (131,072)
+MAX_SHOWN_COLUMNS = 50  # of a header, in an error's details
+# text codecs that are no file's encoding (and fail, or misread, on a file's bytes)
+NOT_FILE_ENCODINGS = {"punycode", "idna", "undefined", "unicode-escape", "raw-unicode-escape"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def _check_value(value: Any, where: str) -> None:
             )
     elif isinstance(value, Mapping):
         for key, inner in value.items():
-            _check_value(key, f"{where}: key {key!r}")
+            _check_value(key, f"{where}: key {shown(key)}")
             _check_value(inner, f"{where}.{key}")
     elif isinstance(value, list):
         for n, inner in enumerate(value):
@@ -61,12 +64,12 @@ def _check_value(value: Any, where: str) -> None:
 def _record_id(value: Any, where: str, id_field: str) -> str:
     if isinstance(value, bool) or value is None or not isinstance(value, str | int):
         raise ValidationError(
-            f"{where}: id field {id_field!r} must be a string or an integer, got "
+            f"{where}: id field {shown(id_field)} must be a string or an integer, got "
             f"{'null' if value is None else type(value).__name__}"
         )
     text = str(value).strip()
     if not text:
-        raise ValidationError(f"{where}: id field {id_field!r} is empty")
+        raise ValidationError(f"{where}: id field {shown(id_field)} is empty")
     if len(text) > MAX_ID_LENGTH:
         raise ValidationError(f"{where}: id is longer than {MAX_ID_LENGTH} characters")
     return text
@@ -87,7 +90,7 @@ def parse_json_records(body: Any) -> ParsedUpload:
         raise ValidationError('the body must be a JSON object: {"records": [...], "idField": "id"}')
     extra = sorted(set(body) - {"records", "idField"})
     if extra:
-        raise ValidationError(f"unknown field(s) {extra}; expected 'records' and 'idField'")
+        raise ValidationError(f"unknown field(s) {shown(extra)}; expected 'records' and 'idField'")
     if "records" not in body:
         raise ValidationError("missing field 'records' (a list of objects)")
     records = body["records"]
@@ -108,12 +111,12 @@ def _collect(records: Iterable[Any], id_field: str, *, where: Any) -> ParsedUplo
         if not isinstance(record, dict):
             raise ValidationError(f"{place} must be an object, got {type(record).__name__}")
         if id_field not in record:
-            raise ValidationError(f"{place} has no id field {id_field!r}")
+            raise ValidationError(f"{place} has no id field {shown(id_field)}")
         _check_value(record, place)
         record_id = _record_id(record[id_field], place, id_field)
         if record_id in seen:
             raise ValidationError(
-                f"duplicate id {record_id!r}: {place} repeats {where(seen[record_id])}"
+                f"duplicate id {shown(record_id)}: {place} repeats {where(seen[record_id])}"
             )
         seen[record_id] = n
         for key in record:
@@ -125,13 +128,17 @@ def _collect(records: Iterable[Any], id_field: str, *, where: Any) -> ParsedUplo
 
 
 def check_encoding(encoding: str) -> str:
+    """The canonical name of a text encoding a file may be in; else a 422."""
     try:
-        name = codecs.lookup(encoding).name
-    except LookupError:
+        info = codecs.lookup(encoding)
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        info = None
+    if info is None or not info._is_text_encoding or info.name in NOT_FILE_ENCODINGS:
         raise ValidationError(
-            f"unknown encoding {encoding!r}; use e.g. utf-8, latin-1 or cp1252"
-        ) from None
-    return name
+            f"unknown encoding {shown(encoding)}; use a text encoding such as utf-8, "
+            "latin-1 or cp1252"
+        )
+    return info.name
 
 
 def decode_csv(raw: bytes, encoding: str) -> str:
@@ -149,6 +156,8 @@ def decode_csv(raw: bytes, encoding: str) -> str:
             "if the file comes from Excel or Windows",
             details={"line": line, "column": column, "encoding": encoding},
         ) from None
+    except UnicodeError as exc:  # a codec that fails on its own terms
+        raise ValidationError(f"the CSV cannot be read as {encoding}: {shown(str(exc))}") from None
 
 
 def parse_csv(raw: bytes, *, id_field: str = "id", encoding: str = "utf-8") -> ParsedUpload:
@@ -169,12 +178,12 @@ def parse_csv(raw: bytes, *, id_field: str = "id", encoding: str = "utf-8") -> P
                 raise ValidationError(f"line 1, column {col}: column name {problem}")
         dupes = sorted({h for h in header if header.count(h) > 1})
         if dupes:
-            raise ValidationError(f"line 1: duplicate column name(s) {dupes} in the header")
+            raise ValidationError(f"line 1: duplicate column name(s) {shown(dupes)} in the header")
         if id_field not in header:
             raise ValidationError(
-                f"the CSV has no id column {id_field!r}; its columns are {header}. "
+                f"the CSV has no id column {shown(id_field)}; its columns are {shown(header)}. "
                 "Pass ?idField=COLUMN to name the id column.",
-                details={"columns": header},
+                details={"columns": header[:MAX_SHOWN_COLUMNS]},
             )
         rows: list[dict[str, str]] = []
         lines: list[int] = []

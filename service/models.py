@@ -127,6 +127,8 @@ class Job:
     cache_hits: int = 0
     search_requests: int = 0
     estimated_cost_usd: float = 0.0
+    catalog_version: int = 0
+    items_version: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -168,6 +170,8 @@ class Job:
             cache_hits=row["cache_hits"],
             search_requests=row["search_requests"],
             estimated_cost_usd=row["estimated_cost_usd"],
+            catalog_version=row["catalog_version"],
+            items_version=row["items_version"],
         )
 
     @property
@@ -225,6 +229,8 @@ class Job:
                 ),
             },
             "config": dict(self.config),
+            "catalogVersion": self.catalog_version,
+            "itemsVersion": self.items_version,
         }
 
 

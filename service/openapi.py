@@ -36,7 +36,7 @@ def query(name: str, schema: Schema, description: str = "") -> dict[str, Any]:
 def operation(
     summary: str,
     *,
-    responses: dict[int, Schema | dict[str, Schema]],
+    responses: dict[int, Schema | dict[str, Schema] | None],
     body: Schema | dict[str, Schema] | None = None,
     body_required: bool = True,
     params: list[dict[str, Any]] | None = None,
@@ -84,7 +84,8 @@ def build_spec(routes: list[Any]) -> dict[str, Any]:
                 ]
                 + meta["params"],
                 "responses": {
-                    str(status): {"description": f"HTTP {status}", "content": _content(s)}
+                    str(status): {"description": f"HTTP {status}"}
+                    | ({"content": _content(s)} if s is not None else {})
                     for status, s in meta["responses"].items()
                 },
             }

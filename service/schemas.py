@@ -130,6 +130,8 @@ COMPONENTS: dict[str, Schema] = {
             "maxAttempts",
             "nextAttemptAt",
             "config",
+            "catalogVersion",
+            "itemsVersion",
         ],
         {
             "id": STRING,
@@ -182,6 +184,12 @@ COMPONENTS: dict[str, Schema] = {
                 },
             ),
             "config": {"type": "object"},
+            "catalogVersion": {
+                **INTEGER,
+                "description": "the catalog version the job matches against (uploads after "
+                "its creation affect later jobs only)",
+            },
+            "itemsVersion": {**INTEGER, "description": "the items version the job works on"},
         },
     ),
     "Evidence": _obj(

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matching import DEFAULT_THRESHOLD
-from service.exceptions import ValidationError
+from service.exceptions import ValidationError, shown
 from service.models import Project
 
 JOB_TYPES: dict[str, tuple[str, ...]] = {
@@ -65,7 +65,7 @@ def _fields(raw: Any, name: str, columns: Sequence[str], side: str) -> list[str]
             return default_fields(columns)
         raise ValidationError(
             f"config.{name} is required: the {side} have no 'name' or 'title' column "
-            f"(their columns are {list(columns)})",
+            f"(their columns are {shown(list(columns))})",
         )
     if not isinstance(raw, list) or not raw or not all(isinstance(f, str) and f for f in raw):
         raise ValidationError(f"config.{name} must be a non-empty list of column names")
@@ -74,7 +74,8 @@ def _fields(raw: Any, name: str, columns: Sequence[str], side: str) -> list[str]
     missing = [f for f in raw if f not in columns]
     if missing:
         raise ValidationError(
-            f"config.{name}: no column {missing} in the {side} (their columns are {list(columns)})"
+            f"config.{name}: no column {shown(missing)} in the {side} "
+            f"(their columns are {shown(list(columns))})"
         )
     return list(raw)
 
@@ -97,14 +98,16 @@ def resolve_job(
     ``missing_settings`` names, per stage, the settings this server lacks to run it.
     """
     if not isinstance(job_type, str) or job_type not in JOB_TYPES:
-        raise ValidationError(f"unknown jobType {job_type!r}; expected one of {sorted(JOB_TYPES)}")
+        raise ValidationError(
+            f"unknown jobType {shown(job_type)}; expected one of {sorted(JOB_TYPES)}"
+        )
     stages = JOB_TYPES[job_type]
     missing = {s: list((missing_settings or {}).get(s, ())) for s in stages}
     missing = {s: names for s, names in missing.items() if names}
     if missing:
         names = sorted({n for ns in missing.values() for n in ns})
         raise ValidationError(
-            f"job type {job_type!r} needs the "
+            f"job type {shown(job_type)} needs the "
             f"{', '.join(STAGE_NAMES[s] for s in missing)} stage, which this server is not "
             f"configured for: set {', '.join(names)}",
             details={"unavailableStages": sorted(missing), "missingSettings": names},

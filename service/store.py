@@ -129,8 +129,10 @@ class Store:
     ) -> UploadResult | None:
         """Insert or replace ``(record_id, json_text)`` records of ``kind`` (catalog|items).
 
-        One transaction: COPY into a staging table, then one upsert. Returns ``None`` when
-        the project does not exist.
+        One transaction: COPY into a staging table, then a new version of the record set:
+        changed records are closed (jobs of earlier versions still see them) and replaced,
+        and matches whose text changed become stale. Returns ``None`` when the project does
+        not exist.
         """
         async with self._tx() as conn:
             if await conn.fetchrow(queries["lock_project"], project_id) is None:
@@ -139,13 +141,56 @@ class Store:
             await conn.copy_records_to_table(
                 "upload_records", records=records, columns=["record_id", "data"]
             )
-            row = await conn.fetchrow(queries[f"upsert_{kind}"], project_id)
-            await conn.execute(
+            version = await conn.fetchval(
                 queries[f"add_{'catalog' if kind == 'catalog' else 'item'}_columns"],
                 project_id,
                 list(columns),
             )
-            return UploadResult(inserted=row["inserted"], updated=row["updated"])
+            updated = await conn.fetchval(queries[f"count_current_{kind}"], project_id)
+            closed = await conn.fetchrow(queries[f"close_changed_{kind}"], project_id, version)
+            await conn.execute(queries[f"insert_{kind}"], project_id, version)
+            if closed["changed"] and kind == "items":
+                await conn.execute(queries["insert_changed_items"], project_id, version)
+            if closed["changed"]:  # a column may have gone (renamed): new jobs must not use it
+                await conn.execute(queries[f"current_{kind}_columns"], project_id)
+            await conn.execute(queries[f"prune_{kind}_versions"], project_id)
+            return UploadResult(inserted=len(records) - updated, updated=updated)
+
+    @wrap_unavailable
+    async def delete_project(self, project_id: uuid.UUID, *, force: bool = False) -> bool:
+        """Delete the project with everything that names it; ``False`` if there is none.
+
+        Raises :class:`Conflict` (with the jobs' ids) while it has unfinished jobs, unless
+        ``force``, which cancels them first."""
+        async with self._tx() as conn:
+            if await conn.fetchrow(queries["lock_project"], project_id) is None:
+                return False
+            live = [r["id"] for r in await conn.fetch(queries["live_jobs_of_project"], project_id)]
+            if live and not force:
+                raise Conflict(
+                    f"the project has {len(live)} unfinished job(s); cancel them, or delete "
+                    "with ?force=true to cancel them first",
+                    details={"liveJobIds": [str(j) for j in live]},
+                )
+            await conn.execute(queries["cancel_live_jobs"], project_id)
+            return await conn.fetchval(queries["delete_project"], project_id) is not None
+
+    @wrap_unavailable
+    async def delete_record(self, project_id: uuid.UUID, kind: str, record_id: str) -> bool:
+        """Delete one record of ``kind`` (catalog|items), every version of it, and its
+        matches; ``False`` if there is no such record."""
+        side = "catalog" if kind == "catalog" else "items"
+        async with self._tx() as conn:
+            if await conn.fetchrow(queries["lock_project"], project_id) is None:
+                return False
+            query = "delete_catalog_record" if side == "catalog" else "delete_item"
+            if await conn.execute(queries[query], project_id, record_id) == "DELETE 0":
+                return False
+            await conn.execute(queries["drop_record_matches"], project_id, record_id, side)
+            # a new version: no process reuses an index or peers that hold the record
+            await conn.execute(queries[f"bump_{side}_version"], project_id)
+            await conn.execute(queries[f"current_{side}_columns"], project_id)
+            return True
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -265,7 +310,11 @@ class Store:
 
     @wrap_unavailable
     async def delete_finished_jobs(self, *, days_old: float, owner: str | None = None) -> int:
-        return await self.pool.fetchval(queries["delete_finished_jobs"], days_old, owner)
+        async with self._tx() as conn:
+            deleted = await conn.fetchval(queries["delete_finished_jobs"], days_old, owner)
+            if deleted:  # record versions only those jobs could see go too
+                await _prune_versions(conn, None)
+            return deleted
 
     @wrap_unavailable
     async def listen_for_jobs(self, on_job: Callable[[str], None]) -> asyncpg.Connection:
@@ -376,25 +425,32 @@ class Store:
         return renewed is not None
 
     @wrap_unavailable
-    async def job_item_text(
-        self, job_id: str, project_id: str, item_id: str, fields: Sequence[str]
-    ) -> str | None:
-        """The text of the job's ``fields`` of one of its items; None if the job lacks it."""
+    async def job_item_text(self, job: Job, item_id: str, fields: Sequence[str]) -> str | None:
+        """The text of the job's ``fields`` of one of its items, as of the job's items
+        version; None if the job lacks it."""
         return await self.pool.fetchval(
-            queries["job_item_text"], _uuid(job_id), item_id, _uuid(project_id), list(fields)
+            queries["job_item_text"],
+            _uuid(job.id),
+            item_id,
+            _uuid(job.project_id),
+            list(fields),
+            job.items_version,
         )
 
+    @wrap_unavailable
     async def chunk_items(
-        self, chunk: ChunkClaim, project_id: str, fields: Sequence[str]
+        self, chunk: ChunkClaim, job: Job, fields: Sequence[str]
     ) -> list[tuple[str, str]]:
+        """The chunk's items with their texts as of the job's items version."""
         rows = await self.pool.fetch(
             queries["chunk_items"],
             _uuid(chunk.job_id),
             chunk.ord_from,
             chunk.ord_to,
             list(fields),
-            _uuid(project_id),
+            _uuid(job.project_id),
             chunk.stage,
+            job.items_version,
         )
         return [(r["item_id"], r["text"]) for r in rows]
 
@@ -404,20 +460,26 @@ class Store:
         row = await self.pool.fetchrow(queries["project_versions"], _uuid(project_id))
         return (row["catalog_version"], row["items_version"]) if row else (0, 0)
 
-    async def item_texts(self, project_id: str, fields: Sequence[str]) -> list[tuple[str, str]]:
-        """Every item of a project with the text of the given fields (the project's peers)."""
-        return await self._texts("item_texts", project_id, fields)
+    async def item_texts(
+        self, project_id: str, version: int, fields: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """Every item of a project at items ``version`` with the text of the given fields
+        (the project's peers)."""
+        return await self._texts("item_texts", project_id, version, fields)
 
-    async def catalog_texts(self, project_id: str, fields: Sequence[str]) -> list[tuple[str, str]]:
-        """Every catalog record of a project with the text of the given fields (the index)."""
-        return await self._texts("catalog_texts", project_id, fields)
+    async def catalog_texts(
+        self, project_id: str, version: int, fields: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """Every catalog record of a project at catalog ``version`` with the text of the
+        given fields (the index)."""
+        return await self._texts("catalog_texts", project_id, version, fields)
 
     @wrap_unavailable
     async def _texts(
-        self, query: str, project_id: str, fields: Sequence[str]
+        self, query: str, project_id: str, version: int, fields: Sequence[str]
     ) -> list[tuple[str, str]]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(queries[query], _uuid(project_id), list(fields))
+            rows = await conn.fetch(queries[query], _uuid(project_id), list(fields), version)
         return [(r["record_id"], r["text"]) for r in rows]
 
     @wrap_unavailable
@@ -434,17 +496,22 @@ class Store:
         job in the same transaction.
 
         Compare-and-set on the chunk's lease: returns ``None`` (and writes nothing) when
-        the driver no longer holds it.
+        the driver no longer holds it, or when the job was cancelled meanwhile (its items
+        are left to a later job, decided once).
         """
         job_id = _uuid(chunk.job_id)
         matches = outcome.matches
         async with self._tx() as conn:
+            # the job's row first (as claims lock it), so a cancel cannot slip in between
+            row = await conn.fetchrow(queries["lock_job"], job_id)
+            if row is None or row["status"] == "cancelled":
+                return None
+            job = Job.from_row(row)
             stage = await conn.fetchval(
                 queries["finish_chunk"], job_id, chunk.seq, chunk.owner, chunk.size, len(matches)
             )
             if stage is None:
                 return None
-            job = Job.from_row(await conn.fetchrow(queries["lock_job"], job_id))
             columns = list(zip(*matches, strict=True)) if matches else [[] for _ in range(6)]
             displaced = 0
             if job.config.get("oneToOne"):
@@ -466,6 +533,8 @@ class Store:
                     chunk.seq,
                     *[list(c) for c in columns],
                 )
+            if inserted:
+                await conn.execute(queries["mark_stale_matches"], job_id, list(columns[0]))
             requeued = 0
             if outcome.requeued:
                 status = await conn.execute(
@@ -596,6 +665,8 @@ class Store:
             limit,
             list(job.config.get("itemFields", [])),
             list(job.config.get("catalogFields", [])),
+            job.items_version,
+            job.catalog_version,
         )
         return [MatchRow.from_row(r) for r in rows]
 
@@ -610,6 +681,12 @@ def _active_conflict(job_type: str, existing: uuid.UUID | None) -> Conflict:
         + "; wait for it, or cancel it, before creating another",
         details={"existingJobId": str(existing) if existing else None},
     )
+
+
+async def _prune_versions(conn: asyncpg.Connection, project_id: uuid.UUID | None) -> None:
+    """Forget record versions no job of the project (``None``: any) can see any more."""
+    await conn.execute(queries["prune_catalog_versions"], project_id)
+    await conn.execute(queries["prune_items_versions"], project_id)
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:

@@ -6,7 +6,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
@@ -16,13 +16,16 @@ from matching import DEFAULT_CANDIDATES
 from service import schemas as S
 from service.auth import principal
 from service.exceptions import Conflict, NotFound, ValidationError
-from service.inputs import body_id, path_id, query_int, read_json, read_json_object
+from service.inputs import body_id, path_id, query_flag, query_int, read_json, read_json_object
 from service.models import ACTIVE_STATUSES, LIVE_STATUSES, Job
 from service.openapi import operation, query
 from service.stages import STAGE_NAMES, resolve_job
 
 CSV_PAGE = 5000
 DEFAULT_PRIORITY = 5
+# a spreadsheet runs a cell beginning with one of these as a formula (OWASP CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+UTF8_BOM = "\ufeff"
 
 
 def _store(request: Request):
@@ -127,6 +130,12 @@ class JobDetail(HTTPEndpoint):
             if completed_at.tzinfo is None:
                 raise ValidationError("completedAt must include a time zone (e.g. Z)")
         job = await _job(request)
+        if completed_at is not None and not job.created_at <= completed_at <= datetime.now(UTC):
+            raise ValidationError(
+                "completedAt must lie between the job's creation "
+                f"({job.created_at.isoformat()}) and now",
+                details={"createdAt": job.created_at.isoformat()},
+            )
         if job.status == status:
             return JSONResponse({"success": True, "job": job.to_json()})
         return await _transition(
@@ -171,8 +180,10 @@ async def _transition(
         completed_at=completed_at,
     )
     if updated is None:  # it changed under us: say what it is now
-        current = await _job(request)
-        raise Conflict(f"job is now {current.status}", details={"status": current.status})
+        updated = await _job(request)
+        if updated.status != status:
+            raise Conflict(f"job is now {updated.status}", details={"status": updated.status})
+        # a concurrent call made the same change: the outcome asked for holds
     body = {"success": True, "job": updated.to_json()}
     if message:
         body["message"] = message
@@ -292,6 +303,12 @@ class JobMatches(HTTPEndpoint):
             query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
             query("cursor", {"type": "string"}),
             query("format", {"type": "string", "enum": ["json", "csv"]}),
+            query(
+                "bom",
+                {"type": "boolean"},
+                "CSV only: start with a UTF-8 byte-order mark, so that spreadsheets read "
+                "the file as UTF-8 (default true)",
+            ),
         ],
     )
     async def get(self, request: Request):
@@ -299,10 +316,11 @@ class JobMatches(HTTPEndpoint):
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "csv"):
             raise ValidationError("format must be 'json' or 'csv'")
+        bom = query_flag(request, "bom", default=True)
         store = _store(request)
         if fmt == "csv":
             return StreamingResponse(
-                _csv_rows(store, job),
+                _csv_rows(store, job, bom=bom),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="matches-{job.id}.csv"'},
             )
@@ -314,8 +332,18 @@ class JobMatches(HTTPEndpoint):
         )
 
 
-async def _csv_rows(store, job: Job) -> AsyncIterator[str]:
+def _cell(value: str | None) -> str | None:
+    """A text cell a spreadsheet shows as text: one that would start a formula gets a
+    leading apostrophe."""
+    if value and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+async def _csv_rows(store, job: Job, *, bom: bool) -> AsyncIterator[str]:
     out = io.StringIO()
+    if bom:
+        out.write(UTF8_BOM)
     writer = csv.writer(out)
     writer.writerow(
         ["item_id", "item_text", "catalog_id", "catalog_text", "score", "method", "reason"]
@@ -326,13 +354,13 @@ async def _csv_rows(store, job: Job) -> AsyncIterator[str]:
         for r in rows:
             writer.writerow(
                 [
-                    r.item_id,
-                    r.item_text,
-                    r.catalog_id,
-                    r.catalog_text,
+                    _cell(r.item_id),
+                    _cell(r.item_text),
+                    _cell(r.catalog_id),
+                    _cell(r.catalog_text),
                     f"{r.score:.4f}",
-                    r.method,
-                    r.reason,
+                    _cell(r.method),
+                    _cell(r.reason),
                 ]
             )
         yield out.getvalue()

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
+
 from starlette.background import BackgroundTask
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from service import schemas as S
 from service.auth import principal
-from service.exceptions import NotFound, UnsupportedMediaType, ValidationError
+from service.exceptions import NotFound, UnsupportedMediaType, ValidationError, shown
 from service.ingest import ParsedUpload, check_encoding, parse_csv, parse_json_records, text_problem
-from service.inputs import path_id, query_int, read_body, read_json, read_json_object
+from service.inputs import (
+    is_json_media_type,
+    media_type,
+    path_id,
+    query_flag,
+    query_int,
+    read_body,
+    read_json,
+    read_json_object,
+)
 from service.openapi import operation, query
 
 MAX_NAME_LENGTH = 200
@@ -60,15 +71,42 @@ class ProjectDetail(HTTPEndpoint):
             raise NotFound(f"no project with id {project_id}")
         return JSONResponse({"success": True, "project": project.to_json()})
 
+    @operation(
+        "Delete the project with its records, jobs and matches",
+        responses={204: None},
+        params=[
+            query(
+                "force",
+                {"type": "boolean"},
+                "cancel the project's unfinished jobs first (else they make this a 409)",
+            )
+        ],
+    )
+    async def delete(self, request: Request) -> Response:
+        project_id = await _owned_project(request)
+        force = query_flag(request, "force", default=False)
+        if not await _store(request).delete_project(project_id, force=force):
+            raise NotFound(f"no project with id {project_id}")
+        request.app.state.engine.index_cache.forget(str(project_id))
+        return Response(status_code=204)
+
+
+async def _owned_project(request: Request) -> uuid.UUID:
+    """The path's project id, if the caller may see that project; else a 404."""
+    project_id = path_id(request, "project_id", "project")
+    if await _store(request).get_project(project_id, owner=principal(request).scope) is None:
+        raise NotFound(f"no project with id {project_id}")
+    return project_id
+
 
 async def _parse_upload(request: Request) -> ParsedUpload:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type in ("text/csv", "application/csv", "text/plain"):
         id_field = request.query_params.get("idField", "id")
         encoding = check_encoding(request.query_params.get("encoding", "utf-8"))
         raw = await read_body(request)
         return parse_csv(raw, id_field=id_field, encoding=encoding)
-    if content_type in ("application/json", ""):
+    if is_json_media_type(content_type):
         if "idField" in request.query_params or "encoding" in request.query_params:
             raise ValidationError(
                 "idField/encoding query parameters apply to CSV uploads; "
@@ -76,7 +114,7 @@ async def _parse_upload(request: Request) -> ParsedUpload:
             )
         return parse_json_records(await read_json(request))
     raise UnsupportedMediaType(
-        f"unsupported Content-Type {content_type!r}: send application/json "
+        f"unsupported Content-Type {shown(content_type)}: send application/json "
         '({"records": [...], "idField": "id"}) or text/csv'
     )
 
@@ -91,10 +129,8 @@ class _Upload(HTTPEndpoint):
         params=UPLOAD_PARAMS,
     )
     async def post(self, request: Request) -> JSONResponse:
-        project_id = path_id(request, "project_id", "project")
+        project_id = await _owned_project(request)
         store = _store(request)
-        if await store.get_project(project_id, owner=principal(request).scope) is None:
-            raise NotFound(f"no project with id {project_id}")
         upload = await _parse_upload(request)
         result = await store.upload_records(project_id, self.kind, upload.records, upload.columns)
         if result is None:
@@ -111,3 +147,29 @@ class CatalogUpload(_Upload):
 
 class ItemsUpload(_Upload):
     kind = "items"
+
+
+class _Record(HTTPEndpoint):
+    kind = ""
+    what = ""
+
+    @operation("Delete one record, every version of it, and its matches", responses={204: None})
+    async def delete(self, request: Request) -> Response:
+        project_id = await _owned_project(request)
+        record_id = request.path_params["record_id"]
+        if not await _store(request).delete_record(project_id, self.kind, record_id):
+            raise NotFound(f"no {self.what} with id {shown(record_id)} in project {project_id}")
+        engine = request.app.state.engine
+        engine.index_cache.forget(str(project_id))
+        # the next job's index and peers, built after the answer
+        return Response(status_code=204, background=BackgroundTask(engine.prewarm, str(project_id)))
+
+
+class CatalogRecord(_Record):
+    kind = "catalog"
+    what = "catalog record"
+
+
+class ItemRecord(_Record):
+    kind = "items"
+    what = "item"

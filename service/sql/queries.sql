@@ -10,9 +10,11 @@ RETURNING id, name, owner, created_at, catalog_columns, item_columns;
 -- list_projects --
 -- Projects, newest first, with their counts ($2: only this owner's; NULL: all).
 SELECT p.id, p.name, p.owner, p.created_at, p.catalog_columns, p.item_columns,
-       (SELECT count(*) FROM catalog_records c WHERE c.project_id = p.id) AS catalog_count,
-       (SELECT count(*) FROM items i WHERE i.project_id = p.id) AS item_count,
-       (SELECT count(DISTINCT m.item_id) FROM matches m WHERE m.project_id = p.id) AS matched_items
+       (SELECT count(*) FROM catalog_records c
+        WHERE c.project_id = p.id AND c.version_to IS NULL) AS catalog_count,
+       (SELECT count(*) FROM items i WHERE i.project_id = p.id AND i.version_to IS NULL) AS item_count,
+       (SELECT count(DISTINCT m.item_id) FROM matches m
+        WHERE m.project_id = p.id AND NOT m.stale) AS matched_items
 FROM projects p
 WHERE $2::text IS NULL OR p.owner = $2
 ORDER BY p.created_at DESC, p.id
@@ -21,9 +23,11 @@ LIMIT $1;
 -- get_project --
 -- One project with its counts ($2: only if this owner's; NULL: any).
 SELECT p.id, p.name, p.owner, p.created_at, p.catalog_columns, p.item_columns,
-       (SELECT count(*) FROM catalog_records c WHERE c.project_id = p.id) AS catalog_count,
-       (SELECT count(*) FROM items i WHERE i.project_id = p.id) AS item_count,
-       (SELECT count(DISTINCT m.item_id) FROM matches m WHERE m.project_id = p.id) AS matched_items
+       (SELECT count(*) FROM catalog_records c
+        WHERE c.project_id = p.id AND c.version_to IS NULL) AS catalog_count,
+       (SELECT count(*) FROM items i WHERE i.project_id = p.id AND i.version_to IS NULL) AS item_count,
+       (SELECT count(DISTINCT m.item_id) FROM matches m
+        WHERE m.project_id = p.id AND NOT m.stale) AS matched_items
 FROM projects p
 WHERE p.id = $1 AND ($2::text IS NULL OR p.owner = $2);
 
@@ -36,29 +40,93 @@ SELECT id, catalog_version, catalog_columns, item_columns FROM projects WHERE id
 CREATE TEMPORARY TABLE upload_records (record_id text NOT NULL, data text NOT NULL)
 ON COMMIT DROP;
 
--- upsert_catalog --
--- Move the staged upload into the catalog; count inserted and replaced records.
-WITH up AS (
-    INSERT INTO catalog_records (project_id, record_id, data)
-    SELECT $1, record_id, data::jsonb FROM upload_records
-    ON CONFLICT (project_id, record_id) DO UPDATE SET data = EXCLUDED.data
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted) AS inserted,
-       count(*) FILTER (WHERE NOT inserted) AS updated
-FROM up;
+-- count_current_catalog --
+-- How many of the staged records replace a current catalog record (the rest are new).
+SELECT count(*) FROM upload_records u
+WHERE EXISTS (SELECT 1 FROM catalog_records c
+              WHERE c.project_id = $1 AND c.record_id = u.record_id AND c.version_to IS NULL);
 
--- upsert_items --
--- Move the staged upload into the items; count inserted and replaced records.
-WITH up AS (
-    INSERT INTO items (project_id, item_id, data)
-    SELECT $1, record_id, data::jsonb FROM upload_records
-    ON CONFLICT (project_id, item_id) DO UPDATE SET data = EXCLUDED.data
-    RETURNING (xmax = 0) AS inserted
+-- count_current_items --
+-- How many of the staged records replace a current item (the rest are new).
+SELECT count(*) FROM upload_records u
+WHERE EXISTS (SELECT 1 FROM items i
+              WHERE i.project_id = $1 AND i.item_id = u.record_id AND i.version_to IS NULL);
+
+-- close_changed_catalog --
+-- Catalog records the upload changes stop being current at version $2 (jobs of earlier
+-- versions still see them); a match whose record text (on its job's fields) changes is stale.
+WITH changed AS (
+    UPDATE catalog_records c SET version_to = $2
+    FROM upload_records u
+    WHERE c.project_id = $1 AND c.record_id = u.record_id AND c.version_to IS NULL
+      AND c.data <> u.data::jsonb
+    RETURNING c.record_id, c.data AS old_data, u.data::jsonb AS new_data
+), staled AS (
+    UPDATE matches m SET stale = true
+    FROM changed ch, matching_jobs j
+    WHERE m.project_id = $1 AND m.catalog_id = ch.record_id AND NOT m.stale AND j.id = m.job_id
+      AND chunkmatch_text(ch.old_data, chunkmatch_fields(j.config, 'catalogFields'))
+          IS DISTINCT FROM chunkmatch_text(ch.new_data, chunkmatch_fields(j.config, 'catalogFields'))
+    RETURNING 1
 )
-SELECT count(*) FILTER (WHERE inserted) AS inserted,
-       count(*) FILTER (WHERE NOT inserted) AS updated
-FROM up;
+SELECT (SELECT count(*) FROM changed) AS changed, (SELECT count(*) FROM staled) AS staled;
+
+-- close_changed_items --
+-- Items the upload changes stop being current at version $2 (jobs of earlier versions still
+-- see them); a match whose item text (on its job's fields) changes is stale.
+WITH changed AS (
+    UPDATE items i SET version_to = $2
+    FROM upload_records u
+    WHERE i.project_id = $1 AND i.item_id = u.record_id AND i.version_to IS NULL
+      AND i.data <> u.data::jsonb
+    RETURNING i.item_id, i.data AS old_data, u.data::jsonb AS new_data
+), staled AS (
+    UPDATE matches m SET stale = true
+    FROM changed ch, matching_jobs j
+    WHERE m.project_id = $1 AND m.item_id = ch.item_id AND NOT m.stale AND j.id = m.job_id
+      AND chunkmatch_text(ch.old_data, chunkmatch_fields(j.config, 'itemFields'))
+          IS DISTINCT FROM chunkmatch_text(ch.new_data, chunkmatch_fields(j.config, 'itemFields'))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM changed) AS changed, (SELECT count(*) FROM staled) AS staled;
+
+-- insert_catalog --
+-- Staged records without a current row (new, or just closed) become current at version $2.
+INSERT INTO catalog_records (project_id, record_id, data, version_from)
+SELECT $1, u.record_id, u.data::jsonb, $2 FROM upload_records u
+WHERE NOT EXISTS (SELECT 1 FROM catalog_records c
+                  WHERE c.project_id = $1 AND c.record_id = u.record_id AND c.version_to IS NULL);
+
+-- insert_items --
+-- Staged items the project has never had become current at version $2.
+INSERT INTO items (project_id, item_id, data, version_from)
+SELECT $1, u.record_id, u.data::jsonb, $2
+FROM upload_records u
+WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.project_id = $1 AND i.item_id = u.record_id);
+
+-- insert_changed_items --
+-- Staged items whose row was just closed (at version $2) become current at $2, keeping their
+-- place in the project's order.
+INSERT INTO items (project_id, item_id, data, version_from, seq) OVERRIDING SYSTEM VALUE
+SELECT $1, u.record_id, u.data::jsonb, $2, o.seq
+FROM upload_records u
+JOIN items o ON o.project_id = $1 AND o.item_id = u.record_id AND o.version_to = $2;
+
+-- prune_catalog_versions --
+-- Forget catalog rows no job of project $1 (NULL: every project) can see any more.
+DELETE FROM catalog_records c
+WHERE c.version_to IS NOT NULL AND ($1::uuid IS NULL OR c.project_id = $1)
+  AND NOT EXISTS (SELECT 1 FROM matching_jobs j
+                  WHERE j.project_id = c.project_id
+                    AND j.catalog_version >= c.version_from AND j.catalog_version < c.version_to);
+
+-- prune_items_versions --
+-- Forget item rows no job of project $1 (NULL: every project) can see any more.
+DELETE FROM items i
+WHERE i.version_to IS NOT NULL AND ($1::uuid IS NULL OR i.project_id = $1)
+  AND NOT EXISTS (SELECT 1 FROM matching_jobs j
+                  WHERE j.project_id = i.project_id
+                    AND j.items_version >= i.version_from AND j.items_version < i.version_to);
 
 -- add_catalog_columns --
 -- Remember the catalog's columns and give the catalog a new version (indexes are rebuilt).
@@ -66,7 +134,8 @@ UPDATE projects
 SET catalog_columns = ARRAY(
         SELECT DISTINCT c FROM unnest(catalog_columns || $2::text[]) AS c ORDER BY c),
     catalog_version = catalog_version + 1
-WHERE id = $1;
+WHERE id = $1
+RETURNING catalog_version AS version;
 
 -- add_item_columns --
 -- Remember the items' columns and give the items a new version (peers are rebuilt).
@@ -74,13 +143,33 @@ UPDATE projects
 SET item_columns = ARRAY(
         SELECT DISTINCT c FROM unnest(item_columns || $2::text[]) AS c ORDER BY c),
     items_version = items_version + 1
-WHERE id = $1;
+WHERE id = $1
+RETURNING items_version AS version;
+
+-- current_catalog_columns --
+-- After records changed: the catalog's columns are those of its current records.
+UPDATE projects p
+SET catalog_columns = ARRAY(
+    SELECT DISTINCT k FROM catalog_records c, jsonb_object_keys(c.data) AS k
+    WHERE c.project_id = $1 AND c.version_to IS NULL ORDER BY k)
+WHERE p.id = $1;
+
+-- current_items_columns --
+-- After items changed: the items' columns are those of the current items.
+UPDATE projects p
+SET item_columns = ARRAY(
+    SELECT DISTINCT k FROM items i, jsonb_object_keys(i.data) AS k
+    WHERE i.project_id = $1 AND i.version_to IS NULL ORDER BY k)
+WHERE p.id = $1;
 
 -- insert_job --
--- A new pending job (its items are added by snapshot_job_items).
+-- A new pending job (its items are added by snapshot_job_items), over the project's current
+-- catalog and items versions.
 INSERT INTO matching_jobs
-    (project_id, job_type, config, stages, current_stage_name, chunk_size, priority, max_attempts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    (project_id, job_type, config, stages, current_stage_name, chunk_size, priority, max_attempts,
+     catalog_version, items_version)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, p.catalog_version, p.items_version
+FROM projects p WHERE p.id = $1
 RETURNING id;
 
 -- active_job --
@@ -89,13 +178,15 @@ SELECT id FROM matching_jobs
 WHERE project_id = $1 AND job_type = $2 AND status IN ('pending', 'processing', 'paused');
 
 -- snapshot_job_items --
--- Freeze the job's items: the project's items unmatched right now, numbered 1..n.
+-- Freeze the job's items: the project's items unmatched right now (no match, or only stale
+-- ones), numbered 1..n.
 INSERT INTO job_items (job_id, ord, item_id)
 SELECT $1, row_number() OVER (ORDER BY i.seq), i.item_id
 FROM items i
-WHERE i.project_id = $2
+WHERE i.project_id = $2 AND i.version_to IS NULL
   AND NOT EXISTS (
-      SELECT 1 FROM matches m WHERE m.project_id = i.project_id AND m.item_id = i.item_id);
+      SELECT 1 FROM matches m
+      WHERE m.project_id = i.project_id AND m.item_id = i.item_id AND NOT m.stale);
 
 -- set_job_total --
 -- Record how many items the job has.
@@ -360,34 +451,29 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[])
 ON CONFLICT (key) DO NOTHING;
 
 -- chunk_items --
--- The chunk's items, in order, with the text of the job's match fields.
-SELECT ji.item_id,
-       array_to_string(ARRAY(
-           SELECT i.data ->> f.name FROM unnest($4::text[]) WITH ORDINALITY AS f(name, n)
-           ORDER BY f.n), ' ') AS text
+-- The chunk's items, in order, with the text of the job's match fields at its items version $7.
+SELECT ji.item_id, chunkmatch_text(i.data, $4::text[]) AS text
 FROM job_items ji
 JOIN items i ON i.project_id = $5 AND i.item_id = ji.item_id
+    AND i.version_from <= $7 AND (i.version_to IS NULL OR i.version_to > $7)
 WHERE ji.job_id = $1 AND ji.stage = $6 AND ji.ord > $2 AND ji.ord <= $3
 ORDER BY ji.ord;
 
 -- job_item_text --
--- One item of a job (NULL when the job does not hold it), with the text of the job's fields.
-SELECT array_to_string(ARRAY(
-           SELECT i.data ->> f.name FROM unnest($4::text[]) WITH ORDINALITY AS f(name, n)
-           ORDER BY f.n), ' ') AS text
+-- One item of a job (NULL when the job does not hold it), with the text of the job's fields
+-- at its items version $5.
+SELECT chunkmatch_text(i.data, $4::text[]) AS text
 FROM job_items ji
 JOIN items i ON i.project_id = $3 AND i.item_id = ji.item_id
+    AND i.version_from <= $5 AND (i.version_to IS NULL OR i.version_to > $5)
 WHERE ji.job_id = $1 AND ji.item_id = $2
 LIMIT 1;
 
 -- item_texts --
--- Every item of a project with the text of the given fields (the project's peers).
-SELECT i.item_id AS record_id,
-       array_to_string(ARRAY(
-           SELECT i.data ->> f.name FROM unnest($2::text[]) WITH ORDINALITY AS f(name, n)
-           ORDER BY f.n), ' ') AS text
+-- Every item of a project at items version $3 with the text of the given fields (the peers).
+SELECT i.item_id AS record_id, chunkmatch_text(i.data, $2::text[]) AS text
 FROM items i
-WHERE i.project_id = $1
+WHERE i.project_id = $1 AND i.version_from <= $3 AND (i.version_to IS NULL OR i.version_to > $3)
 ORDER BY i.seq;
 
 -- project_versions --
@@ -395,13 +481,11 @@ ORDER BY i.seq;
 SELECT catalog_version, items_version FROM projects WHERE id = $1;
 
 -- catalog_texts --
--- Every catalog record of a project with the text of the given fields (for the index).
-SELECT c.record_id,
-       array_to_string(ARRAY(
-           SELECT c.data ->> f.name FROM unnest($2::text[]) WITH ORDINALITY AS f(name, n)
-           ORDER BY f.n), ' ') AS text
+-- Every catalog record of a project at catalog version $3 with the text of the given fields
+-- (for the index).
+SELECT c.record_id, chunkmatch_text(c.data, $2::text[]) AS text
 FROM catalog_records c
-WHERE c.project_id = $1;
+WHERE c.project_id = $1 AND c.version_from <= $3 AND (c.version_to IS NULL OR c.version_to > $3);
 
 -- finish_chunk --
 -- Compare-and-set on the lease: only the driver still holding it may commit the chunk.
@@ -504,24 +588,49 @@ FROM rate
 WHERE j.id = $1
 RETURNING j.*;
 
+-- mark_stale_matches --
+-- A chunk's new matches (items $2) made on data that has changed since the job's versions
+-- are stale at once: the item or record text (on the job's fields) is no longer what the
+-- job matched.
+UPDATE matches m SET stale = true
+FROM matching_jobs j
+WHERE m.job_id = $1 AND m.item_id = ANY($2::text[]) AND j.id = $1 AND NOT m.stale
+  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = j.project_id
+              AND (p.catalog_version <> j.catalog_version OR p.items_version <> j.items_version))
+  AND ((SELECT chunkmatch_text(i.data, chunkmatch_fields(j.config, 'itemFields')) FROM items i
+        WHERE i.project_id = m.project_id AND i.item_id = m.item_id AND i.version_to IS NULL)
+       IS DISTINCT FROM
+       (SELECT chunkmatch_text(i.data, chunkmatch_fields(j.config, 'itemFields')) FROM items i
+        WHERE i.project_id = m.project_id AND i.item_id = m.item_id
+          AND i.version_from <= j.items_version
+          AND (i.version_to IS NULL OR i.version_to > j.items_version))
+    OR (SELECT chunkmatch_text(c.data, chunkmatch_fields(j.config, 'catalogFields'))
+        FROM catalog_records c
+        WHERE c.project_id = m.project_id AND c.record_id = m.catalog_id AND c.version_to IS NULL)
+       IS DISTINCT FROM
+       (SELECT chunkmatch_text(c.data, chunkmatch_fields(j.config, 'catalogFields'))
+        FROM catalog_records c
+        WHERE c.project_id = m.project_id AND c.record_id = m.catalog_id
+          AND c.version_from <= j.catalog_version
+          AND (c.version_to IS NULL OR c.version_to > j.catalog_version)));
+
 -- release_chunk --
 -- Give a chunk back (its driver failed): another driver may take it at once.
 UPDATE job_chunks SET lease_expires_at = now() - interval '1 second'
 WHERE job_id = $1 AND seq = $2 AND status = 'running' AND lease_owner = $3;
 
 -- job_matches_page --
--- A page of a job's matches (keyset on match id), with the texts of the job's fields.
+-- A page of a job's matches (keyset on match id), with the texts of the job's fields as the
+-- job saw them (its items version $6 and catalog version $7).
 SELECT m.id, m.item_id, m.catalog_id, m.score, m.method, m.reason, m.explanation, m.stage,
        m.created_at,
-       array_to_string(ARRAY(
-           SELECT i.data ->> f.name FROM unnest($4::text[]) WITH ORDINALITY AS f(name, n)
-           ORDER BY f.n), ' ') AS item_text,
-       array_to_string(ARRAY(
-           SELECT c.data ->> f.name FROM unnest($5::text[]) WITH ORDINALITY AS f(name, n)
-           ORDER BY f.n), ' ') AS catalog_text
+       chunkmatch_text(i.data, $4::text[]) AS item_text,
+       chunkmatch_text(c.data, $5::text[]) AS catalog_text
 FROM matches m
 LEFT JOIN items i ON i.project_id = m.project_id AND i.item_id = m.item_id
+    AND i.version_from <= $6 AND (i.version_to IS NULL OR i.version_to > $6)
 LEFT JOIN catalog_records c ON c.project_id = m.project_id AND c.record_id = m.catalog_id
+    AND c.version_from <= $7 AND (c.version_to IS NULL OR c.version_to > $7)
 WHERE m.job_id = $1 AND m.id > $2
 ORDER BY m.id
 LIMIT $3;
@@ -594,3 +703,64 @@ SELECT extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - no
 -- prune_budget --
 -- Forget budget windows older than an hour.
 DELETE FROM provider_budget WHERE window_start < now() - interval '1 hour';
+
+-- live_jobs_of_project --
+-- The project's jobs that are not finished (they hold up its deletion).
+SELECT id FROM matching_jobs
+WHERE project_id = $1 AND status IN ('pending', 'processing', 'paused')
+ORDER BY created_at;
+
+-- cancel_live_jobs --
+-- Cancel the project's unfinished jobs (their in-flight chunks do not commit).
+UPDATE matching_jobs
+SET status = 'cancelled', completed_at = now(), eta_seconds = NULL,
+    estimated_completion = NULL, updated_at = now()
+WHERE project_id = $1 AND status IN ('pending', 'processing', 'paused');
+
+-- delete_project --
+-- A project and everything that names it: records, jobs, their items, chunks and matches.
+DELETE FROM projects WHERE id = $1 RETURNING id;
+
+-- drop_record_matches --
+-- The matches of one item ($3 = 'items') or catalog record ($3 = 'catalog') and an item's
+-- places in jobs, before the record is deleted; the jobs' counts of matches and failed
+-- items go down with them (a deleted record's matched items are unmatched again).
+WITH gone_matches AS (
+    DELETE FROM matches m
+    WHERE m.project_id = $1
+      AND (($3 = 'items' AND m.item_id = $2) OR ($3 = 'catalog' AND m.catalog_id = $2))
+    RETURNING m.job_id
+), gone_places AS (
+    DELETE FROM job_items ji USING matching_jobs j
+    WHERE $3 = 'items' AND j.project_id = $1 AND ji.job_id = j.id AND ji.item_id = $2
+    RETURNING ji.job_id, ji.status
+), per_job AS (
+    SELECT job_id, sum(matched)::integer AS matched, sum(failed)::integer AS failed
+    FROM (SELECT job_id, 1 AS matched, 0 AS failed FROM gone_matches
+          UNION ALL
+          SELECT job_id, 0, 1 FROM gone_places WHERE status = 'failed') AS x
+    GROUP BY job_id
+)
+UPDATE matching_jobs j
+SET matches_found = j.matches_found - p.matched,
+    failed_items = j.failed_items - p.failed,
+    match_rate = CASE WHEN j.processed_items = 0 THEN 0
+                      ELSE (j.matches_found - p.matched) * 100.0 / j.processed_items END,
+    updated_at = now()
+FROM per_job p WHERE j.id = p.job_id;
+
+-- delete_item --
+-- Every version of one item.
+DELETE FROM items WHERE project_id = $1 AND item_id = $2;
+
+-- delete_catalog_record --
+-- Every version of one catalog record.
+DELETE FROM catalog_records WHERE project_id = $1 AND record_id = $2;
+
+-- bump_catalog_version --
+-- The catalog changed without an upload (a record deleted): indexes are rebuilt.
+UPDATE projects SET catalog_version = catalog_version + 1 WHERE id = $1;
+
+-- bump_items_version --
+-- The items changed without an upload (an item deleted): peers are rebuilt.
+UPDATE projects SET items_version = items_version + 1 WHERE id = $1;

@@ -11,7 +11,7 @@ from tests.e2e.helpers import products
 
 DENIED = 401
 HIDDEN = 404
-ALLOWED = {200, 201, 409}  # 409: authorised, but the job's state forbids it (e.g. retry)
+ALLOWED = {200, 201, 204, 409}  # 409: authorised, but the job's state forbids it (e.g. retry)
 
 
 @pytest.fixture
@@ -41,7 +41,10 @@ def test_the_matrix_covers_every_api_route() -> None:
     from service.app import create_app
 
     covered = {
-        path.split("?")[0] for _, path, _, _ in routes("{project_id}", "{job_id}", "{item_id}")
+        path.split("?")[0]
+        for _, path, _, _ in routes(
+            "{project_id}", "{job_id}", "{project_id}", "{record_id}", "{item_id}"
+        )
     }
     for route in create_app().routes:
         path = getattr(route, "path", "")
@@ -49,8 +52,11 @@ def test_the_matrix_covers_every_api_route() -> None:
             assert path in covered, f"{path} is missing from the authorization matrix"
 
 
-def routes(pid: str, jid: str, item: str = "0") -> list[tuple[str, str, dict | None, int | None]]:
-    """(method, path, json body, status for another owner or None for 'own scope, 2xx')."""
+def routes(
+    pid: str, jid: str, doomed: str, record: str, item: str = "0"
+) -> list[tuple[str, str, dict | None, int | None]]:
+    """(method, path, json body, status for another owner or None for 'own scope, 2xx').
+    The deletions, last, act on a project of their own (``doomed``, with ``record``)."""
     return [
         ("GET", "/api/projects", None, None),
         ("POST", "/api/projects", {"name": "p"}, None),
@@ -74,7 +80,21 @@ def routes(pid: str, jid: str, item: str = "0") -> list[tuple[str, str, dict | N
         ("GET", f"/api/jobs/{jid}/items/{item}/candidates", None, HIDDEN),
         ("POST", f"/api/jobs/{jid}/cancel", None, HIDDEN),
         ("PATCH", f"/api/jobs/{jid}", {"status": "failed", "error": "x"}, HIDDEN),
+        ("DELETE", f"/api/projects/{doomed}/items/{record}", None, HIDDEN),
+        ("DELETE", f"/api/projects/{doomed}/catalog/{record}", None, HIDDEN),
+        ("DELETE", f"/api/projects/{doomed}?force=true", None, HIDDEN),
     ]
+
+
+async def _doomed_project(live_server) -> str:
+    """A project of alice's with one record "x" in its catalog and items, to delete."""
+    async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers()) as c:
+        pid = (await c.post("/api/projects", json={"name": "doomed"})).json()["project"]["id"]
+        for kind in ("catalog", "items"):
+            await c.post(
+                f"/api/projects/{pid}/{kind}", json={"records": [{"id": "x", "name": "y"}]}
+            )
+    return pid
 
 
 async def test_authorization_matrix(live_server, world) -> None:
@@ -91,7 +111,8 @@ async def test_authorization_matrix(live_server, world) -> None:
     failures = []
     async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as c:
         for who, token, expected in callers:
-            for method, path, body, other_status in routes(pid, jid):
+            doomed = await _doomed_project(live_server)
+            for method, path, body, other_status in routes(pid, jid, doomed, "x"):
                 headers = {}
                 if token is not None:
                     headers["Authorization"] = f"Bearer {token}" if token else "Basic abc"

@@ -127,7 +127,7 @@ def test_run_against_a_server(tmp_path: Path, live_server) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "100.0%" in result.stderr and "ETA" in result.stderr
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
     assert len(rows) >= 290
     assert all(r["catalog_id"] == "c" + r["item_id"][1:] for r in rows)
 
@@ -154,7 +154,7 @@ def test_run_with_no_server_starts_one_and_finds_its_token(tmp_path: Path) -> No
         timeout=180,
     )
     assert result.returncode == 0, result.stderr
-    assert len(list(csv.DictReader(out.open()))) == 50
+    assert len(list(csv.DictReader(out.open(encoding="utf-8-sig")))) == 50
     assert not _postgres_for(tmp_path / "data" / "pgdata")  # stopped with the run
 
 

@@ -94,7 +94,7 @@ async def test_process_message_and_matches_pages(client: httpx.AsyncClient) -> N
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(r.text)))
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert [*rows[0]] == [
         "item_id",
         "item_text",

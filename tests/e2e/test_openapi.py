@@ -45,8 +45,14 @@ def test_schemathesis_finds_no_server_error_or_contract_break(live_server, tmp_p
         c.post(f"/api/projects/{pid}/items", json={"records": products(40, "i")})
         job = c.post("/api/jobs/create", json={"projectId": pid, "jobType": "enhanced"})
         jid = job.json()["job"]["id"]
+        # deleting the project would leave every later request a 404: that one gets its own
+        doomed = c.post("/api/projects", json={"name": "doomed"}).json()["project"]["id"]
     config = tmp_path / "schemathesis.toml"
-    config.write_text(f'[parameters]\n"path.project_id" = "{pid}"\n"path.job_id" = "{jid}"\n')
+    config.write_text(
+        f'[parameters]\n"path.project_id" = "{pid}"\n"path.job_id" = "{jid}"\n'
+        f'[[operations]]\ninclude-name = "DELETE /api/projects/{{project_id}}"\n'
+        f'parameters = {{ "path.project_id" = "{doomed}" }}\n'
+    )
     result = subprocess.run(
         [
             SCHEMATHESIS,
@@ -80,3 +86,5 @@ def test_schemathesis_finds_no_server_error_or_contract_break(live_server, tmp_p
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-15000:]
     assert " passed" in output and "failures" not in output.lower().split("summary")[-1]
+    with httpx.Client(base_url=live_server.url, headers=live_server.headers()) as c:
+        assert c.get(f"/api/projects/{pid}").status_code == 200  # it ran on a live project

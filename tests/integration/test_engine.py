@@ -69,6 +69,24 @@ async def test_a_lost_lease_commits_nothing_and_the_chunk_is_reclaimed(store: St
     assert [m.item_id for m in page] == ["i1"]
 
 
+async def test_a_cancelled_jobs_in_flight_chunk_does_not_commit(store: Store) -> None:
+    project = await _project(store, n_items=20, n_catalog=20)
+    job_id = uuid.UUID((await _job(store, project)).id)
+    claim = await store.claim_chunk(job_id, owner="driver", lease_seconds=30)
+    cancelled = await store.set_job_status(
+        job_id, "cancelled", allowed_from=("pending", "processing", "paused")
+    )
+    assert cancelled is not None
+    # the chunk finishes after the cancel: nothing of it is committed
+    outcome = StageOutcome([(f"i{n}", f"c{n}", 0.9, "fuzzy", "x") for n in range(10)])
+    assert await store.commit_chunk(claim.chunk, project.id, outcome) is None
+    job = await store.get_job(job_id)
+    assert (job.status, job.processed_items, job.matches_found) == ("cancelled", 0, 0)
+    assert await store.job_matches(job, after_id=0, limit=100) == []
+    # so a new job decides those items (once), not the cancelled one
+    assert (await _job(store, project)).total_items == 20
+
+
 async def test_claims_hand_out_disjoint_ranges_then_busy_then_complete(store: Store) -> None:
     project = await _project(store, n_items=25)
     job_id = uuid.UUID((await _job(store, project)).id)
@@ -82,7 +100,7 @@ async def test_claims_hand_out_disjoint_ranges_then_busy_then_complete(store: St
     assert job.progress_percentage == 100
 
 
-async def test_engine_matches_and_rebuilds_the_index_when_the_catalog_changes(
+async def test_a_job_keeps_its_catalog_version_and_the_next_job_uses_the_new_one(
     store: Store,
 ) -> None:
     project = await _project(store, n_items=20, n_catalog=20)
@@ -92,7 +110,7 @@ async def test_engine_matches_and_rebuilds_the_index_when_the_catalog_changes(
     outcome = await engine.process_next_chunk(job_id)
     assert outcome.processed == 10 and outcome.new_matches == 10
     (key,) = cache._entries
-    # a catalog upload bumps the version: the next chunk uses a new index
+    # a catalog upload bumps the version: the running job keeps its own version's index
     await store.upload_records(
         uuid.UUID(project.id),
         "catalog",
@@ -101,8 +119,18 @@ async def test_engine_matches_and_rebuilds_the_index_when_the_catalog_changes(
     )
     outcome = await engine.process_next_chunk(job_id)
     assert outcome.job.status == "completed"
-    (new_key,) = cache._entries
-    assert new_key[1] == key[1] + 1
+    assert list(cache._entries) == [key]
+    # the next job uses the new version's index
+    await store.upload_records(
+        uuid.UUID(project.id),
+        "items",
+        [("i99", to_json_text({"id": "i99", "name": "Gadget"}))],
+        ["id", "name"],
+    )
+    later = uuid.UUID((await _job(store, project)).id)
+    outcome = await engine.process_next_chunk(later)
+    assert outcome.new_matches == 1
+    assert list(cache._entries) == [(key[0], key[1] + 1, key[2])]
 
 
 async def test_a_failing_stage_is_retried_then_fails_the_job_then_can_restart(
@@ -229,7 +257,8 @@ async def test_peers_are_built_once_per_items_version_and_prewarmed(store: Store
     job_id = uuid.UUID((await _job(store, project)).id)
     await engine.process_next_chunk(job_id)
     assert entry._peers[peers_key] is prewarmed  # the chunk used the pre-built peers
-    # an items upload bumps the items' version: the next chunk builds new peers, once
+    # an items upload bumps the items' version: the running job keeps its peers, the next
+    # job builds new ones, once
     await store.upload_records(
         uuid.UUID(project.id),
         "items",
@@ -237,6 +266,8 @@ async def test_peers_are_built_once_per_items_version_and_prewarmed(store: Store
         ["id", "name"],
     )
     await engine.process_next_chunk(job_id)
+    assert list(entry._peers) == [peers_key]
+    await engine.process_next_chunk(uuid.UUID((await _job(store, project)).id))
     (new_key,) = entry._peers
     assert new_key[1] == peers_key[1] + 1 and len(entry._peers[new_key]) == 21
 
