@@ -43,8 +43,9 @@ import matching.scoring as scoring  # noqa: E402
 from benchmarks.datasets import ABT_BUY_STANDARD, AMAZON_GOOGLE, DBLP_ACM, load  # noqa: E402
 from benchmarks.open_world import MatchSet, open_world  # noqa: E402
 from benchmarks.synthetic import make_synthetic  # noqa: E402
-from matching import CatalogIndex, extract_codes, normalise_text  # noqa: E402
+from matching import CatalogIndex, normalise_text  # noqa: E402
 from matching.acceptance import prior_shift  # noqa: E402
+from matching.codes import own_codes  # noqa: E402
 from matching.ranking import RERANK_CANDIDATES  # noqa: E402
 
 FIT_SETS = (ABT_BUY_STANDARD, AMAZON_GOOGLE, DBLP_ACM)
@@ -54,6 +55,7 @@ CLASHES = (
     "quantity_clash",
     "accessory_mismatch",
     "edition_mismatch",
+    "colour_clash",
 )
 BINS = 10
 PRIOR = {"code_agrees": 1.5, "unique_code": 2.0, "code_differs": -1.0}
@@ -82,7 +84,7 @@ class Prepared:
                 self.exact_total += 1
                 self.exact_correct += (item_id, hit) in data.gold
         texts = [t for _, t in pending]
-        codes = [extract_codes(t) for t in texts]
+        codes = [own_codes(t) for t in texts]
         forced = [index._unique_code_row(c) for c in codes]  # noqa: SLF001 - a fitting tool
         peers = index.peers(data.items)
         pairs = index._scorer.score(  # noqa: SLF001

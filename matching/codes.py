@@ -72,6 +72,36 @@ def extract_codes(text: str) -> frozenset[str]:
     return frozenset(code for code in codes if code is not None)
 
 
+CODE_LEAD_TOKENS = 16
+"""Words at the start of a text whose codes are the text's own: later words are usually a
+description, which names other products' codes (the processor, the printer it fits)."""
+
+_REFERENCE_WORDS = frozenset({"for", "with", "fits", "compatible", "supports", "replaces", "works"})
+_SEPARATORS = frozenset({"-", "/", "|", ";", "\u2013", "\u2014"})
+
+
+def own_codes(text: str) -> frozenset[str]:
+    """The model codes that name the product a text is about: those among its first
+    :data:`CODE_LEAD_TOKENS` words, except the codes that follow "for", "with",
+    "compatible"… up to the next separator (the products it fits, not its own).
+
+    >>> sorted(own_codes("Add-On Handset For The KXTG6700B Phone - Black - KXTGA670B"))
+    ['kxtga670b']
+    >>> sorted(own_codes("Ink Cartridge For PIXMA iP1600, iP6210D Printers - 0617B002 Canon"))
+    ['0617b002']
+    """
+    kept: list[str] = []
+    reference = False
+    for word in text.split()[:CODE_LEAD_TOKENS]:
+        if word.lower().strip(",;:()") in _REFERENCE_WORDS:
+            reference = True
+        elif word in _SEPARATORS:
+            reference = False
+        elif not reference:
+            kept.append(word)
+    return extract_codes(" ".join(kept))
+
+
 @functools.lru_cache(maxsize=CODE_TOKEN_CACHE_SIZE)
 def _code_of_token(raw: str) -> str | None:
     """The model code a candidate token stands for, or None."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from matching.acceptance import prior_shift
-from matching.codes import extract_codes
+from matching.codes import own_codes
 from matching.exceptions import (
     DuplicateCatalogIdError,
     InvalidArgumentError,
@@ -26,7 +26,7 @@ from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, Evidence, MatchResult
 from matching.scoring import describe, explain_rows
 
-DEFAULT_THRESHOLD = 0.27
+DEFAULT_THRESHOLD = 0.28
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair.
 
 Scores are calibrated probabilities that the pair is right (see
@@ -89,7 +89,7 @@ class CatalogIndex:
         for row, key in enumerate(keys):
             if key:
                 exact_rows.setdefault(key, row)
-        codes = [extract_codes(text) for text in texts]
+        codes = [own_codes(text) for text in texts]
         frequency = Counter(code for cs in codes for code in cs)
         code_rows = {c: row for row, cs in enumerate(codes) for c in cs if frequency[c] == 1}
         scorer = CandidateScorer.build(keys, codes) if records else None
@@ -145,7 +145,7 @@ class CatalogIndex:
     ) -> np.ndarray:
         """The raw logit of each text's best-ranked candidate (texts without one left out)."""
         assert self._scorer is not None
-        codes = [extract_codes(t) for t in texts]
+        codes = [own_codes(t) for t in texts]
         pairs = self._scorer.score(
             keys,
             codes,
@@ -320,7 +320,7 @@ class CatalogIndex:
         is always scored, and reported with method ``code`` when it wins.
         """
         assert self._scorer is not None
-        codes = [extract_codes(t) for t in texts]
+        codes = [own_codes(t) for t in texts]
         code_rows = [self._unique_code_row(c) for c in codes]
         pairs: ScoredPairs = self._scorer.score(
             keys,

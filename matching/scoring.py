@@ -48,6 +48,7 @@ FEATURES = (
     "quantity_clash",
     "accessory_mismatch",
     "edition_mismatch",
+    "colour_clash",
     "lead_item_coverage",
     "lead_record_coverage",
     "length_ratio",
@@ -59,11 +60,11 @@ are: similarities of the leads, not of whole texts with their descriptions, and
 margins over the other candidates."""
 
 COEFFICIENTS = np.array(
-    [1.68, 1.75, -1.22, 2.36, 0.87, 3.25, 2.55, -0.45, -0.17, 0.00, -0.94, 1.66, 1.23, 0.07]
+    [1.66, 1.84, -1.24, 2.54, 0.86, 3.27, 2.57, -0.53, -0.15, 0.00, -1.00, -0.53, 1.70, 1.23, 0.13]
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -5.45
+INTERCEPT = -5.43
 """Logistic intercept of the score, calibrated at :data:`matching.acceptance.BASE_PRIOR`."""
 
 RANK_FEATURES = FEATURES + (
@@ -81,7 +82,7 @@ Within one item's candidates the texts are of one data set, so whole-text signal
 help to order them even where their level says little about acceptance."""
 
 RANK_COEFFICIENTS = np.array(
-    [1.14, 1.82, -0.84, 2.02, 0.83, 2.49, 5.08, -0.29, -0.32, 0.00, -0.93, 1.53, 0.00, 0.00, 0.67, 0.00, 0.01, 1.54, 0.59, 0.00, 1.02]
+    [0.84, 1.96, -0.84, 2.23, 0.69, 2.25, 4.96, -0.50, -0.28, 0.00, -1.00, -1.22, 1.62, 0.00, 0.00, 0.76, 0.00, 0.00, 1.65, 0.71, 0.00, 1.14]
 )
 """Weight of each ranking feature, aligned with :data:`RANK_FEATURES` (no intercept:
 only the order counts)."""
@@ -122,6 +123,7 @@ class PairSignals:
     quantity_clash: int = 0
     accessory_mismatch: int = 0
     edition_mismatch: int = 0
+    colour_clash: int = 0
     lead_item_coverage: float = math.nan
     lead_record_coverage: float = math.nan
     length_ratio: float = 1.0
@@ -167,6 +169,7 @@ class SignalTable:
     quantity_clash: np.ndarray
     accessory_mismatch: np.ndarray
     edition_mismatch: np.ndarray
+    colour_clash: np.ndarray
     lead_item_coverage: np.ndarray
     lead_record_coverage: np.ndarray
     length_ratio: np.ndarray
@@ -208,6 +211,7 @@ class SignalTable:
                 self.quantity_clash,
                 self.accessory_mismatch,
                 self.edition_mismatch,
+                self.colour_clash,
                 self.lead_item_coverage,
                 self.lead_record_coverage,
                 self.length_ratio,
@@ -260,6 +264,7 @@ class SignalTable:
             "quantity_clash",
             "accessory_mismatch",
             "edition_mismatch",
+            "colour_clash",
         ):
             values[name] = int(values[name])
         return PairSignals(**values)

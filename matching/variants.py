@@ -105,12 +105,53 @@ EDITION_WORDS = frozenset(
 """Words that name one edition of a product among several (Pro vs Standard, Upgrade)."""
 
 
+COLOUR_WORDS = frozenset(
+    {
+        "beige",
+        "black",
+        "blue",
+        "bronze",
+        "brown",
+        "burgundy",
+        "champagne",
+        "charcoal",
+        "cherry",
+        "chrome",
+        "copper",
+        "cream",
+        "gold",
+        "graphite",
+        "gray",
+        "green",
+        "grey",
+        "ivory",
+        "lavender",
+        "lime",
+        "maroon",
+        "navy",
+        "orange",
+        "pink",
+        "plum",
+        "purple",
+        "red",
+        "silver",
+        "teal",
+        "titanium",
+        "violet",
+        "white",
+        "yellow",
+    }
+)
+"""Colour words: two listings of one model in different colours are different articles."""
+
+
 def _words_pattern(words: frozenset[str]) -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(sorted(words, key=len, reverse=True)) + r")\b")
 
 
 _ACCESSORY = _words_pattern(ACCESSORY_WORDS)
 _EDITION = _words_pattern(EDITION_WORDS)
+_COLOUR = _words_pattern(COLOUR_WORDS)
 _NONE: frozenset[str] = frozenset()
 
 
@@ -180,32 +221,38 @@ def accessory_mismatch(a: frozenset[str], b: frozenset[str]) -> bool:
     return a != b
 
 
-Marks = tuple[tuple[tuple[str, str], ...], frozenset[str], frozenset[str]]
-"""A text's quantities, accessory words and edition words (see :func:`marks`)."""
+Marks = tuple[tuple[tuple[str, str], ...], frozenset[str], frozenset[str], frozenset[str]]
+"""A text's quantities, accessory, edition and colour words (see :func:`marks`)."""
 
-NO_MARKS: Marks = ((), _NONE, _NONE)
+NO_MARKS: Marks = ((), _NONE, _NONE, _NONE)
 
 
 def marks(key: str) -> Marks:
-    """``(quantities, accessory words, edition words)`` of a normalised text; one shared
-    :data:`NO_MARKS` when it has none.
+    """``(quantities, accessory, edition and colour words)`` of a normalised text; one
+    shared :data:`NO_MARKS` when it has none.
 
-    >>> marks("acme remote for tv 2 pack pro")
-    ((('2', 'pack'),), frozenset({'remote'}), frozenset({'pro'}))
+    >>> marks("acme remote for tv 2 pack pro black")
+    ((('2', 'pack'),), frozenset({'remote'}), frozenset({'pro'}), frozenset({'black'}))
     >>> marks("acme tv") is NO_MARKS
     True
     """
-    found = (quantities_in_key(key), accessory_words(key), edition_words(key))
+    colours = frozenset(_COLOUR.findall(key)) if key else _NONE
+    found = (quantities_in_key(key), accessory_words(key), edition_words(key), colours)
     return NO_MARKS if found == NO_MARKS else found
 
 
-def variant_signals(item: Marks, record: Marks) -> tuple[int, int, int]:
-    """``(quantity clash, accessory mismatch, edition mismatch)`` of two texts' marks.
+def variant_signals(item: Marks, record: Marks) -> tuple[int, int, int, int]:
+    """``(quantity clash, accessory mismatch, edition mismatch, colour clash)`` of two
+    texts' marks; colours clash only when both name colours and none is shared (a
+    listing that names no colour may be any).
 
-    >>> variant_signals(marks("ssd 16 gb"), marks("ssd 8 gb case"))
-    (1, 1, 0)
+    >>> variant_signals(marks("ssd 16 gb black"), marks("ssd 8 gb case"))
+    (1, 1, 0, 0)
+    >>> variant_signals(marks("s550 plum"), marks("s550 cool blue"))
+    (0, 0, 0, 1)
     """
     if item is NO_MARKS and record is NO_MARKS:
-        return 0, 0, 0
+        return 0, 0, 0, 0
     quantities = bool(item[0] and record[0] and quantity_clash(item[0], record[0]))
-    return int(quantities), int(item[1] != record[1]), int(item[2] != record[2])
+    colours = bool(item[3] and record[3] and item[3].isdisjoint(record[3]))
+    return int(quantities), int(item[1] != record[1]), int(item[2] != record[2]), int(colours)
