@@ -138,7 +138,7 @@ def run_job(client: httpx.Client, project_id: str, config: dict) -> tuple[dict, 
 
 
 def all_matches(client: httpx.Client, job_id: str) -> dict[str, str]:
-    r = client.get(f"/api/jobs/{job_id}/matches", params={"format": "csv"})
+    r = client.get(f"/api/jobs/{job_id}/matches", params={"format": "csv", "bom": "false"})
     return {row["item_id"]: row["catalog_id"] for row in csv.DictReader(io.StringIO(r.text))}
 
 
