@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -259,12 +260,16 @@ class Engine:
             peers = await self._peers(
                 job.project_id, job.items_version, catalog, tuple(item_fields)
             )
+        held_scores = None
+        if stage == "enhanced" and job.config.get("oneToOne"):
+            held_scores = functools.partial(self.store.held_scores, job.id)
         context = StageContext(
             catalog=catalog,
             peers=peers,
             threshold=float(job.config["threshold"]),
             providers=self.providers,  # type: ignore[arg-type]
             deadline=time.monotonic() + self.chunk_time_budget_seconds,
+            held_scores=held_scores,
         )
         return await RUNNERS[stage](context, items)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from matching.llm import Candidate, LLMItem, candidates_from_index
@@ -36,6 +36,12 @@ class StageContext:
     threshold: float
     providers: Providers
     deadline: float  # time.monotonic() by which the chunk must be decided
+    # one-to-one jobs: the scores with which the job already holds some catalog records
+    held_scores: Callable[[list[str]], Awaitable[dict[str, float]]] | None = None
+
+
+ONE_TO_ONE_CANDIDATES = 5
+"""Candidates per item a one-to-one job may fall back on when a better item holds its best."""
 
 
 def explanation_json(result: MatchResult) -> str:
@@ -44,6 +50,9 @@ def explanation_json(result: MatchResult) -> str:
 
 
 async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
+    if ctx.held_scores is not None:
+        return await _run_one_to_one(ctx, items)
+
     def match() -> list[MatchRow]:
         # the rows and their explanations' JSON are made off the event loop too
         results = ctx.catalog.index.match(items, threshold=ctx.threshold, peers=ctx.peers)
@@ -53,6 +62,34 @@ async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> S
         ]
 
     return StageOutcome(await asyncio.to_thread(match))
+
+
+async def _run_one_to_one(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
+    """Each catalog record at most once per job: every item takes its best candidate that
+    clears the threshold and that no better-scoring item holds (of this chunk, or of the
+    job's committed matches), so an item that loses its first choice to a better rival
+    falls back on its next one. The commit settles races with concurrent chunks."""
+    assert ctx.held_scores is not None
+    found = await asyncio.to_thread(
+        ctx.catalog.index.candidates_many, items, k=ONE_TO_ONE_CANDIDATES, peers=ctx.peers
+    )
+    wanted = [c for cs in found for c in cs if c.score >= ctx.threshold]
+    held = await ctx.held_scores(sorted({c.catalog_id for c in wanted}))
+    taken: dict[str, float] = dict(held)
+    chosen: dict[str, MatchResult] = {}
+    # best pairs first; an item's list is already in its own preference order
+    for candidate in sorted(wanted, key=lambda c: (-c.score, c.item_id, c.catalog_id)):
+        if candidate.item_id in chosen:
+            continue
+        if taken.get(candidate.catalog_id, -1.0) >= candidate.score:
+            continue
+        taken[candidate.catalog_id] = candidate.score
+        chosen[candidate.item_id] = candidate
+    rows = [
+        (r.item_id, r.catalog_id, float(r.score), r.method, r.reason, explanation_json(r))
+        for r in chosen.values()
+    ]
+    return StageOutcome(rows)
 
 
 async def _decide(

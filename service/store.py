@@ -425,6 +425,12 @@ class Store:
         return renewed is not None
 
     @wrap_unavailable
+    @wrap_unavailable
+    async def held_scores(self, job_id: str, catalog_ids: list[str]) -> dict[str, float]:
+        """The best score with which a one-to-one job holds each of ``catalog_ids``."""
+        rows = await self.pool.fetch(queries["held_records"], _uuid(job_id), catalog_ids)
+        return {r["catalog_id"]: r["score"] for r in rows}
+
     async def job_item_text(self, job: Job, item_id: str, fields: Sequence[str]) -> str | None:
         """The text of the job's ``fields`` of one of its items, as of the job's items
         version; None if the job lacks it."""
@@ -514,6 +520,7 @@ class Store:
                 return None
             columns = list(zip(*matches, strict=True)) if matches else [[] for _ in range(6)]
             displaced = 0
+            offered_again: list[str] = []  # lost their record to a better item: try again
             if job.config.get("oneToOne"):
                 counts = await conn.fetchrow(
                     queries["insert_matches_one_to_one"],
@@ -523,7 +530,10 @@ class Store:
                     chunk.seq,
                     *[list(c) for c in columns],
                 )
-                inserted, displaced = counts["inserted"], counts["displaced"]
+                inserted, displaced = len(counts["inserted"]), len(counts["displaced"])
+                if job.stages[chunk.stage - 1] == "enhanced":
+                    lost = set(columns[0]) - set(counts["inserted"])
+                    offered_again = sorted(lost) + list(counts["displaced"])
             else:
                 inserted = await conn.fetchval(
                     queries["insert_matches"],
@@ -547,6 +557,16 @@ class Store:
                     chunk.ord_to,
                 )
                 requeued = int(status.rsplit(" ", 1)[-1])
+            again = 0
+            if offered_again:
+                status = await conn.execute(
+                    queries["offer_again"],
+                    job_id,
+                    chunk.stage,
+                    job.stage_total + requeued,
+                    offered_again,
+                )
+                again = int(status.rsplit(" ", 1)[-1])
             if outcome.failed:
                 ids, errors = zip(*outcome.failed, strict=True)
                 await conn.execute(
@@ -558,12 +578,19 @@ class Store:
                     list(errors),
                     chunk.ord_to,
                 )
-            decided_unmatched = chunk.size - inserted - len(outcome.failed) - requeued
+            # an item of this chunk offered again is not decided yet; a displaced item of an
+            # earlier chunk offered again (or left to a later stage) is not finished any more
+            lost_again = again - displaced if offered_again else 0
+            decided_unmatched = (
+                chunk.size - inserted - len(outcome.failed) - requeued - lost_again
+            )
             finished = inserted + len(outcome.failed)
             if chunk.stage >= len(job.stages):
                 finished += decided_unmatched  # no later stage will look at them
+                if offered_again:
+                    finished -= displaced
             else:
-                finished -= displaced  # unmatched again: a later stage takes them up
+                finished -= displaced  # unmatched again: this stage or a later one takes them up
             usage = outcome.usage
             row = await conn.fetchrow(
                 queries["advance_job"],
@@ -571,7 +598,7 @@ class Store:
                 finished,
                 inserted - displaced,
                 chunk.size,
-                requeued,
+                requeued + again,
                 len(outcome.failed),
                 usage.llm_requests,
                 usage.prompt_tokens,

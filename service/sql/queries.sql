@@ -535,9 +535,27 @@ WITH incoming AS (
                       WHERE old.job_id = $1 AND old.catalog_id = i.catalog_id
                         AND old.score >= i.score)
     ON CONFLICT (job_id, item_id) DO NOTHING
-    RETURNING 1
+    RETURNING item_id
 )
-SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM displaced) AS displaced;
+SELECT ARRAY(SELECT item_id FROM ins) AS inserted, ARRAY(SELECT item_id FROM displaced) AS displaced;
+
+-- held_records --
+-- The best score with which a one-to-one job holds each of some catalog records.
+SELECT catalog_id, max(score) AS score
+FROM matches
+WHERE job_id = $1 AND catalog_id = ANY($2::text[]) AND NOT stale
+GROUP BY catalog_id;
+
+-- offer_again --
+-- Items of a one-to-one job's stage that lost their record to a better item go to the end
+-- of the stage's queue, to fall back on their next candidate.
+WITH moved AS (
+    UPDATE job_items SET status = 'requeued'
+    WHERE job_id = $1 AND stage = $2 AND item_id = ANY($4::text[]) AND status = 'queued'
+    RETURNING item_id
+)
+INSERT INTO job_items (job_id, stage, ord, item_id)
+SELECT $1, $2, $3 + row_number() OVER (ORDER BY item_id), item_id FROM moved;
 
 -- advance_job --
 -- Progress after a chunk: counts, usage, percentage, the current stage's rate over its last

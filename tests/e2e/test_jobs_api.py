@@ -296,3 +296,39 @@ async def test_matches_explain_their_scores_and_items_show_their_candidates(
     missing = await client.get(f"/api/jobs/{job['id']}/items/nope/candidates")
     assert missing.status_code == 404
     assert (await client.get(f"/api/jobs/{job['id']}/items/a/candidates?k=0")).status_code == 422
+
+
+async def test_one_to_one_offers_a_displaced_item_its_next_best_candidate(
+    client: httpx.AsyncClient,
+) -> None:
+    project_id = await create_project(client)
+    await upload(
+        client,
+        project_id,
+        "catalog",
+        [
+            {"id": "x", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
+            {"id": "y", "name": "Sony Bravia KDL-40W600 LED television 40 inch"},
+            {"id": "p", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
+        ],
+    )
+    await upload(
+        client,
+        project_id,
+        "items",
+        [
+            # a's best is x, which d (an exact copy, in a later chunk) takes from it:
+            # a then falls back on y, its next candidate, which clears the threshold
+            {"id": "a", "name": "Sony Bravia KDL-40W600 40 inch LED television set"},
+            {"id": "b", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
+            {"id": "d", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
+        ],
+    )
+    job = await create_job(client, project_id, {"oneToOne": True, "chunkSize": 2})
+    final = (await drive(client, job["id"]))[-1]
+    page = (await client.get(f"/api/jobs/{job['id']}/matches")).json()["matches"]
+    pairs = {m["itemId"]: m["catalogId"] for m in page}
+    assert pairs == {"a": "y", "b": "p", "d": "x"}
+    assert final["status"] == "completed"
+    assert final["matchesFound"] == 3 and final["processedItems"] == 3
+    assert final["progressPercentage"] == 100
