@@ -62,3 +62,31 @@ def test_codes_are_folded_joiner_free_and_long_enough(text: str) -> None:
 def test_code_survives_case_and_joiner_changes(code: str) -> None:
     joined = code.replace("-", "")
     assert extract_codes(f"Brand {code} camera") == extract_codes(f"brand {joined.lower()} Camera")
+
+
+def test_own_codes_leave_out_a_descriptions_and_a_compatible_products_codes() -> None:
+    from matching.codes import own_codes
+
+    text = (
+        "Sony VAIO AW110J/H Notebook - VGNAW110J/H Sony Sony Vaio AW Series AW110JH Notebook"
+        " 2.26GHz Intel Core 2 Duo P8400"
+    )
+    assert "p8400" in extract_codes(text) and "p8400" not in own_codes(text)
+    assert own_codes("Canon Photo Ink - CL52 - Compatible With Pixma iP6210D") == {"cl52"}
+    assert own_codes("Remote for BD-C5500 - RMC30D1") == {"rmc30d1"}
+
+
+def test_variant_marks() -> None:
+    from matching.variants import marks, quantities_in_key, variant_signals
+
+    assert quantities_in_key("hdd 16 gb 4 pack 60x60cm") == (
+        ("16", "gb"),
+        ("4", "pack"),
+        ("60x60", "x"),
+    )
+    assert variant_signals(marks("ssd 16 gb"), marks("ssd 8 gb")) == (1, 0, 0, 0)
+    assert variant_signals(marks("ssd 16 gb"), marks("ssd 16gb 8 gb")) == (0, 0, 0, 0)
+    assert variant_signals(marks("ipod case"), marks("ipod nano")) == (0, 1, 0, 0)
+    assert variant_signals(marks("office pro"), marks("office standard")) == (0, 0, 1, 0)
+    assert variant_signals(marks("s550 plum"), marks("s550 black")) == (0, 0, 0, 1)
+    assert variant_signals(marks("s550 plum"), marks("s550")) == (0, 0, 0, 0)

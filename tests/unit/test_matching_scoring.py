@@ -157,3 +157,67 @@ def test_signal_table_matches_scalar_scoring() -> None:
     assert np.allclose(table.scores(), [combine_signals(p) for p in pairs])
     assert table.pair(2) == pairs[2]
     assert table.features().shape == (3, len(FEATURES))
+
+
+CLASH_FIELDS = ("quantity_clash", "accessory_mismatch", "edition_mismatch", "colour_clash")
+COVERAGE_FIELDS = ("lead_item_coverage", "lead_record_coverage", "length_ratio")
+
+
+@given(
+    unit,
+    unit,
+    st.sampled_from([-1, 0, 1]),
+    unit,
+    margins,
+    st.sampled_from(CLASH_FIELDS),
+    st.dictionaries(st.sampled_from(COVERAGE_FIELDS), unit),
+)
+def test_a_variant_clash_never_raises_a_score_or_its_rank(
+    c: float, lead: float, code: int, num: float, m: float, clash: str, coverage: dict
+) -> None:
+    base = PairSignals(c, c, c, c, code, num, m, m, lead, m, **coverage)
+    clashing = PairSignals(c, c, c, c, code, num, m, m, lead, m, **coverage, **{clash: 1})
+    table = SignalTable.from_pairs([base, clashing])
+    score, clashed = table.scores()
+    assert clashed <= score + 1e-12
+    rank, clashed_rank = table.rank_values()
+    assert clashed_rank <= rank + 1e-12
+
+
+@given(unit, unit, margins, st.sampled_from(COVERAGE_FIELDS), unit, unit)
+def test_more_lead_coverage_never_lowers_a_score(
+    c: float, lead: float, m: float, field: str, low: float, high: float
+) -> None:
+    low, high = sorted((low, high))
+    a = PairSignals(c, c, c, c, 0, 1.0, m, m, lead, m, **{field: low})
+    b = PairSignals(c, c, c, c, 0, 1.0, m, m, lead, m, **{field: high})
+    table = SignalTable.from_pairs([a, b])
+    assert table.scores()[1] >= table.scores()[0] - 1e-12
+    assert table.rank_values()[1] >= table.rank_values()[0] - 1e-12
+
+
+@given(
+    st.lists(st.floats(min_value=-8, max_value=8), max_size=300),
+    st.floats(min_value=-2, max_value=2),
+)
+def test_the_jobs_prior_moves_with_the_evidence(logits: list[float], more: float) -> None:
+    from matching.acceptance import MAX_PRIOR_SHIFT, prior_shift
+
+    shift = prior_shift(np.array(logits))
+    assert -MAX_PRIOR_SHIFT <= shift <= MAX_PRIOR_SHIFT
+    # more confident best candidates never lower the job's prior
+    assert prior_shift(np.array(logits) + abs(more)) >= shift - 1e-9
+
+
+def test_explanations_add_up_to_the_score() -> None:
+    from matching.scoring import explain
+
+    pair = PairSignals(0.7, 0.6, 0.8, 0.9, 1, 0.5, 0.1, -0.1, 0.75, 0.05, 1, colour_clash=1)
+    table = SignalTable.from_pairs([pair])
+    evidence = explain(table.features()[0], prior_shift=0.4)
+    logit = sum(e.contribution for e in evidence)
+    assert abs(1 / (1 + np.exp(-logit)) - table.scores(0.4)[0]) < 1e-3
+    assert {"baseline", "job_prior", "colour_clash"} <= {e.signal for e in evidence}
+    assert [abs(e.contribution) for e in evidence] == sorted(
+        (abs(e.contribution) for e in evidence), reverse=True
+    )
