@@ -6,10 +6,12 @@ and ``candidates`` only read it, so one index may serve several threads at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -193,6 +195,13 @@ class CatalogIndex:
             raise InvalidThresholdError(f"threshold must be within [0, 1], got {threshold!r}")
         if self._scorer is None or not items:
             return []
+        with _batch_allocations():
+            return self._match(items, threshold, peers)
+
+    def _match(
+        self, items: Sequence[tuple[str, str]], threshold: float, peers: PeerSet | None
+    ) -> list[MatchResult]:
+        assert self._scorer is not None
         results: list[MatchResult | None] = [None] * len(items)
         item_texts = [_as_text(text) for _, text in items]
         keys = [normalise_text(text) for text in item_texts]
@@ -263,6 +272,13 @@ class CatalogIndex:
             raise InvalidArgumentError(f"k must be at least 1, got {k!r}")
         if self._scorer is None or not items:
             return [[] for _ in items]
+        with _batch_allocations():
+            return self._candidates_many(items, k, peers)
+
+    def _candidates_many(
+        self, items: Sequence[tuple[str, str]], k: int, peers: PeerSet | None
+    ) -> list[list[MatchResult]]:
+        assert self._scorer is not None
         texts = [_as_text(text) for _, text in items]
         keys = [normalise_text(text) for text in texts]
         if peers is None:
@@ -360,6 +376,24 @@ class CatalogIndex:
                 ranked.append((row, round(score, 9), method, reason, explanation))
             out.append(ranked)
         return out
+
+
+@contextlib.contextmanager
+def _batch_allocations() -> Iterator[None]:
+    """Hold the cycle collector while a call allocates its many short-lived results.
+
+    Scoring a chunk makes hundreds of thousands of small objects that reference
+    counting frees at once; with a large index alive, the collector's passes over them
+    cost more than an eighth of the time. Nothing here makes cycles, so pausing it
+    only delays the collection of other code's garbage until the call returns.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _as_text(value: object) -> str:
