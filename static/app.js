@@ -36,9 +36,6 @@ const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 
 /** @param {number|null|undefined} value */
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-/** @param {string|null|undefined} iso */
-const created = (iso) => (iso ? dateTime.format(new Date(iso)) : '');
 const percent = (value) => `${decimal.format(Number(value ?? 0))}%`;
 
 /** @param {number} seconds */
@@ -157,7 +154,7 @@ async function loadProjects(selectId = state.projectId) {
   for (const project of projects) {
     const counts = `${integer.format(project.itemCount)} items, ${integer.format(project.catalogCount)} catalog`;
     // projects often share a name (one per `chunkmatch run`): the date tells them apart
-    const label = `${project.name} · ${created(project.createdAt)} · ${counts}`;
+    const label = `${project.name} · ${dateTime(project.createdAt)} · ${counts}`;
     select.append(element('option', { value: project.id }, [label]));
   }
   if (selectId && projects.some((p) => p.id === selectId)) select.value = selectId;
