@@ -220,7 +220,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     run.add_argument("--item-fields", nargs="+", help="item columns to match (default name/title)")
     run.add_argument("--catalog-fields", nargs="+", help="catalog columns to match")
     run.add_argument(
-        "--encoding", help="encoding of both files (utf-8, cp1252, latin-1...; default: the server's)"
+        "--encoding",
+        help="encoding of both files (utf-8, cp1252, latin-1...; default: the server's)",
     )
     run.add_argument("--item-encoding", help="encoding of the items file (overrides --encoding)")
     run.add_argument(

@@ -11,6 +11,8 @@ from service.settings import Settings
 from service.store import Store
 
 LOCAL_OWNER = "local"
+# the lines above and below the token in `chunkmatch serve`'s output
+ANNOUNCEMENT_RULE = "-" * 72
 
 logger = logging.getLogger("chunkmatch")
 
@@ -47,7 +49,7 @@ async def ensure_local_token(store: Store, settings: Settings) -> NewLocalToken 
 
 def token_announcement(new: NewLocalToken) -> str:
     """The block ``chunkmatch serve`` prints last: the token, set apart, and where it is."""
-    rule = "-" * 72
+    rule = ANNOUNCEMENT_RULE
     return "\n".join(
         [
             "",

@@ -314,28 +314,19 @@ def find_token(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
 
 def check_inputs(args: argparse.Namespace) -> tuple[InputFile, InputFile, Path]:
     """Everything checked before the first request: (items, catalog, output path)."""
-    encoding = check_encoding(args.encoding, "--encoding")
-    item_encoding = check_encoding(args.item_encoding, "--item-encoding") or encoding
-    catalog_encoding = check_encoding(args.catalog_encoding, "--catalog-encoding") or encoding
-    items = read_input(
-        "items",
-        args.items,
-        encoding=item_encoding,
-        encoding_option="--item-encoding" if args.item_encoding else "--encoding",
-        id_field=args.item_id,
-        id_option="--item-id",
-        fields=args.item_fields,
-        fields_option="--item-fields",
-    )
-    catalog = read_input(
-        "catalog",
-        args.catalog,
-        encoding=catalog_encoding,
-        encoding_option="--catalog-encoding" if args.catalog_encoding else "--encoding",
-        id_field=args.catalog_id,
-        id_option="--catalog-id",
-        fields=args.catalog_fields,
-        fields_option="--catalog-fields",
+    both = check_encoding(args.encoding, "--encoding")
+    items, catalog = (
+        read_input(
+            kind,
+            getattr(args, kind),
+            side=side,
+            encoding=check_encoding(getattr(args, f"{side}_encoding"), f"--{side}-encoding")
+            or both,
+            encoding_option=f"--{side}-encoding" if getattr(args, f"{side}_encoding") else None,
+            id_field=getattr(args, f"{side}_id"),
+            fields=getattr(args, f"{side}_fields"),
+        )
+        for kind, side in (("items", "item"), ("catalog", "catalog"))
     )
     check_numbers(args.threshold, args.chunk_size)
     return items, catalog, check_output(args.out)
@@ -365,7 +356,9 @@ def match_files(
         out, items.records(items_encoding), matches, matched_only=args.matched_only
     )
     share = f" ({100.0 * matched / total:.1f}%)" if total else ""
-    what = "matched items only" if args.matched_only else "unmatched ones with empty catalog columns"
+    what = (
+        "matched items only" if args.matched_only else "unmatched ones with empty catalog columns"
+    )
     print(
         f"done: {matched:,} of {total:,} items matched{share} in "
         f"{time.monotonic() - started:.1f}s; wrote {rows:,} rows to {out} ({what})",

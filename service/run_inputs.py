@@ -112,13 +112,17 @@ def read_input(
     kind: str,
     path_arg: str,
     *,
+    side: str,
     encoding: str | None,
-    encoding_option: str,
+    encoding_option: str | None,
     id_field: str,
-    id_option: str,
     fields: Sequence[str] | None,
-    fields_option: str,
 ) -> InputFile:
+    """Read and check the ``--items`` or ``--catalog`` file (``side``: ``item`` or
+    ``catalog``, as in the options' names; ``encoding_option``: the option that gave the
+    encoding, None for ``--encoding``)."""
+    encoding_option = encoding_option or "--encoding"
+    id_option, fields_option = f"--{side}-id", f"--{side}-fields"
     path = Path(path_arg)
     if not path.exists():
         raise InputError(f"--{kind}: no such file: {path}")

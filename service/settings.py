@@ -145,7 +145,9 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             database_url=env.get("DATABASE_URL") or None,
-            data_dir=Path(env.get("CHUNKMATCH_DATA_DIR") or default_data_dir(env, is_root=_is_root())),
+            data_dir=Path(
+                env.get("CHUNKMATCH_DATA_DIR") or default_data_dir(env, is_root=_is_root())
+            ),
             host=env.get("HOST") or DEFAULT_HOST,
             port=_int(env, "PORT", DEFAULT_PORT, minimum=0),
             lease_seconds=_float(env, "JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, minimum=1.0),

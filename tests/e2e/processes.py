@@ -212,3 +212,42 @@ class OutputReader:
                 if left <= 0 or self.ended:
                     raise AssertionError("output never showed it:\n" + "\n".join(self.lines))
                 self._changed.wait(min(left, 1.0))
+
+
+@dataclass
+class PrintedToken:
+    """Where `chunkmatch serve`'s closing announcement stands in its output, and the token."""
+
+    first_rule: int
+    last_rule: int
+    token: str
+
+
+def start_serve(
+    command: list[str], env: dict[str, str], *, cwd: Path | None = None
+) -> tuple[subprocess.Popen, OutputReader]:
+    """Start `chunkmatch serve` (or scripts/serve) with its output read line by line."""
+    proc = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    return proc, OutputReader(proc)
+
+
+def printed_token(output: OutputReader) -> PrintedToken:
+    """Wait for the new local admin token that `chunkmatch serve` prints last, set apart."""
+    from service.local_token import ANNOUNCEMENT_RULE
+
+    first = output.wait_for(lambda line: line == ANNOUNCEMENT_RULE)
+    last = output.wait_for(lambda line: line == ANNOUNCEMENT_RULE, start=first + 1)
+    token = next(ln.strip() for ln in output.lines[first:last] if ln.strip().startswith("cm_"))
+    return PrintedToken(first, last, token)
+
+
+def stop_serve(proc: subprocess.Popen) -> None:
+    """SIGTERM, as Ctrl+C or a supervisor would; kill only if it does not stop."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -12,8 +12,6 @@ import csv
 import importlib.util
 import io
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,14 +19,13 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.processes import OutputReader
+from tests.e2e.processes import printed_token, start_serve, stop_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-RULE = "-" * 72
 TIMEOUT_MS = 60_000
 HAS_OPENPYXL = importlib.util.find_spec("openpyxl") is not None
 
@@ -91,19 +88,10 @@ async def test_quick_start_walk_on_a_fresh_data_folder(tmp_path: Path) -> None:
         if k != "DATABASE_URL" and not k.startswith("CHUNKMATCH_")
     }
     env["CHUNKMATCH_DATA_DIR"] = str(tmp_path / "data")
-    serve = subprocess.Popen(
-        [CHUNKMATCH, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    serve, output = start_serve([CHUNKMATCH, "serve", "--port", str(port)], env)
     problems: list[str] = []
     try:
-        output = OutputReader(serve)
-        rule = output.wait_for(lambda line: line == RULE)
-        token = output.lines[output.wait_for(lambda ln: ln.strip().startswith("cm_"), start=rule)]
-        token = token.strip()
+        token = printed_token(output).token
         detects = _detects_encodings(url, token)
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
@@ -163,11 +151,8 @@ async def test_quick_start_walk_on_a_fresh_data_folder(tmp_path: Path) -> None:
                 assert await page.is_hidden("#error-banner"), await page.inner_text("#error-text")
             finally:
                 await browser.close()
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=60)
     finally:
-        if serve.poll() is None:
-            serve.kill()
+        stop_serve(serve)
     assert not problems, "\n".join(problems)
     if not detects:
         pytest.skip(

