@@ -46,6 +46,9 @@ def _announce_when_answering(server, app, host: str, port: int, open_browser: bo
     print(f"chunkmatch: serving on {url}  (Ctrl+C to stop)", flush=True)
     if app.state.new_local_token is not None:
         print(token_announcement(app.state.new_local_token), flush=True)
+    elif app.state.settings.embedded and app.state.settings.local_token_file.exists():
+        path = app.state.settings.local_token_file.expanduser().absolute()
+        print(f"chunkmatch: the local admin token is in {path}", flush=True)
     if open_browser:
         webbrowser.open(url)
 

@@ -35,6 +35,7 @@ from service.run_inputs import (
     check_encoding,
     check_numbers,
     check_output,
+    content_type,
     read_input,
 )
 from service.settings import Settings
@@ -197,14 +198,14 @@ def choose_project(client: ApiClient, name: str, stream: TextIO) -> tuple[dict[s
 def upload(client: ApiClient, project_id: str, source: InputFile, stream: TextIO) -> str | None:
     """Upload one file; return the encoding the server read it with (when it says)."""
     params = {"idField": source.id_field}
-    if source.encoding:
+    if source.encoding and source.columns is not None:  # a spreadsheet has no encoding
         params["encoding"] = source.encoding
     result = client.call(
         "POST",
         f"/api/projects/{project_id}/{source.kind}",
         params=params,
         content=source.data,
-        headers={"Content-Type": "text/csv"},
+        headers={"Content-Type": content_type(source.path)},
     )
     used = result.get("encoding") or source.encoding
     read_as = f" (read as {used})" if used else ""
@@ -277,7 +278,8 @@ def write_matches(
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     rows = matched = 0
     try:
-        with partial.open("w", newline="", encoding="utf-8") as fh:
+        # with a BOM, as the service's own CSV downloads: spreadsheet programs then read UTF-8
+        with partial.open("w", newline="", encoding="utf-8-sig") as fh:
             writer = csv.writer(fh)
             writer.writerow(MATCH_COLUMNS)
             for item_id, text in items:

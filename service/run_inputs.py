@@ -25,6 +25,7 @@ HEADER_PROBE_BYTES = 1 << 20
 # Files the CLI hands to the server without reading their columns here (the server
 # reads them: spreadsheets).
 UNCHECKED_SUFFIXES = (".xlsx",)
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class InputError(Exception):
@@ -61,6 +62,11 @@ class InputFile:
             record_id = row[id_at].strip() if id_at < len(row) else ""
             found.append((record_id, compose_text(record, fields)))
         return found
+
+
+def content_type(path: Path) -> str:
+    """What the upload is sent as: a spreadsheet by its suffix, else CSV."""
+    return XLSX_CONTENT_TYPE if path.suffix.lower() == ".xlsx" else "text/csv"
 
 
 def check_encoding(name: str | None, option: str) -> str | None:

@@ -127,7 +127,7 @@ def test_run_against_a_server(tmp_path: Path, live_server) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "100.0%" in result.stderr and "ETA" in result.stderr
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
     assert [r["item_id"] for r in rows] == [i["sku"] for i in items]  # every item, in order
     matched = [r for r in rows if r["catalog_id"]]
     assert len(matched) >= 290

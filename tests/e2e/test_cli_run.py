@@ -99,7 +99,15 @@ def test_serve_then_run_from_another_folder_finds_the_token(tmp_path: Path) -> N
             cwd=other_folder,
         )
         assert result.returncode == 0, result.stderr
-        assert len(list(csv.DictReader(out.open()))) == 40
+        assert len(list(csv.DictReader(out.open(encoding="utf-8-sig")))) == 40
+    finally:
+        stop_serve(proc)
+    # a later start shows no token, only where it is
+    proc, output = start_serve([CHUNKMATCH, "serve", "--port", str(port)], env, cwd=serve_folder)
+    try:
+        where = output.wait_for(lambda line: "local admin token is in" in line)
+        assert str(token_file) in output.lines[where]
+        assert not any(printed.token in line for line in output.lines)
     finally:
         stop_serve(proc)
 
@@ -179,7 +187,7 @@ def test_project_is_reused_and_every_item_is_written(tmp_path: Path, live_server
     first = _run(*common, "--project", name, "--out", str(tmp_path / "1.csv"), env=env)
     assert first.returncode == 0, first.stderr
     assert f"created project {name!r}" in first.stderr
-    rows = list(csv.DictReader((tmp_path / "1.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "1.csv").open(encoding="utf-8-sig")))
     assert [r["item_id"] for r in rows] == [f"i{k}" for k in range(40)]
     unmatched = [r for r in rows if not r["catalog_id"]]
     assert {r["item_id"] for r in unmatched} == {f"i{k}" for k in range(0, 40, 5)}
@@ -191,7 +199,7 @@ def test_project_is_reused_and_every_item_is_written(tmp_path: Path, live_server
     assert second.returncode == 0, second.stderr
     assert f"using project {name!r}" in second.stderr
     assert [p["name"] for p in _projects(live_server)].count(name) == 1
-    again = list(csv.DictReader((tmp_path / "2.csv").open()))
+    again = list(csv.DictReader((tmp_path / "2.csv").open(encoding="utf-8-sig")))
     assert [(r["item_id"], r["catalog_id"]) for r in again] == [
         (r["item_id"], r["catalog_id"]) for r in rows
     ]
@@ -200,7 +208,7 @@ def test_project_is_reused_and_every_item_is_written(tmp_path: Path, live_server
         *common, "--project", name, "--matched-only", "--out", str(tmp_path / "3.csv"), env=env
     )
     assert only.returncode == 0, only.stderr
-    matched = list(csv.DictReader((tmp_path / "3.csv").open()))
+    matched = list(csv.DictReader((tmp_path / "3.csv").open(encoding="utf-8-sig")))
     assert [r["item_id"] for r in matched] == [r["item_id"] for r in rows if r["catalog_id"]]
 
 
@@ -217,7 +225,7 @@ def test_each_file_has_its_own_encoding(tmp_path: Path, live_server) -> None:
         env=_env(CHUNKMATCH_TOKEN=live_server.token),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
     assert rows[0]["item_text"] == "creme brulee torch – model 000®"
     assert rows[0]["catalog_text"] == "Crème brûlée torch model 000"
 
