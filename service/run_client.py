@@ -176,10 +176,15 @@ class ApiClient:
         return response.content.decode("utf-8-sig")
 
 
-def choose_project(client: ApiClient, name: str, stream: TextIO) -> tuple[dict[str, Any], bool]:
-    """The newest project of this name the token may see, else a new one; (project, reused)."""
-    projects = client.call("GET", "/api/projects", params={"limit": 1000})["projects"]
-    same = [p for p in projects if p["name"] == name]
+def choose_project(
+    client: ApiClient, name: str, stream: TextIO, *, reuse: bool
+) -> tuple[dict[str, Any], bool]:
+    """With ``reuse`` (``--project NAME``), the newest project of this name the token may
+    see, else a new one; (project, reused)."""
+    same: list[dict[str, Any]] = []
+    if reuse:
+        projects = client.call("GET", "/api/projects", params={"limit": 1000})["projects"]
+        same = [p for p in projects if p["name"] == name]
     if not same:
         project = client.call("POST", "/api/projects", json={"name": name})["project"]
         print(f"created project {name!r}", file=stream)
@@ -344,7 +349,7 @@ def match_files(
 ) -> None:
     started = time.monotonic()
     name = args.project or f"{items.path.stem} vs {catalog.path.stem}"
-    project, reused = choose_project(client, name, stream)
+    project, reused = choose_project(client, name, stream, reuse=args.project is not None)
     upload(client, project["id"], catalog, stream)
     items_encoding = upload(client, project["id"], items, stream)
     job = client.call(

@@ -204,6 +204,11 @@ def test_project_is_reused_and_every_item_is_written(tmp_path: Path, live_server
         (r["item_id"], r["catalog_id"]) for r in rows
     ]
 
+    # without --project, every run makes a project of its own
+    for _ in range(2):
+        alone = _run(*common, "--out", str(tmp_path / "alone.csv"), env=env)
+        assert alone.returncode == 0 and "created project 'items vs catalog'" in alone.stderr
+
     only = _run(
         *common, "--project", name, "--matched-only", "--out", str(tmp_path / "3.csv"), env=env
     )
