@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from service.exceptions import ConfigurationError
 from service.settings import Settings
-from service.stages import JOB_TYPES
 
 
 def _url(host: str, port: int) -> str:
@@ -230,7 +229,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     run.add_argument(
         "--catalog-encoding", help="encoding of the catalog file (overrides --encoding)"
     )
-    run.add_argument("--job-type", default="enhanced", choices=sorted(JOB_TYPES))
+    run.add_argument(
+        "--job-type", default="enhanced", help="enhanced (default), ai, web-search or full"
+    )
     run.add_argument("--threshold", type=float, help="match threshold, 0..1")
     run.add_argument("--chunk-size", type=int, help="items per chunk")
     run.add_argument("--out", default="matches.csv", help="where to write the matches CSV")

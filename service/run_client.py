@@ -33,7 +33,7 @@ from service.run_inputs import (
     InputError,
     InputFile,
     check_encoding,
-    check_numbers,
+    check_job,
     check_output,
     content_type,
     read_input,
@@ -335,7 +335,7 @@ def check_inputs(args: argparse.Namespace) -> tuple[InputFile, InputFile, Path]:
         )
         for kind, side in (("items", "item"), ("catalog", "catalog"))
     )
-    check_numbers(args.threshold, args.chunk_size)
+    check_job(args.job_type, args.threshold, args.chunk_size)
     return items, catalog, check_output(args.out)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matching import compose_text
-from service.stages import MAX_CHUNK_SIZE, default_fields
+from service.stages import JOB_TYPES, MAX_CHUNK_SIZE, default_fields
 
 # Enough bytes to hold any sensible header line.
 HEADER_PROBE_BYTES = 1 << 20
@@ -166,7 +166,9 @@ def read_input(
     return InputFile(kind, path, data, encoding, id_field, wanted, columns)
 
 
-def check_numbers(threshold: float | None, chunk_size: int | None) -> None:
+def check_job(job_type: str, threshold: float | None, chunk_size: int | None) -> None:
+    if job_type not in JOB_TYPES:
+        raise InputError(f"--job-type {job_type!r} is not one of {', '.join(JOB_TYPES)}")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
     if chunk_size is not None and not 1 <= chunk_size <= MAX_CHUNK_SIZE:

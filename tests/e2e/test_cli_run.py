@@ -147,6 +147,7 @@ def test_run_with_a_refused_token_says_which_one(tmp_path: Path, live_server) ->
         (["--catalog-id", "sku"], "no id column 'sku'"),
         (["--threshold", "1.5"], "--threshold must be between 0 and 1"),
         (["--chunk-size", "0"], "--chunk-size must be from 1 to 20000"),
+        (["--job-type", "fuzzy"], "--job-type 'fuzzy' is not one of enhanced, ai, web-search"),
         (["--out", "missing-folder/m.csv"], "the folder missing-folder does not exist"),
         (["--out", "."], "is a folder"),
         (["--encoding", "rot13"], "not a text encoding"),
