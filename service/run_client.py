@@ -357,6 +357,12 @@ def match_files(
         "/api/jobs/create",
         json={"projectId": project["id"], "jobType": args.job_type, "config": job_config(args)},
     )["job"]
+    if reused:
+        print(
+            f"the job takes the project's {job['totalItems']:,} items not matched yet; "
+            "those matched by its earlier jobs keep their matches",
+            file=stream,
+        )
     job = drive_job(client, job, stream)
     matches = project_matches(client, job, earlier_jobs=reused)
     rows, matched, total = write_matches(

@@ -199,6 +199,7 @@ def test_project_is_reused_and_every_item_is_written(tmp_path: Path, live_server
     second = _run(*common, "--project", name, "--out", str(tmp_path / "2.csv"), env=env)
     assert second.returncode == 0, second.stderr
     assert f"using project {name!r}" in second.stderr
+    assert "the job takes the project's 8 items not matched yet" in second.stderr
     assert [p["name"] for p in _projects(live_server)].count(name) == 1
     again = list(csv.DictReader((tmp_path / "2.csv").open(encoding="utf-8-sig")))
     assert [(r["item_id"], r["catalog_id"]) for r in again] == [
