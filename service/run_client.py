@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import logging
 import os
 import random
@@ -39,6 +38,7 @@ from service.run_inputs import (
     read_input,
 )
 from service.settings import Settings
+from service.spreadsheet import MATCH_CSV_COLUMNS, match_csv_row
 
 BAR_WIDTH = 30
 MAX_BACKOFF_SECONDS = 30.0
@@ -169,12 +169,6 @@ class ApiClient:
             return body
         raise RunError(f"{method} {path}: the server kept failing")
 
-    def download_text(self, path: str) -> str:
-        response = self.http.get(path)
-        if response.status_code >= 400:
-            raise RunError(f"download of {path} failed with HTTP {response.status_code}")
-        return response.content.decode("utf-8-sig")
-
 
 def choose_project(
     client: ApiClient, name: str, stream: TextIO, *, reuse: bool
@@ -244,57 +238,99 @@ def drive_job(client: ApiClient, job: dict[str, Any], stream: TextIO) -> dict[st
     return job
 
 
-MATCH_COLUMNS = ["item_id", "item_text", "catalog_id", "catalog_text", "score", "method", "reason"]
+MATCHES_PAGE = 1000  # the largest page GET /api/jobs/{id}/matches gives
 
 
-def _match_rows(text: str) -> dict[str, dict[str, str]]:
-    return {row["item_id"]: row for row in csv.DictReader(io.StringIO(text, newline=""))}
+def job_matches(client: ApiClient, job_id: str) -> list[dict[str, Any]]:
+    """Every match of a job, as the API gives them (raw values, not spreadsheet cells)."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": MATCHES_PAGE}
+    while True:
+        page = client.call("GET", f"/api/jobs/{job_id}/matches", params=params)
+        found.extend(page["matches"])
+        if not page.get("nextCursor"):
+            return found
+        params["cursor"] = page["nextCursor"]
+
+
+def _same_text(shown: str | None, now: str | None) -> bool:
+    return " ".join((shown or "").split()) == " ".join((now or "").split())
 
 
 def project_matches(
-    client: ApiClient, job: dict[str, Any], *, earlier_jobs: bool
-) -> dict[str, dict[str, str]]:
+    client: ApiClient,
+    job: dict[str, Any],
+    *,
+    earlier_jobs: bool,
+    items_now: dict[str, str] | None,
+    catalog_now: dict[str, str] | None,
+) -> dict[str, dict[str, Any]]:
     """The job's matches by item id, plus (for a reused project) those of the project's
-    earlier completed jobs, whose items this job did not take again (newest first wins)."""
-    matches = _match_rows(client.download_text(f"/api/jobs/{job['id']}/matches?format=csv"))
-    if earlier_jobs:
-        jobs = client.call("GET", "/api/jobs", params={"projectId": job["projectId"], "limit": 500})
-        for other in jobs["jobs"]:
-            if other["id"] == job["id"] or other["status"] != "completed":
+    earlier completed jobs, whose items this job did not take again (newest first wins).
+
+    An earlier match whose item or record text is no longer what this run uploaded is left
+    out: the service counts it as stale (this job took its item again and did not match
+    it). Texts are compared as this run's fields compose them; ``None``: not known here.
+    """
+    matches = {m["itemId"]: m for m in job_matches(client, job["id"])}
+    if not earlier_jobs:
+        return matches
+    jobs = client.call("GET", "/api/jobs", params={"projectId": job["projectId"], "limit": 500})
+    for other in jobs["jobs"]:
+        if other["id"] == job["id"] or other["status"] != "completed":
+            continue
+        for m in job_matches(client, other["id"]):
+            if m["itemId"] in matches:
                 continue
-            found = _match_rows(client.download_text(f"/api/jobs/{other['id']}/matches?format=csv"))
-            for item_id, row in found.items():
-                matches.setdefault(item_id, row)
+            if items_now is not None and not _same_text(
+                m["itemText"], items_now.get(m["itemId"], m["itemText"])
+            ):
+                continue
+            if catalog_now is not None and not _same_text(
+                m["catalogText"], catalog_now.get(m["catalogId"], m["catalogText"])
+            ):
+                continue
+            matches[m["itemId"]] = m
     return matches
 
 
 def write_matches(
     out: Path,
     items: list[tuple[str, str]] | None,
-    matches: dict[str, dict[str, str]],
+    matches: dict[str, dict[str, Any]],
     *,
     matched_only: bool,
 ) -> tuple[int, int, int]:
     """Write one row per item of the file (empty catalog columns when unmatched), or per
-    match with ``matched_only``; replace ``out`` only once it is complete.
-    Return (rows written, items matched, items in the file)."""
+    match with ``matched_only``, as the service's CSV download writes them; replace ``out``
+    only once it is complete. Return (rows written, items matched, items in the file)."""
     if items is None:  # the file was not read here: its matched items are all we know
-        items = [(item_id, row["item_text"]) for item_id, row in matches.items()]
+        items = [(item_id, m["itemText"]) for item_id, m in matches.items()]
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     rows = matched = 0
     try:
         # with a BOM, as the service's own CSV downloads: spreadsheet programs then read UTF-8
         with partial.open("w", newline="", encoding="utf-8-sig") as fh:
             writer = csv.writer(fh)
-            writer.writerow(MATCH_COLUMNS)
+            writer.writerow(MATCH_CSV_COLUMNS)
             for item_id, text in items:
-                found = matches.get(item_id)
-                if found is not None:
+                m = matches.get(item_id)
+                if m is not None:
                     matched += 1
-                    writer.writerow([found.get(c, "") for c in MATCH_COLUMNS])
+                    writer.writerow(
+                        match_csv_row(
+                            item_id,
+                            m["itemText"],
+                            m["catalogId"],
+                            m["catalogText"],
+                            m["score"],
+                            m["method"],
+                            m["reason"],
+                        )
+                    )
                     rows += 1
                 elif not matched_only:
-                    writer.writerow([item_id, text, "", "", "", "", ""])
+                    writer.writerow(match_csv_row(item_id, text, None, None, None, None, None))
                     rows += 1
         os.replace(partial, out)
     finally:
@@ -350,7 +386,7 @@ def match_files(
     started = time.monotonic()
     name = args.project or f"{items.path.stem} vs {catalog.path.stem}"
     project, reused = choose_project(client, name, stream, reuse=args.project is not None)
-    upload(client, project["id"], catalog, stream)
+    catalog_encoding = upload(client, project["id"], catalog, stream)
     items_encoding = upload(client, project["id"], items, stream)
     job = client.call(
         "POST",
@@ -364,10 +400,16 @@ def match_files(
             file=stream,
         )
     job = drive_job(client, job, stream)
-    matches = project_matches(client, job, earlier_jobs=reused)
-    rows, matched, total = write_matches(
-        out, items.records(items_encoding), matches, matched_only=args.matched_only
+    item_records = items.records(items_encoding)
+    catalog_records = catalog.records(catalog_encoding) if reused else None
+    matches = project_matches(
+        client,
+        job,
+        earlier_jobs=reused,
+        items_now=None if item_records is None else dict(item_records),
+        catalog_now=None if catalog_records is None else dict(catalog_records),
     )
+    rows, matched, total = write_matches(out, item_records, matches, matched_only=args.matched_only)
     share = f" ({100.0 * matched / total:.1f}%)" if total else ""
     what = (
         "matched items only" if args.matched_only else "unmatched ones with empty catalog columns"

@@ -251,3 +251,22 @@ def test_in_process_server_logs_to_a_file(tmp_path: Path) -> None:
     log = (data / "logs" / "run.log").read_text()
     assert "database ready" in log and "stopping embedded PostgreSQL" in log
     assert str(data / "logs" / "run.log") in result.stderr
+
+
+def test_a_reused_project_forgets_matches_whose_text_changed(tmp_path: Path, live_server) -> None:
+    items, catalog = _files(tmp_path)
+    env = _env(CHUNKMATCH_TOKEN=live_server.token)
+    name = f"changed {tmp_path.name}"
+    common = ["--catalog", str(catalog), "--server", live_server.url, "--project", name]
+    first = _run("--items", str(items), *common, "--out", str(tmp_path / "1.csv"), env=env)
+    assert first.returncode == 0, first.stderr
+    rows = list(csv.DictReader(items.open()))
+    rows[1]["name"] = "Garden hose reel 1"  # was matched; now nothing in the catalog fits
+    rows[2]["name"] = "=HYPERLINK(0)"  # a formula, if a spreadsheet were to run it
+    changed = _write_csv(tmp_path / "changed.csv", rows)
+    second = _run("--items", str(changed), *common, "--out", str(tmp_path / "2.csv"), env=env)
+    assert second.returncode == 0, second.stderr
+    out = {r["item_id"]: r for r in csv.DictReader((tmp_path / "2.csv").open(encoding="utf-8-sig"))}
+    assert out["i1"]["catalog_id"] == "" and out["i1"]["item_text"] == "Garden hose reel 1"
+    assert out["i2"]["catalog_id"] == "" and out["i2"]["item_text"] == "'=HYPERLINK(0)"
+    assert out["i3"]["catalog_id"] == "c3"  # unchanged: its earlier match stands
