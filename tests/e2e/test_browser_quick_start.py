@@ -143,7 +143,7 @@ async def test_quick_start_walk_on_a_fresh_data_folder(tmp_path: Path) -> None:
                 async with page.expect_download() as info:
                     await page.click("#download-csv")
                 download = await info.value
-                text = Path(await download.path()).read_text(encoding="utf-8")
+                text = Path(await download.path()).read_text(encoding="utf-8-sig")
                 rows = list(csv.DictReader(io.StringIO(text)))
                 assert len(rows) >= 8
                 texts = {r["item_id"]: r["item_text"] for r in rows}
