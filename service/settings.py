@@ -15,7 +15,7 @@ from service.exceptions import ConfigurationError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_DATA_DIR = ".chunkmatch"
+ROOT_DATA_DIR = Path("/var/lib/chunkmatch")
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_POOL_MAX_SIZE = 10
 DEFAULT_INDEX_CACHE_SIZE = 4
@@ -34,6 +34,10 @@ DEFAULT_LLM_CONCURRENCY = 4
 DEFAULT_LLM_MAX_ATTEMPTS = 4
 DEFAULT_LLM_MIN_CONFIDENCE = 0.5
 DEFAULT_SEARCH_CONCURRENCY = 3
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -60,6 +64,26 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def default_data_dir(env: Mapping[str, str], *, is_root: bool) -> Path:
+    """Where the service keeps its data when ``CHUNKMATCH_DATA_DIR`` is not set: one place
+    per user, the same for ``serve``, ``run`` and ``token``, whatever the current folder.
+
+    ``$XDG_DATA_HOME/chunkmatch`` when XDG_DATA_HOME is set (and, for root, outside /root),
+    else ``~/.local/share/chunkmatch``; root's home is under /root, which embedded
+    PostgreSQL must not use (it loosens the permissions of every parent folder), so root's
+    default is /var/lib/chunkmatch.
+    """
+    xdg = env.get("XDG_DATA_HOME")
+    if xdg and Path(xdg).is_absolute():
+        path = Path(xdg) / "chunkmatch"
+        if not (is_root and path.is_relative_to("/root")):
+            return path
+    if is_root:
+        return ROOT_DATA_DIR
+    home = env.get("HOME")
+    return (Path(home) if home else Path.home()) / ".local" / "share" / "chunkmatch"
 
 
 def _cron_secret(raw: str | None) -> str | None:
@@ -121,7 +145,9 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             database_url=env.get("DATABASE_URL") or None,
-            data_dir=Path(env.get("CHUNKMATCH_DATA_DIR") or DEFAULT_DATA_DIR),
+            data_dir=Path(
+                env.get("CHUNKMATCH_DATA_DIR") or default_data_dir(env, is_root=_is_root())
+            ),
             host=env.get("HOST") or DEFAULT_HOST,
             port=_int(env, "PORT", DEFAULT_PORT, minimum=0),
             lease_seconds=_float(env, "JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, minimum=1.0),
@@ -198,3 +224,8 @@ class Settings:
     def local_token_file(self) -> Path:
         """Where zero-configuration use keeps its local admin token."""
         return self.data_dir / "admin-token"
+
+    @property
+    def run_log_file(self) -> Path:
+        """Where ``chunkmatch run`` sends the logs of the server it starts in-process."""
+        return self.data_dir / "logs" / "run.log"

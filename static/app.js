@@ -153,7 +153,8 @@ async function loadProjects(selectId = state.projectId) {
   select.replaceChildren(element('option', { value: '' }, ['— choose a project —']));
   for (const project of projects) {
     const counts = `${integer.format(project.itemCount)} items, ${integer.format(project.catalogCount)} catalog`;
-    const label = `${project.name} · ${counts}`;
+    // projects often share a name (one per `chunkmatch run`): the date tells them apart
+    const label = `${project.name} · ${dateTime(project.createdAt)} · ${counts}`;
     select.append(element('option', { value: project.id }, [label]));
   }
   if (selectId && projects.some((p) => p.id === selectId)) select.value = selectId;

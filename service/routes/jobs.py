@@ -19,13 +19,11 @@ from service.exceptions import Conflict, NotFound, ValidationError
 from service.inputs import body_id, path_id, query_flag, query_int, read_json, read_json_object
 from service.models import ACTIVE_STATUSES, LIVE_STATUSES, Job
 from service.openapi import operation, query
+from service.spreadsheet import MATCH_CSV_COLUMNS, UTF8_BOM, match_csv_row
 from service.stages import STAGE_NAMES, resolve_job
 
 CSV_PAGE = 5000
 DEFAULT_PRIORITY = 5
-# a spreadsheet runs a cell beginning with one of these as a formula (OWASP CSV injection)
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-UTF8_BOM = "\ufeff"
 
 
 def _store(request: Request):
@@ -332,36 +330,26 @@ class JobMatches(HTTPEndpoint):
         )
 
 
-def _cell(value: str | None) -> str | None:
-    """A text cell a spreadsheet shows as text: one that would start a formula gets a
-    leading apostrophe."""
-    if value and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 async def _csv_rows(store, job: Job, *, bom: bool) -> AsyncIterator[str]:
     out = io.StringIO()
     if bom:
         out.write(UTF8_BOM)
     writer = csv.writer(out)
-    writer.writerow(
-        ["item_id", "item_text", "catalog_id", "catalog_text", "score", "method", "reason"]
-    )
+    writer.writerow(MATCH_CSV_COLUMNS)
     after = 0
     while True:
         rows = await store.job_matches(job, after_id=after, limit=CSV_PAGE)
         for r in rows:
             writer.writerow(
-                [
-                    _cell(r.item_id),
-                    _cell(r.item_text),
-                    _cell(r.catalog_id),
-                    _cell(r.catalog_text),
-                    f"{r.score:.4f}",
-                    _cell(r.method),
-                    _cell(r.reason),
-                ]
+                match_csv_row(
+                    r.item_id,
+                    r.item_text,
+                    r.catalog_id,
+                    r.catalog_text,
+                    r.score,
+                    r.method,
+                    r.reason,
+                )
             )
         yield out.getvalue()
         out.seek(0)

@@ -174,3 +174,80 @@ def seed_project(
         )
         assert r.status_code == 201, r.text
         return pid, r.json()["job"]["id"]
+
+
+class OutputReader:
+    """Collects a subprocess's text output line by line in a thread, so a test can wait for
+    a line (with a deadline) while the process keeps running."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self.ended = False  # the process closed its output
+        self._changed = threading.Condition()
+        self._proc = proc
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, predicate, *, start: int = 0, timeout: float = 120.0) -> int:
+        """Index of the first line from ``start`` for which ``predicate`` holds; fail if
+        the process ends its output or the deadline passes first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for n in range(start, len(self.lines)):
+                    if predicate(self.lines[n]):
+                        return n
+                left = deadline - time.monotonic()
+                if left <= 0 or self.ended:
+                    raise AssertionError("output never showed it:\n" + "\n".join(self.lines))
+                self._changed.wait(min(left, 1.0))
+
+
+@dataclass
+class PrintedToken:
+    """Where `chunkmatch serve`'s closing announcement stands in its output, and the token."""
+
+    first_rule: int
+    last_rule: int
+    token: str
+
+
+def start_serve(
+    command: list[str], env: dict[str, str], *, cwd: Path | None = None
+) -> tuple[subprocess.Popen, OutputReader]:
+    """Start `chunkmatch serve` (or scripts/serve) with its output read line by line."""
+    proc = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    return proc, OutputReader(proc)
+
+
+def printed_token(output: OutputReader) -> PrintedToken:
+    """Wait for the new local admin token that `chunkmatch serve` prints last, set apart."""
+    from service.local_token import ANNOUNCEMENT_RULE
+
+    first = output.wait_for(lambda line: line == ANNOUNCEMENT_RULE)
+    last = output.wait_for(lambda line: line == ANNOUNCEMENT_RULE, start=first + 1)
+    token = next(ln.strip() for ln in output.lines[first:last] if ln.strip().startswith("cm_"))
+    return PrintedToken(first, last, token)
+
+
+def stop_serve(proc: subprocess.Popen) -> None:
+    """SIGTERM, as Ctrl+C or a supervisor would; kill only if it does not stop."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -128,8 +128,10 @@ def test_run_against_a_server(tmp_path: Path, live_server) -> None:
     assert result.returncode == 0, result.stderr
     assert "100.0%" in result.stderr and "ETA" in result.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
-    assert len(rows) >= 290
-    assert all(r["catalog_id"] == "c" + r["item_id"][1:] for r in rows)
+    assert [r["item_id"] for r in rows] == [i["sku"] for i in items]  # every item, in order
+    matched = [r for r in rows if r["catalog_id"]]
+    assert len(matched) >= 290
+    assert all(r["catalog_id"] == "c" + r["item_id"][1:] for r in matched)
 
 
 def test_run_with_no_server_starts_one_and_finds_its_token(tmp_path: Path) -> None:
@@ -197,5 +199,5 @@ def test_run_reports_a_clear_error(tmp_path: Path, live_server) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
-    assert "itemFields" in result.stderr
+    assert result.returncode == 2
+    assert "no 'name' or 'title' column" in result.stderr and "--item-fields" in result.stderr

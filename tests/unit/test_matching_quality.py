@@ -2,7 +2,8 @@
 
 Floors sit just below what the default configuration reaches (see
 ``benchmarks/matching_quality.py``). Skipped when the benchmark data is not
-present (it lives outside the repository).
+present: it lives outside the repository, in ``shared/data`` beside the clone (see the
+README's "Benchmarks").
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ import pytest
 from matching import DEFAULT_THRESHOLD, CatalogIndex, compose_text
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "Abt-Buy"
-pytestmark = pytest.mark.skipif(not DATA.exists(), reason="benchmark data not available")
+MISSING_DATA = (
+    f"benchmark data not available: these tests read the Abt-Buy set from {DATA} "
+    "(the Leipzig entity-matching benchmark sets, in shared/data beside the repository); "
+    "see the README's Benchmarks section"
+)
+pytestmark = pytest.mark.skipif(not DATA.exists(), reason=MISSING_DATA)
+
+
+def test_the_skip_message_says_what_is_missing_and_where() -> None:
+    assert str(DATA) in MISSING_DATA and "README" in MISSING_DATA
 
 
 def _rows(name: str) -> list[dict[str, str]]:
