@@ -24,7 +24,7 @@ import numpy as np
 BASE_PRIOR = 0.28
 """Share of right best candidates on the data the score is calibrated on."""
 
-PRIOR_PSEUDO_ITEMS = 100.0
+PRIOR_PSEUDO_ITEMS = 300.0
 """Weight of the default prior in a job's estimate, as a number of items."""
 
 MAX_PRIOR_SHIFT = 3.0
