@@ -203,14 +203,7 @@ class CatalogIndex:
     ) -> list[MatchResult]:
         assert self._scorer is not None
         results: list[MatchResult | None] = [None] * len(items)
-        item_texts = [_as_text(text) for _, text in items]
-        keys = [normalise_text(text) for text in item_texts]
-        if peers is None:
-            peers = PeerSet.build([str(i) for i, _ in items], keys, self._scorer.char)
-            peers = self._with_prior(peers, item_texts, keys)
-            peer_rows = list(range(len(items)))
-        else:
-            peer_rows = [peers.rows.get(str(item_id), -1) for item_id, _ in items]
+        item_texts, keys, peers, peer_rows = self._prepare(items, peers)
         pending: list[int] = []
         for position, key in enumerate(keys):
             row = self._exact_rows.get(key) if key else None
@@ -279,14 +272,7 @@ class CatalogIndex:
         self, items: Sequence[tuple[str, str]], k: int, peers: PeerSet | None
     ) -> list[list[MatchResult]]:
         assert self._scorer is not None
-        texts = [_as_text(text) for _, text in items]
-        keys = [normalise_text(text) for text in texts]
-        if peers is None:
-            peers = PeerSet.build([str(i) for i, _ in items], keys, self._scorer.char)
-            peers = self._with_prior(peers, texts, keys)
-            peer_rows = list(range(len(items)))
-        else:
-            peer_rows = [peers.rows.get(str(item_id), -1) for item_id, _ in items]
+        texts, keys, peers, peer_rows = self._prepare(items, peers)
         out: list[list[MatchResult]] = []
         keep = max(k, DEFAULT_CANDIDATES)
         for start in range(0, len(items), _BATCH_ROWS):
@@ -317,6 +303,19 @@ class CatalogIndex:
                 )
                 out.append(found[:k])
         return out
+
+    def _prepare(
+        self, items: Sequence[tuple[str, str]], peers: PeerSet | None
+    ) -> tuple[list[str], list[str], PeerSet, list[int]]:
+        """The items' texts and keys, their peers (the items themselves unless given), and
+        each item's row in the peers (-1: not among them)."""
+        assert self._scorer is not None
+        texts = [_as_text(text) for _, text in items]
+        keys = [normalise_text(text) for text in texts]
+        if peers is None:
+            peers = PeerSet.build([str(i) for i, _ in items], keys, self._scorer.char)
+            return texts, keys, self._with_prior(peers, texts, keys), list(range(len(items)))
+        return texts, keys, peers, [peers.rows.get(str(item_id), -1) for item_id, _ in items]
 
     def _unique_code_row(self, codes: frozenset[str]) -> int | None:
         rows = {self._code_rows[c] for c in codes if c in self._code_rows}
