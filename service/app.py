@@ -111,7 +111,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 allow_headers=["Authorization", "Content-Type"],
             )
         )
-    middleware.append(Middleware(TokenAuth))
+    middleware.append(
+        Middleware(TokenAuth, rate=settings.rate_per_second, burst=settings.rate_burst)
+    )
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -5,11 +5,15 @@ so a revoked token stops working at once.
 
 from __future__ import annotations
 
+import hashlib
+import math
+
+import token_bucket
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import chunkmatch_error
-from service.exceptions import ChunkmatchError, Unauthorized
+from service.exceptions import ChunkmatchError, TooManyRequests, Unauthorized
 from service.tokens import Principal
 
 PUBLIC_API_PATHS = frozenset({"/api/health", "/api/jobs/process"})
@@ -22,8 +26,15 @@ def principal(request: Request) -> Principal:
 
 
 class TokenAuth:
-    def __init__(self, app: ASGIApp) -> None:
+    """Authenticates, then rate-limits per token: a bucket of ``burst`` requests refilled
+    at ``rate`` per second (in this process; 0 turns it off)."""
+
+    def __init__(self, app: ASGIApp, *, rate: float = 0.0, burst: int = 1) -> None:
         self.app = app
+        self.limiter = (
+            token_bucket.Limiter(rate, burst, token_bucket.MemoryStorage()) if rate else None
+        )
+        self.retry_after = max(1, math.ceil(1 / rate)) if rate else 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -33,6 +44,12 @@ class TokenAuth:
         request = Request(scope)
         try:
             who = await self._authenticate(request)
+            if self.limiter is not None and not self.limiter.consume(_bucket_key(request)):
+                raise TooManyRequests(
+                    "too many requests with this token; slow down and retry after "
+                    f"{self.retry_after} s",
+                    retry_after=self.retry_after,
+                )
         except ChunkmatchError as exc:
             response = await chunkmatch_error(request, exc)
             if isinstance(exc, Unauthorized):
@@ -57,3 +74,8 @@ class TokenAuth:
         if who is None:
             raise Unauthorized("the API token is not valid (unknown or revoked)")
         return who
+
+
+def _bucket_key(request: Request) -> bytes:
+    # a digest, so that no token is kept in memory longer than its request
+    return hashlib.sha256(request.headers.get("authorization", "").encode()).digest()

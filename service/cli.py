@@ -70,6 +70,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             log_level=settings.log_level.lower(),
             proxy_headers=True,
+            # on SIGTERM, requests still open after this long (a client holding its body
+            # open, say) are cancelled, so the service always stops
+            timeout_graceful_shutdown=settings.shutdown_seconds,
         )
     )
     threading.Thread(

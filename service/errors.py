@@ -9,10 +9,10 @@ import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from service.exceptions import ChunkmatchError, DatabaseUnavailable, shown
+from service.exceptions import ChunkmatchError, DatabaseUnavailable, TooManyRequests, shown
 
 logger = logging.getLogger("chunkmatch.http")
 
@@ -24,6 +24,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    408: "request_timeout",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
@@ -44,6 +45,8 @@ async def chunkmatch_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, DatabaseUnavailable):
         headers = {"Retry-After": str(request.app.state.settings.db_retry_after_seconds)}
         logger.warning("database unavailable: %s", exc.__cause__)
+    elif isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     elif exc.status >= 500:
         logger.error("%s: %s", type(exc).__name__, exc.message)
     return error_response(exc.status, exc.code, exc.message, details=exc.details, headers=headers)
@@ -58,6 +61,18 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
+async def client_disconnected(request: Request, exc: Exception) -> JSONResponse:
+    """The client went away mid-request (e.g. a cancelled upload): worth one line, no trace."""
+    client = request.client.host if request.client else "?"
+    logger.warning(
+        "client %s disconnected before sending the whole body of %s %s",
+        client,
+        request.method,
+        request.url.path,
+    )
+    return error_response(400, "bad_request", "the client disconnected")
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal error; the server log has details")
@@ -66,5 +81,6 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 EXCEPTION_HANDLERS = {
     ChunkmatchError: chunkmatch_error,
     HTTPException: http_error,
+    ClientDisconnect: client_disconnected,
     Exception: unexpected_error,
 }

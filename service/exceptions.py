@@ -50,6 +50,16 @@ class ValidationError(ChunkmatchError):
     status = 422
 
 
+class DuplicateRecordId(ValidationError):
+    """Two records of one upload have the same id."""
+
+    def __init__(self, record_id: str, line: int, first_line: int, *, word: str = "line") -> None:
+        super().__init__(
+            f"duplicate id {shown(record_id)}: {word} {line} repeats {word} {first_line}",
+            details={"line": line, "firstLine": first_line},
+        )
+
+
 class BadRequest(ChunkmatchError):
     """The request body could not be read."""
 
@@ -62,6 +72,13 @@ class PayloadTooLarge(ChunkmatchError):
 
     code = "payload_too_large"
     status = 413
+
+
+class RequestTimeout(ChunkmatchError):
+    """The request body did not arrive in time."""
+
+    code = "request_timeout"
+    status = 408
 
 
 class UnsupportedMediaType(ChunkmatchError):
@@ -90,6 +107,24 @@ class DatabaseUnavailable(ChunkmatchError):
 
     code = "database_unavailable"
     status = 503
+
+
+class TooManyRequests(ChunkmatchError):
+    """Too many requests with this token; retry after a moment."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message, details={"retryAfter": retry_after})
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(ChunkmatchError):
+    """This owner's quota does not allow that."""
+
+    code = "quota_exceeded"
+    status = 403
 
 
 class Unauthorized(ChunkmatchError):

@@ -1,4 +1,4 @@
-"""Turn an upload (JSON records or CSV bytes) into validated ``(id, json)`` records.
+"""Turn a JSON upload into validated ``(id, json)`` records (CSV and .xlsx: ``tables``).
 
 Pure functions: nothing is written unless the whole upload is valid, and every error says
 where (record index, or CSV line and column) and what is wrong.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -139,70 +138,3 @@ def check_encoding(encoding: str) -> str:
             "latin-1 or cp1252"
         )
     return info.name
-
-
-def decode_csv(raw: bytes, encoding: str) -> str:
-    name = check_encoding(encoding)
-    if name == "utf-8":
-        name = "utf-8-sig"  # tolerate a byte-order mark
-    try:
-        return raw.decode(name)
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ValidationError(
-            f"the CSV is not valid {encoding}: byte 0x{raw[exc.start]:02x} at line {line}, "
-            f"column {column} cannot be decoded; pass ?encoding=latin-1 or ?encoding=cp1252 "
-            "if the file comes from Excel or Windows",
-            details={"line": line, "column": column, "encoding": encoding},
-        ) from None
-    except UnicodeError as exc:  # a codec that fails on its own terms
-        raise ValidationError(f"the CSV cannot be read as {encoding}: {shown(str(exc))}") from None
-
-
-def parse_csv(raw: bytes, *, id_field: str = "id", encoding: str = "utf-8") -> ParsedUpload:
-    """Validate a CSV upload: header row, an id column, no ragged rows, unique ids."""
-    id_field = _check_id_field(id_field)
-    text = decode_csv(raw, encoding)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None or not any(h.strip() for h in header):
-            raise ValidationError("the CSV is empty: expected a header row and records")
-        header = [h.strip() for h in header]
-        for col, name in enumerate(header, start=1):
-            if not name:
-                raise ValidationError(f"line 1, column {col}: empty column name in the header")
-            problem = text_problem(name)
-            if problem:
-                raise ValidationError(f"line 1, column {col}: column name {problem}")
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        if dupes:
-            raise ValidationError(f"line 1: duplicate column name(s) {shown(dupes)} in the header")
-        if id_field not in header:
-            raise ValidationError(
-                f"the CSV has no id column {shown(id_field)}; its columns are {shown(header)}. "
-                "Pass ?idField=COLUMN to name the id column.",
-                details={"columns": header[:MAX_SHOWN_COLUMNS]},
-            )
-        rows: list[dict[str, str]] = []
-        lines: list[int] = []
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != len(header):
-                raise ValidationError(
-                    f"line {reader.line_num}: expected {len(header)} columns like the header, "
-                    f"found {len(row)}",
-                    details={"line": reader.line_num},
-                )
-            rows.append(dict(zip(header, row, strict=True)))
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise ValidationError(
-            f"line {reader.line_num}: the CSV is malformed: {exc}",
-            details={"line": reader.line_num},
-        ) from None
-    if not rows:
-        raise ValidationError("the CSV has a header but no records")
-    return _collect(rows, id_field, where=lambda n: f"line {lines[n]}")

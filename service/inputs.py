@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import math
 import uuid
@@ -13,6 +15,7 @@ from service.exceptions import (
     BadRequest,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     ValidationError,
     shown,
@@ -82,19 +85,35 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_body(request: Request) -> bytes:
-    limit = request.app.state.settings.max_body_bytes
+async def read_body_buffer(request: Request) -> io.BytesIO:
+    """The whole body, bounded by the size limit, each part due within the body timeout."""
+    settings = request.app.state.settings
+    limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; this server accepts up to {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+    buffer = io.BytesIO()
+    parts = request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(settings.body_timeout_seconds):
+                chunk = await anext(parts)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise RequestTimeout(
+                f"no part of the request body arrived for {settings.body_timeout_seconds:g} "
+                "seconds; send the whole body at once"
+            ) from None
+        if buffer.tell() + len(chunk) > limit:
             raise PayloadTooLarge(f"the body is larger than this server's limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        buffer.write(chunk)
+    buffer.seek(0)
+    return buffer
+
+
+async def read_body(request: Request) -> bytes:
+    return (await read_body_buffer(request)).getvalue()
 
 
 async def read_json(request: Request, *, required: bool = True) -> Any:

@@ -90,8 +90,9 @@ def build_spec(routes: list[Any]) -> dict[str, Any]:
                 },
             }
             op["responses"]["default"] = {
-                "description": "an error: 4xx for bad input, 401 without a valid token, 404 "
-                "for what does not exist or is not yours, 503 (with Retry-After) while the "
+                "description": "an error: 4xx for bad input, 401 without a valid token, 403 "
+                "over a quota, 404 for what does not exist or is not yours, 429 (with "
+                "Retry-After) over the token's request rate, 503 (with Retry-After) while the "
                 "database is unavailable",
                 "content": {"application/json": {"schema": ref("Error")}},
             }

@@ -257,6 +257,11 @@ RECORDS_UPLOAD = _obj(
     },
 )
 CSV_BODY = {"type": "string", "description": "CSV text: a header row, then one record a line"}
+XLSX_BODY = {
+    "type": "string",
+    "format": "binary",
+    "description": "an .xlsx workbook: its first sheet, the first row as the header",
+}
 JOB_CREATE = _obj(
     ["projectId", "jobType"],
     {
@@ -305,6 +310,7 @@ UPLOAD_ANSWER = _obj(
         "inserted": INTEGER,
         "updated": INTEGER,
         "total": INTEGER,
+        "encoding": {"type": "string", "description": "CSV: the encoding it was read with"},
     },
 )
 JOB_ANSWER = _obj(["success", "job"], {"success": SUCCESS, "job": ref("Job"), "message": STRING})

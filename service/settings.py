@@ -34,6 +34,12 @@ DEFAULT_LLM_CONCURRENCY = 4
 DEFAULT_LLM_MAX_ATTEMPTS = 4
 DEFAULT_LLM_MIN_CONFIDENCE = 0.5
 DEFAULT_SEARCH_CONCURRENCY = 3
+DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
+DEFAULT_SHUTDOWN_SECONDS = 20.0
+DEFAULT_RATE_PER_SECOND = 50.0  # requests per second per token (sustained), per process
+DEFAULT_RATE_BURST = 200  # requests a token may send at once before the rate applies
+DEFAULT_MAX_PROJECTS_PER_OWNER = 1000
+DEFAULT_MAX_RECORDS_PER_PROJECT = 5_000_000  # catalog records, and items, each
 
 
 def _is_root() -> bool:
@@ -136,6 +142,12 @@ class Settings:
     search_concurrency: int = DEFAULT_SEARCH_CONCURRENCY
     chunk_time_budget_seconds: float = DEFAULT_CHUNK_TIME_BUDGET_SECONDS
     provider_outage_wait_seconds: float = 30.0
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS
+    rate_per_second: float = DEFAULT_RATE_PER_SECOND
+    rate_burst: int = DEFAULT_RATE_BURST
+    max_projects_per_owner: int = DEFAULT_MAX_PROJECTS_PER_OWNER
+    max_records_per_project: int = DEFAULT_MAX_RECORDS_PER_PROJECT
 
     def __repr__(self) -> str:  # never print secrets
         return f"Settings(database_url={'set' if self.database_url else None}, ...)"
@@ -212,6 +224,20 @@ class Settings:
             ),
             provider_outage_wait_seconds=_float(
                 env, "CHUNKMATCH_PROVIDER_OUTAGE_WAIT", 30.0, minimum=0.1
+            ),
+            body_timeout_seconds=_float(
+                env, "CHUNKMATCH_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS, minimum=0.1
+            ),
+            shutdown_seconds=_float(
+                env, "CHUNKMATCH_SHUTDOWN_SECONDS", DEFAULT_SHUTDOWN_SECONDS, minimum=0.0
+            ),
+            rate_per_second=_float(env, "CHUNKMATCH_RATE_LIMIT", DEFAULT_RATE_PER_SECOND),
+            rate_burst=_int(env, "CHUNKMATCH_RATE_BURST", DEFAULT_RATE_BURST, minimum=1),
+            max_projects_per_owner=_int(
+                env, "CHUNKMATCH_MAX_PROJECTS_PER_OWNER", DEFAULT_MAX_PROJECTS_PER_OWNER
+            ),
+            max_records_per_project=_int(
+                env, "CHUNKMATCH_MAX_RECORDS_PER_PROJECT", DEFAULT_MAX_RECORDS_PER_PROJECT
             ),
         )
 

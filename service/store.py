@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from service.exceptions import Conflict, DatabaseUnavailable
+from service.exceptions import Conflict, DatabaseUnavailable, DuplicateRecordId, QuotaExceeded
 from service.models import (
     LIVE_STATUSES,
     ApiToken,
@@ -103,8 +103,18 @@ class Store:
     # -- projects ----------------------------------------------------------------------
 
     @wrap_unavailable
-    async def create_project(self, name: str, *, owner: str) -> Project:
-        row = await self.pool.fetchrow(queries["create_project"], name, owner)
+    async def create_project(
+        self, name: str, *, owner: str, max_projects: int | None = None
+    ) -> Project:
+        """A new project of ``owner``; :class:`QuotaExceeded` when it has ``max_projects``."""
+        async with self._tx() as conn:
+            await conn.execute(queries["lock_owner_projects"], owner)
+            row = await conn.fetchrow(queries["create_project"], name, owner, max_projects)
+        if row is None:
+            raise QuotaExceeded(
+                f"owner {owner!r} already has {max_projects:,} projects, the most allowed "
+                "(CHUNKMATCH_MAX_PROJECTS_PER_OWNER)"
+            )
         return Project.from_row(row)
 
     @wrap_unavailable
@@ -126,6 +136,8 @@ class Store:
         kind: str,
         records: Sequence[tuple[str, str]],
         columns: Sequence[str],
+        *,
+        max_records: int | None = None,
     ) -> UploadResult | None:
         """Insert or replace ``(record_id, json_text)`` records of ``kind`` (catalog|items).
 
@@ -141,20 +153,83 @@ class Store:
             await conn.copy_records_to_table(
                 "upload_records", records=records, columns=["record_id", "data"]
             )
-            version = await conn.fetchval(
-                queries[f"add_{'catalog' if kind == 'catalog' else 'item'}_columns"],
-                project_id,
-                list(columns),
+            return await self._apply_upload(
+                conn, project_id, kind, columns, staged=len(records), max_records=max_records
             )
-            updated = await conn.fetchval(queries[f"count_current_{kind}"], project_id)
-            closed = await conn.fetchrow(queries[f"close_changed_{kind}"], project_id, version)
-            await conn.execute(queries[f"insert_{kind}"], project_id, version)
-            if closed["changed"] and kind == "items":
-                await conn.execute(queries["insert_changed_items"], project_id, version)
-            if closed["changed"]:  # a column may have gone (renamed): new jobs must not use it
-                await conn.execute(queries[f"current_{kind}_columns"], project_id)
-            await conn.execute(queries[f"prune_{kind}_versions"], project_id)
-            return UploadResult(inserted=len(records) - updated, updated=updated)
+
+    @wrap_unavailable
+    async def upload_table(
+        self,
+        project_id: uuid.UUID,
+        kind: str,
+        columns: Sequence[str],
+        batches: AsyncIterator[Sequence[tuple[int, str, str]]],
+        *,
+        line_word: str = "line",
+        max_records: int | None = None,
+    ) -> UploadResult | None:
+        """Insert or replace records of ``kind`` arriving as ``(line, record_id, json_text)``
+        batches (a CSV or a sheet being parsed): each batch is copied as it comes, then the
+        staged upload becomes a new version as in :meth:`upload_records`.
+
+        Ids must be unique within the upload: the staged copy is checked at the end, and a
+        repeated id raises :class:`DuplicateRecordId` naming both lines (nothing is written).
+        Returns ``None`` when the project does not exist.
+        """
+        async with self._tx() as conn:
+            if await conn.fetchrow(queries["lock_project"], project_id) is None:
+                return None
+            await conn.execute(queries["create_upload_table"])
+            staged = 0
+            async for batch in batches:
+                await conn.copy_records_to_table(
+                    "upload_records", records=batch, columns=["line", "record_id", "data"]
+                )
+                staged += len(batch)
+            dup = await conn.fetchrow(queries["upload_duplicate"])
+            if dup is not None:
+                raise DuplicateRecordId(
+                    dup["record_id"], dup["line"], dup["first_line"], word=line_word
+                )
+            return await self._apply_upload(
+                conn, project_id, kind, columns, staged=staged, max_records=max_records
+            )
+
+    @staticmethod
+    async def _apply_upload(
+        conn: asyncpg.Connection,
+        project_id: uuid.UUID,
+        kind: str,
+        columns: Sequence[str],
+        *,
+        staged: int,
+        max_records: int | None,
+    ) -> UploadResult:
+        """Make the ``staged`` records in ``upload_records`` a new version of ``kind``'s set:
+        changed records are closed (jobs of earlier versions still see them) and replaced,
+        and matches whose text changed become stale. More than ``max_records`` current
+        records of ``kind`` raises :class:`QuotaExceeded`."""
+        version = await conn.fetchval(
+            queries[f"add_{'catalog' if kind == 'catalog' else 'item'}_columns"],
+            project_id,
+            list(columns),
+        )
+        updated = await conn.fetchval(queries[f"count_current_{kind}"], project_id)
+        if max_records is not None and staged > updated:
+            total = await conn.fetchval(queries[f"count_{kind}"], project_id) + staged - updated
+            if total > max_records:
+                raise QuotaExceeded(
+                    f"this upload would give the project {total:,} {kind} records; a project "
+                    f"may have at most {max_records:,} (CHUNKMATCH_MAX_RECORDS_PER_PROJECT)"
+                )
+        closed = await conn.fetchrow(queries[f"close_changed_{kind}"], project_id, version)
+        await conn.execute(queries[f"insert_{kind}"], project_id, version)
+        if closed["changed"] and kind == "items":
+            await conn.execute(queries["insert_changed_items"], project_id, version)
+        if closed["changed"]:  # a column may have gone (renamed): new jobs must not use it
+            await conn.execute(queries[f"current_{kind}_columns"], project_id)
+        await conn.execute(queries[f"prune_{kind}_versions"], project_id)
+        return UploadResult(inserted=staged - updated, updated=updated)
 
     @wrap_unavailable
     async def delete_project(self, project_id: uuid.UUID, *, force: bool = False) -> bool:

@@ -1,6 +1,6 @@
 // The chunkmatch page: pick a project, upload catalog and items, run an enhanced job
 // with live progress, browse and download its matches.
-import { ApiError, JobEndedError, JobManager, isAbortError, isTerminal } from '/static/job-manager.js';
+import { ApiError, JobEndedError, JobManager, isAbortError, isTerminal, isWorkbook } from '/static/job-manager.js';
 
 const TOKEN_KEY = 'chunkmatch.token';
 const MATCHES_PAGE_SIZE = 100;
@@ -188,14 +188,29 @@ async function refreshProject() {
     ['catalog', project.catalogColumns],
     ['items', project.itemColumns],
   ]) {
-    const fileInput = /** @type {HTMLInputElement} */ ($(`${kind}-file`));
-    if (!fileInput.files?.length) renderMatchColumns(kind, columns ?? []);
+    const file = /** @type {HTMLInputElement} */ ($(`${kind}-file`)).files?.[0];
+    // a workbook's columns are known once it is uploaded
+    if (!file || isWorkbook(file)) renderMatchColumns(kind, columns ?? []);
   }
 }
 
 // -- CSV headers -----------------------------------------------------------------
 
 const DECODER_LABELS = { 'utf-8': 'utf-8', 'latin-1': 'iso-8859-1', cp1252: 'windows-1252' };
+
+/**
+ * Header bytes as text: in the chosen encoding, or (Detect) UTF-8 unless it is not.
+ * @param {ArrayBuffer} bytes
+ * @param {string} encoding
+ */
+function decodeHeader(bytes, encoding) {
+  if (encoding) return new TextDecoder(DECODER_LABELS[encoding] ?? encoding).decode(bytes);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return new TextDecoder('windows-1252').decode(bytes); // the server detects the real one
+  }
+}
 
 /**
  * Column names from the first record of a CSV file (RFC 4180 quoting), decoded with
@@ -206,7 +221,8 @@ const DECODER_LABELS = { 'utf-8': 'utf-8', 'latin-1': 'iso-8859-1', cp1252: 'win
  */
 async function readCsvHeader(file, encoding) {
   const bytes = await file.slice(0, 64 * 1024).arrayBuffer();
-  const text = new TextDecoder(DECODER_LABELS[encoding] ?? encoding).decode(bytes).replace(/^\uFEFF/, '');
+  if (!encoding && new Uint8Array(bytes).includes(0)) throw new Error('this is not a CSV or Excel file');
+  const text = decodeHeader(bytes, encoding).replace(/^\uFEFF/, '');
   const columns = [];
   let cell = '';
   let quoted = false;
@@ -286,6 +302,15 @@ async function onFileOrEncodingChange(kind) {
     return;
   }
   const encoding = /** @type {HTMLSelectElement} */ ($(`${kind}-encoding`)).value;
+  if (isWorkbook(file)) {
+    renderIdColumn(kind, ['id']);
+    const fieldset = $(`${kind}-fields`);
+    fieldset.replaceChildren(
+      element('legend', {}, ['Match on columns']),
+      element('p', { class: 'hint' }, ['An Excel file: its first sheet is read; its columns show here after the upload (or, if it has no id column, after a first try).']),
+    );
+    return;
+  }
   try {
     const columns = await readCsvHeader(file, encoding);
     renderIdColumn(kind, columns);
@@ -301,7 +326,7 @@ async function onUpload(form) {
   const result = $(`${kind}-result`);
   if (!state.projectId) throw new Error('Choose or create a project first.');
   const file = /** @type {HTMLInputElement} */ ($(`${kind}-file`)).files?.[0];
-  if (!file) throw new Error('Choose a CSV file first.');
+  if (!file) throw new Error('Choose a CSV or Excel file first.');
   const idField = /** @type {HTMLSelectElement} */ ($(`${kind}-id-field`)).value || 'id';
   const encoding = /** @type {HTMLSelectElement} */ ($(`${kind}-encoding`)).value;
   result.textContent = 'Uploading…';
@@ -312,11 +337,19 @@ async function onUpload(form) {
       encoding,
     });
     const [inserted, updated, total] = [counts.inserted, counts.updated, counts.total].map((n) => integer.format(n));
-    result.textContent = `Inserted ${inserted}, updated ${updated} — ${total} in total`;
+    const readAs = counts.encoding ? ` (read as ${counts.encoding})` : '';
+    result.textContent = `Inserted ${inserted}, updated ${updated} — ${total} in total${readAs}`;
     result.dataset.state = 'done';
   } catch (error) {
     result.textContent = 'Upload failed.';
     result.dataset.state = 'error';
+    const columns = error instanceof ApiError ? /** @type {any} */ (error.details)?.columns : null;
+    if (Array.isArray(columns) && columns.length) {
+      // no such id column (an Excel file's columns are first known here): offer the real ones
+      renderIdColumn(kind, columns);
+      renderMatchColumns(kind, columns);
+      result.textContent = 'Upload failed: choose the ID column, then upload again.';
+    }
     throw error;
   }
   await Promise.all([refreshProject(), loadProjects()]);

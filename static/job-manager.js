@@ -203,6 +203,15 @@ function anySignal(signals) {
   return controller.signal;
 }
 
+export const XLSX_TYPE = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+
+/** @param {unknown} data an upload body: is it an .xlsx workbook? */
+export function isWorkbook(data) {
+  if (typeof Blob === 'undefined' || !(data instanceof Blob)) return false;
+  const name = /** @type {{name?: string}} */ (data).name ?? '';
+  return data.type === XLSX_TYPE || /\.xlsx$/i.test(name);
+}
+
 /**
  * @param {Record<string, string|number|boolean|null|undefined>} params
  */
@@ -339,24 +348,27 @@ export class ApiClient {
   }
 
   /**
-   * Upload catalog or item rows: JSON records, or CSV (string, Blob or File).
+   * Upload catalog or item rows: JSON records, CSV (string, Blob or File) or an .xlsx
+   * workbook (a Blob or File named *.xlsx or of the .xlsx type; its first sheet).
+   * Without an encoding the server detects the CSV's and says which in `encoding`.
    * @param {string} projectId
    * @param {'catalog'|'items'} kind
    * @param {object[]|string|Blob} data
    * @param {{idField?: string, encoding?: string, signal?: AbortSignal}} [options]
-   * @returns {Promise<{inserted: number, updated: number, total: number}>}
+   * @returns {Promise<{inserted: number, updated: number, total: number, encoding?: string}>}
    */
-  async upload(projectId, kind, data, { idField = 'id', encoding = 'utf-8', signal } = {}) {
+  async upload(projectId, kind, data, { idField = 'id', encoding, signal } = {}) {
     if (kind !== 'catalog' && kind !== 'items') throw new TypeError(`Unknown upload kind: ${kind}`);
     const base = `/api/projects/${encodeURIComponent(projectId)}/${kind}`;
     const answer = Array.isArray(data)
       ? await this.request('POST', base, { json: { records: data, idField }, signal })
       : await this.request('POST', base + queryString({ idField, encoding }), {
           body: data,
-          contentType: 'text/csv',
+          contentType: isWorkbook(data) ? XLSX_TYPE : 'text/csv',
           signal,
         });
-    return { inserted: answer.inserted, updated: answer.updated, total: answer.total };
+    const counts = { inserted: answer.inserted, updated: answer.updated, total: answer.total };
+    return answer.encoding ? { ...counts, encoding: answer.encoding } : counts;
   }
 
   /**

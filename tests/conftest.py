@@ -14,8 +14,10 @@ import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -147,7 +149,11 @@ async def live_server(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[Li
     name = await make_database(pg_server_dsn, "live")
     dsn = dsn_for(pg_server_dsn, name)
     settings = replace(
-        Settings.from_env({}), database_url=dsn, lease_seconds=10.0, cron_secret=TEST_CRON_SECRET
+        Settings.from_env({}),
+        database_url=dsn,
+        lease_seconds=10.0,
+        cron_secret=TEST_CRON_SECRET,
+        rate_per_second=0.0,  # many tests share its tokens; test_limits.py has its own server
     )
     port = free_port()
     server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
@@ -161,6 +167,23 @@ async def live_server(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[Li
             other_token=bob,
             admin_token=admin,
         )
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 30)
+        await drop_database(pg_server_dsn, name)
+
+
+@asynccontextmanager
+async def server_with(pg_server_dsn: str, **overrides: Any) -> AsyncIterator[LiveServer]:
+    """A live server of its own (own database, tokens) with some settings changed."""
+    name = await make_database(pg_server_dsn, "own")
+    dsn = dsn_for(pg_server_dsn, name)
+    alice, bob, admin = await make_tokens(dsn, ("alice", False), ("bob", False), ("root", True))
+    settings = replace(Settings.from_env({}), database_url=dsn, **overrides)
+    port = free_port()
+    server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", dsn, settings, alice, bob, admin)
     finally:
         server.should_exit = True
         await asyncio.to_thread(thread.join, 30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from starlette.background import BackgroundTask
@@ -12,23 +13,34 @@ from starlette.responses import JSONResponse, Response
 from service import schemas as S
 from service.auth import principal
 from service.exceptions import NotFound, UnsupportedMediaType, ValidationError, shown
-from service.ingest import ParsedUpload, check_encoding, parse_csv, parse_json_records, text_problem
+from service.ingest import ParsedUpload, parse_json_records, text_problem
 from service.inputs import (
     is_json_media_type,
     media_type,
     path_id,
     query_flag,
     query_int,
-    read_body,
+    read_body_buffer,
     read_json,
     read_json_object,
 )
 from service.openapi import operation, query
+from service.tables import (
+    XLSX_CONTENT_TYPE,
+    batches_off_loop,
+    looks_like_xlsx,
+    read_csv,
+    read_xlsx,
+)
 
 MAX_NAME_LENGTH = 200
 UPLOAD_PARAMS = [
-    query("idField", {"type": "string"}, "CSV only: the id column (default id)"),
-    query("encoding", {"type": "string"}, "CSV only: utf-8 (default), latin-1, cp1252, ..."),
+    query("idField", {"type": "string"}, "CSV and .xlsx: the id column (default id)"),
+    query(
+        "encoding",
+        {"type": "string"},
+        "CSV only: utf-8, latin-1, cp1252, ... (default: detected, and named in the answer)",
+    ),
 ]
 
 
@@ -58,7 +70,11 @@ class Projects(HTTPEndpoint):
         problem = text_problem(name)
         if problem:
             raise ValidationError(f"name {problem}")
-        project = await _store(request).create_project(name.strip(), owner=principal(request).owner)
+        project = await _store(request).create_project(
+            name.strip(),
+            owner=principal(request).owner,
+            max_projects=request.app.state.settings.max_projects_per_owner or None,
+        )
         return JSONResponse({"success": True, "project": project.to_json()}, status_code=201)
 
 
@@ -99,46 +115,86 @@ async def _owned_project(request: Request) -> uuid.UUID:
     return project_id
 
 
-async def _parse_upload(request: Request) -> ParsedUpload:
-    content_type = media_type(request)
-    if content_type in ("text/csv", "application/csv", "text/plain"):
-        id_field = request.query_params.get("idField", "id")
-        encoding = check_encoding(request.query_params.get("encoding", "utf-8"))
-        raw = await read_body(request)
-        return parse_csv(raw, id_field=id_field, encoding=encoding)
-    if is_json_media_type(content_type):
-        if "idField" in request.query_params or "encoding" in request.query_params:
-            raise ValidationError(
-                "idField/encoding query parameters apply to CSV uploads; "
-                "put idField in the JSON body"
-            )
-        return parse_json_records(await read_json(request))
-    raise UnsupportedMediaType(
-        f"unsupported Content-Type {shown(content_type)}: send application/json "
-        '({"records": [...], "idField": "id"}) or text/csv'
+CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+
+
+def _max_records(request: Request) -> int | None:
+    return request.app.state.settings.max_records_per_project or None
+
+
+async def _upload_table(
+    request: Request, project_id: uuid.UUID, kind: str, content_type: str
+) -> dict | None:
+    """A CSV or .xlsx body: parsed in a worker thread, copied batch by batch as it goes."""
+    id_field = request.query_params.get("idField", "id")
+    encoding = request.query_params.get("encoding") or None
+    buffer = await read_body_buffer(request)
+    with buffer.getbuffer() as view:
+        xlsx = content_type == XLSX_CONTENT_TYPE or looks_like_xlsx(view)
+    if xlsx:
+        table = await asyncio.to_thread(read_xlsx, buffer, id_field=id_field)
+    else:
+        table = await asyncio.to_thread(read_csv, buffer, id_field=id_field, encoding=encoding)
+    result = await _store(request).upload_table(
+        project_id,
+        kind,
+        table.columns,
+        batches_off_loop(table.batches),
+        line_word="row" if xlsx else "line",
+        max_records=_max_records(request),
     )
+    if result is None:
+        return None
+    answer = result.to_json()
+    if table.encoding is not None:
+        answer["encoding"] = table.encoding
+    return answer
+
+
+async def _upload_json(request: Request, project_id: uuid.UUID, kind: str) -> dict | None:
+    if "idField" in request.query_params or "encoding" in request.query_params:
+        raise ValidationError(
+            "idField/encoding query parameters apply to CSV uploads; put idField in the JSON body"
+        )
+    upload: ParsedUpload = parse_json_records(await read_json(request))
+    result = await _store(request).upload_records(
+        project_id, kind, upload.records, upload.columns, max_records=_max_records(request)
+    )
+    return None if result is None else result.to_json()
 
 
 class _Upload(HTTPEndpoint):
     kind = ""
 
     @operation(
-        "Insert or replace records (JSON or CSV)",
-        body={"application/json": S.RECORDS_UPLOAD, "text/csv": S.CSV_BODY},
+        "Insert or replace records (JSON, CSV or an .xlsx workbook's first sheet)",
+        body={
+            "application/json": S.RECORDS_UPLOAD,
+            "text/csv": S.CSV_BODY,
+            XLSX_CONTENT_TYPE: S.XLSX_BODY,
+        },
         responses={200: S.UPLOAD_ANSWER},
         params=UPLOAD_PARAMS,
     )
     async def post(self, request: Request) -> JSONResponse:
         project_id = await _owned_project(request)
-        store = _store(request)
-        upload = await _parse_upload(request)
-        result = await store.upload_records(project_id, self.kind, upload.records, upload.columns)
-        if result is None:
+        content_type = media_type(request)
+        if content_type in CSV_TYPES or content_type == XLSX_CONTENT_TYPE:
+            answer = await _upload_table(request, project_id, self.kind, content_type)
+        elif is_json_media_type(content_type):
+            answer = await _upload_json(request, project_id, self.kind)
+        else:
+            raise UnsupportedMediaType(
+                f"unsupported Content-Type {shown(content_type)}: send application/json "
+                '({"records": [...], "idField": "id"}), text/csv or '
+                f"{XLSX_CONTENT_TYPE} (an .xlsx workbook)"
+            )
+        if answer is None:
             raise NotFound(f"no project with id {project_id}")
         # a new catalog or items version: build the index and the peers now, after the
         # answer, so the first chunk of the next job does not wait for them
         warm = BackgroundTask(request.app.state.engine.prewarm, str(project_id))
-        return JSONResponse(result.to_json(), background=warm)
+        return JSONResponse(answer, background=warm)
 
 
 class CatalogUpload(_Upload):

@@ -3,9 +3,24 @@
 SELECT 1;
 
 -- create_project --
--- A new, empty project.
-INSERT INTO projects (name, owner) VALUES ($1, $2)
+-- A new, empty project, unless the owner already has $3 (NULL: no limit); run under
+-- lock_owner_projects so that concurrent creations cannot pass the limit together.
+INSERT INTO projects (name, owner)
+SELECT $1, $2
+WHERE $3::bigint IS NULL OR (SELECT count(*) FROM projects WHERE owner = $2) < $3
 RETURNING id, name, owner, created_at, catalog_columns, item_columns;
+
+-- lock_owner_projects --
+-- Serialise project creation of one owner (for the projects quota).
+SELECT pg_advisory_xact_lock(hashtext('chunkmatch.projects'), hashtext($1));
+
+-- count_catalog --
+-- How many (current) catalog records a project has.
+SELECT count(*) FROM catalog_records WHERE project_id = $1 AND version_to IS NULL;
+
+-- count_items --
+-- How many (current) items a project has.
+SELECT count(*) FROM items WHERE project_id = $1 AND version_to IS NULL;
 
 -- list_projects --
 -- Projects, newest first, with their counts ($2: only this owner's; NULL: all).
@@ -36,9 +51,22 @@ WHERE p.id = $1 AND ($2::text IS NULL OR p.owner = $2);
 SELECT id, catalog_version, catalog_columns, item_columns FROM projects WHERE id = $1 FOR UPDATE;
 
 -- create_upload_table --
--- Staging table for one upload, filled by COPY.
-CREATE TEMPORARY TABLE upload_records (record_id text NOT NULL, data text NOT NULL)
+-- Staging table for one upload, filled by COPY (line: where a CSV or sheet record was).
+CREATE TEMPORARY TABLE upload_records (record_id text NOT NULL, data text NOT NULL, line integer)
 ON COMMIT DROP;
+
+-- upload_duplicate --
+-- The first staged record whose id an earlier line already has, with both lines.
+SELECT record_id, lines[1] AS first_line, lines[2] AS line
+FROM (
+    SELECT record_id, (array_agg(line ORDER BY line))[1:2] AS lines
+    FROM upload_records
+    WHERE record_id IN (
+        SELECT record_id FROM upload_records GROUP BY record_id HAVING count(*) > 1)
+    GROUP BY record_id
+) d
+ORDER BY lines[2]
+LIMIT 1;
 
 -- count_current_catalog --
 -- How many of the staged records replace a current catalog record (the rest are new).

@@ -108,6 +108,18 @@ async def upload(
     return await page.inner_text(f"#{kind}-result")
 
 
+async def open_project_page(browser, live_server, project: str, **page_options):
+    """A signed-in page with a new project chosen."""
+    page = await browser.new_page(**page_options)
+    await page.add_init_script(f"localStorage.setItem('chunkmatch.token', {live_server.token!r})")
+    await page.goto(f"{live_server.url}/")
+    await page.wait_for_selector('body[data-ready="true"]')
+    await page.fill("#project-name", project)
+    await page.click("#create-project")
+    await page.wait_for_selector("#project-info:not([hidden])")
+    return page
+
+
 async def test_page_runs_a_job_to_completion(live_server, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
@@ -239,15 +251,7 @@ async def test_page_shows_server_errors(live_server) -> None:
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            page = await browser.new_page()
-            await page.add_init_script(
-                f"localStorage.setItem('chunkmatch.token', {live_server.token!r})"
-            )
-            await page.goto(f"{live_server.url}/")
-            await page.wait_for_selector('body[data-ready="true"]')
-            await page.fill("#project-name", "Errors shown")
-            await page.click("#create-project")
-            await page.wait_for_selector("#project-info:not([hidden])")
+            page = await open_project_page(browser, live_server, "Errors shown")
             # No items uploaded yet: the server refuses the job and the page says why.
             await page.click("#start-job")
             await page.wait_for_selector("#error-banner:not([hidden])")
@@ -271,5 +275,90 @@ async def test_page_shows_server_errors(live_server) -> None:
             message = await page.inner_text("#error-text")
             assert "missing" in message, message
             assert await page.get_attribute("#catalog-result", "data-state") == "error"
+        finally:
+            await browser.close()
+
+
+def _workbook(rows: list[list]) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+async def test_page_detects_encodings_reads_xlsx_and_keeps_long_errors_in_bounds(
+    live_server,
+) -> None:
+    from playwright.async_api import async_playwright
+
+    items = "id,name\n1,Caf\u00e9 Cr\u00e8me\u00ae 40\u20ac\n2,M\u00fcller \u201cdeluxe\u201d\n"
+    catalog = _workbook([["sku", "name"], ["c1", "Café Crème® 40€"], ["c2", "Müller deluxe"]])
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await open_project_page(browser, live_server, "Detected", viewport={"width": 420, "height": 900})
+            # a Windows-1252 CSV and an .xlsx, with the Encoding menu left as it is
+            await page.set_input_files(
+                "#items-file",
+                files=[
+                    {"name": "i.csv", "mimeType": "text/csv", "buffer": items.encode("cp1252")}
+                ],
+            )
+            await page.wait_for_selector('#items-id-field option[value="id"]', state="attached")
+            await page.click("#items-upload")
+            await page.wait_for_selector('#items-result[data-state="done"]', timeout=TIMEOUT_MS)
+            assert "read as cp1252" in await page.inner_text("#items-result")
+            await page.set_input_files(
+                "#catalog-file",
+                files=[{"name": "c.xlsx", "mimeType": "", "buffer": catalog}],
+            )
+            # its id column is not "id": the server names its columns, the page offers them
+            await page.click("#catalog-upload")
+            await page.wait_for_selector('#catalog-id-field option[value="sku"]', state="attached")
+            assert "choose the ID column" in await page.inner_text("#catalog-result")
+            await page.select_option("#catalog-id-field", "sku")
+            await page.click("#catalog-upload")
+            await page.wait_for_selector('#catalog-result[data-state="done"]', timeout=TIMEOUT_MS)
+            assert "2 in total" in await page.inner_text("#catalog-result")
+            await page.wait_for_selector('input[name="catalog-field"][value="name"]:checked')
+            assert await page.inner_text("#project-catalog-count") == "2"
+            # a picture is named for what it is, not read as columns
+            png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+            await page.set_input_files(
+                "#items-file", files=[{"name": "p.png", "mimeType": "image/png", "buffer": png}]
+            )
+            await page.wait_for_selector("#error-banner:not([hidden])")
+            assert "not a CSV or Excel file" in await page.inner_text("#error-text")
+            # a message quoting a long unbroken value wraps inside the page
+            name = "x" * 3000
+            await page.set_input_files(
+                "#catalog-file",
+                files=[
+                    {
+                        "name": "long.csv",
+                        "mimeType": "text/csv",
+                        "buffer": f"id,{name},{name}\n1,a,b\n".encode(),
+                    }
+                ],
+            )
+            await page.wait_for_selector('#catalog-id-field option[value="id"]', state="attached")
+            await page.click("#catalog-upload")
+            await page.wait_for_selector("#error-banner:not([hidden])")
+            assert "duplicate column" in await page.inner_text("#error-text")
+            wide = await page.evaluate(
+                "() => [...document.querySelectorAll('body *')]"
+                ".filter((e) => e.getBoundingClientRect().right > 421)"
+                ".map((e) => `${e.tagName}#${e.id}.${e.className}`).slice(0, 8)"
+            )
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOTS / "page-long-error.png"), full_page=True)
+            assert width <= 420, (width, wide)
         finally:
             await browser.close()

@@ -134,6 +134,32 @@ def test_run_against_a_server(tmp_path: Path, live_server) -> None:
     assert all(r["catalog_id"] == "c" + r["item_id"][1:] for r in matched)
 
 
+def test_run_reads_xlsx_and_detects_the_encoding(tmp_path: Path, live_server) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["id", "name"])
+    for n, row in enumerate(products(40, "c")):
+        book.active.append([row["id"], f"{row['name']} Crème® {n}"])
+    book.save(tmp_path / "catalog.xlsx")
+    items = [{"id": f"i{n}", "name": f"{r['name']} crème® {n}"} for n, r in enumerate(products(40))]
+    _write_csv(tmp_path / "items.csv", items, encoding="cp1252")
+    result = subprocess.run(
+        [CHUNKMATCH, "run", "--items", str(tmp_path / "items.csv")]
+        + ["--catalog", str(tmp_path / "catalog.xlsx"), "--out", str(tmp_path / "out.csv")]
+        + ["--server", live_server.url, "--token", live_server.token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "uploaded catalog: 40 records\n" in result.stderr
+    assert "uploaded items: 40 records (read as cp1252)" in result.stderr
+    rows = list(csv.DictReader((tmp_path / "out.csv").open(encoding="utf-8-sig")))
+    assert {r["catalog_id"] for r in rows} == {f"c{n}" for n in range(40)}
+    assert any("Crème®" in r["catalog_text"] for r in rows)
+
+
 def test_run_with_no_server_starts_one_and_finds_its_token(tmp_path: Path) -> None:
     catalog = products(50, "c")
     _write_csv(tmp_path / "catalog.csv", catalog)
