@@ -219,7 +219,12 @@ class CatalogIndex:
             batch = pending[start : start + _BATCH_ROWS]
             texts = [item_texts[p] for p in batch]
             ranked_batch = self._rank(
-                texts, [keys[p] for p in batch], 1, peers, [peer_rows[p] for p in batch]
+                texts,
+                [keys[p] for p in batch],
+                1,
+                peers,
+                [peer_rows[p] for p in batch],
+                described_from=threshold,
             )
             for position, ranked in zip(batch, ranked_batch, strict=True):
                 if not ranked:
@@ -328,8 +333,13 @@ class CatalogIndex:
         keep: int,
         peers: PeerSet | None = None,
         peer_rows: list[int] | None = None,
+        *,
+        described_from: float = 0.0,
     ) -> list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]]:
         """The ``keep`` best ``(row, score, method, reason, explanation)`` per text, best first.
+
+        Pairs scoring under ``described_from`` get no reason or explanation (``match``
+        drops them anyway).
 
         A record holding the only catalog copy of one of the text's model codes
         is always scored, and reported with method ``code`` when it wins.
@@ -348,7 +358,8 @@ class CatalogIndex:
         out: list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]] = []
         kept = [positions[:keep] for positions in pairs.by_item(len(texts))]
         flat = np.array([p for positions in kept for p in positions], dtype=np.int64)
-        explanations = iter(explain_rows(pairs.features[flat], pairs.prior_shift))
+        described = pairs.scores[flat] >= described_from
+        explanations = iter(explain_rows(pairs.features[flat[described]], pairs.prior_shift))
         t = pairs.signals
         columns = zip(
             pairs.rows[flat].tolist(),
@@ -365,6 +376,9 @@ class CatalogIndex:
             ranked = []
             for _ in positions:
                 row, score, similarity, *signals = next(columns)
+                if score < described_from:
+                    ranked.append((row, round(score, 9), METHOD_FUZZY, "", ()))
+                    continue
                 code = None
                 if row == code_row and similarity >= CODE_CONFIRM_MIN_SIMILARITY:
                     code = min(c for c in codes[i] if self._code_rows.get(c) == code_row)
