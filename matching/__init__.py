@@ -52,12 +52,15 @@ from matching.llm_prompt import (
 from matching.normalise import normalise_text
 from matching.records import compose_text
 from matching.results import MatchResult
+from matching.web_decision import choose_without_model
 from matching.websearch import (
     SearchError,
     SearchProvider,
     SearchResult,
     SearxngSearch,
+    WebCandidates,
     find_candidates,
+    search_candidates,
 )
 
 __all__ = [
@@ -87,9 +90,12 @@ __all__ = [
     "SearchProvider",
     "SearchResult",
     "SearxngSearch",
+    "WebCandidates",
     "build_batch_request",
     "candidates_from_index",
+    "choose_without_model",
     "find_candidates",
     "parse_batch_response",
     "question_key",
+    "search_candidates",
 ]

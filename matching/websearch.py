@@ -5,7 +5,9 @@ A search provider is anything with ``async search(query, *, limit)`` returning
 SearxNG's JSON API over an injected ``httpx.AsyncClient``. :func:`find_candidates`
 turns result titles and snippets into catalog queries (canonical product names,
 model codes) and merges the candidates; where an LLM is configured, pass them to
-:class:`~matching.llm.LLMDecider` to decide.
+:class:`~matching.llm.LLMDecider` to decide; without one,
+:func:`matching.web_decision.choose_without_model` weighs what :func:`search_candidates`
+found.
 
 Errors are :class:`SearchError`, with the HTTP status and ``Retry-After`` when the
 provider sent them; their messages never quote the query.
@@ -181,13 +183,10 @@ def search_queries(item_text: str, results: list[SearchResult]) -> list[str]:
     ...                [SearchResult("Linksys EZXS88W 8-Port Switch", "https://x.org/p", "")])
     ['linksys 8 port switch', 'Linksys EZXS88W 8-Port Switch', 'linksys 8 port switch ezxs88w']
     """
-    own_codes = extract_codes(item_text)
+    item_codes = extract_codes(item_text)
     queries = [item_text]
     for result in results:
-        queries.append(product_name(result))
-        new_codes = sorted(extract_codes(f"{result.title} {result.content}") - own_codes)
-        if new_codes:
-            queries.append(" ".join([item_text, *new_codes[:MAX_CODES_PER_RESULT]]))
+        queries += _result_queries(item_text, item_codes, result)
     seen: set[str] = set()
     out = []
     for query in queries:
@@ -196,6 +195,85 @@ def search_queries(item_text: str, results: list[SearchResult]) -> list[str]:
             seen.add(key)
             out.append(query)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class WebCandidates:
+    """What a web search led to for one item.
+
+    ``results`` are the provider's results in rank order; ``by_result[j]`` maps the
+    catalog records that result ``j``'s queries found to their best index score;
+    ``own`` does the same for the item's own text; ``candidates`` are the merged
+    ``k`` best, as :func:`find_candidates` returns them.
+    """
+
+    results: tuple[SearchResult, ...]
+    by_result: tuple[Mapping[str, float], ...]
+    own: Mapping[str, float]
+    candidates: tuple[Candidate, ...]
+
+
+async def search_candidates(
+    index: CatalogIndex,
+    item_text: str,
+    provider: SearchProvider,
+    *,
+    catalog_texts: Mapping[str, str],
+    k: int = DEFAULT_CANDIDATES,
+    results: int = DEFAULT_SEARCH_RESULTS,
+) -> WebCandidates:
+    """Search the web for ``item_text`` and re-query the catalog with what each result says.
+
+    Each result's queries (its product name, the item's text with the result's new
+    codes) and the item's own text are run through ``index.candidates``, and kept
+    apart per result for :func:`choose_without_model`. The merged candidates keep a
+    record's best score; ties go to the record found by more queries. ``catalog_texts``
+    maps catalog ids to the texts the LLM will see. :class:`SearchError` from the
+    provider propagates (check ``retriable``). The index calls run on the event loop
+    (a few milliseconds per query).
+    """
+    if k < 1:
+        raise InvalidArgumentError(f"k must be at least 1, got {k!r}")
+    found = await provider.search(item_text, limit=results)
+    best: dict[str, Candidate] = {}
+    hits: dict[str, int] = {}
+    scores: dict[str, dict[str, float]] = {}  # normalised query -> record -> score
+
+    def run(query: str) -> dict[str, float]:
+        key = normalise_text(query)
+        if not key:
+            return {}
+        if key in scores:
+            return scores[key]
+        out: dict[str, float] = {}
+        for candidate in candidates_from_index(index, query, catalog_texts, k=k):
+            out[candidate.catalog_id] = candidate.score
+            hits[candidate.catalog_id] = hits.get(candidate.catalog_id, 0) + 1
+            known = best.get(candidate.catalog_id)
+            if known is None or candidate.score > known.score:
+                best[candidate.catalog_id] = candidate
+        scores[key] = out
+        return out
+
+    own = run(item_text)
+    own_codes_ = extract_codes(item_text)
+    by_result = []
+    for result in found:
+        merged: dict[str, float] = {}
+        for query in _result_queries(item_text, own_codes_, result):
+            for catalog_id, score in run(query).items():
+                merged[catalog_id] = max(score, merged.get(catalog_id, 0.0))
+        by_result.append(merged)
+    ranked = sorted(best.values(), key=lambda c: (-c.score, -hits[c.catalog_id], c.catalog_id))
+    return WebCandidates(tuple(found), tuple(by_result), own, tuple(ranked[:k]))
+
+
+def _result_queries(item_text: str, item_codes: frozenset[str], result: SearchResult) -> list[str]:
+    queries = [product_name(result)]
+    new_codes = sorted(extract_codes(f"{result.title} {result.content}") - item_codes)
+    if new_codes:
+        queries.append(" ".join([item_text, *new_codes[:MAX_CODES_PER_RESULT]]))
+    return queries
 
 
 async def find_candidates(
@@ -207,24 +285,9 @@ async def find_candidates(
     k: int = DEFAULT_CANDIDATES,
     results: int = DEFAULT_SEARCH_RESULTS,
 ) -> list[Candidate]:
-    """Search the web for ``item_text`` and return the ``k`` best catalog candidates it leads to.
-
-    Each query from :func:`search_queries` is run through ``index.candidates``; a
-    record found by several queries keeps its best score, and ties go to the record
-    found more often. ``catalog_texts`` maps catalog ids to the texts the LLM will
-    see. :class:`SearchError` from the provider propagates (check ``retriable``).
-    The index calls run on the event loop (a few milliseconds per query).
-    """
-    if k < 1:
-        raise InvalidArgumentError(f"k must be at least 1, got {k!r}")
-    found = await provider.search(item_text, limit=results)
-    best: dict[str, Candidate] = {}
-    hits: dict[str, int] = {}
-    for query in search_queries(item_text, found):
-        for candidate in candidates_from_index(index, query, catalog_texts, k=k):
-            hits[candidate.catalog_id] = hits.get(candidate.catalog_id, 0) + 1
-            known = best.get(candidate.catalog_id)
-            if known is None or candidate.score > known.score:
-                best[candidate.catalog_id] = candidate
-    ranked = sorted(best.values(), key=lambda c: (-c.score, -hits[c.catalog_id], c.catalog_id))
-    return ranked[:k]
+    """Search the web for ``item_text`` and return the ``k`` best catalog candidates it
+    leads to (the ``candidates`` of :func:`search_candidates`), for an LLM to decide."""
+    found = await search_candidates(
+        index, item_text, provider, catalog_texts=catalog_texts, k=k, results=results
+    )
+    return list(found.candidates)

@@ -15,10 +15,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from matching.llm import Candidate, LLMItem, candidates_from_index
+from matching.llm import LLMItem, candidates_from_index
 from matching.peers import PeerSet
 from matching.results import MatchResult
-from matching.websearch import SearchError, find_candidates
+from matching.web_decision import choose_without_model
+from matching.websearch import SearchError, WebCandidates, search_candidates
 from service.catalog_index import CatalogEntry
 from service.models import StageOutcome, StageUsage
 from service.providers import Providers
@@ -150,7 +151,7 @@ async def run_web(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageO
     provider = ctx.providers.search
     assert provider is not None
     limit = asyncio.Semaphore(ctx.providers.settings.search_concurrency)
-    found: dict[str, list[Candidate]] = {}
+    found: dict[str, WebCandidates] = {}
     failed: list[tuple[str, str]] = []
     requeued: list[str] = []
     waits: list[float] = []
@@ -161,7 +162,7 @@ async def run_web(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageO
                 requeued.append(item_id)
                 return
             try:
-                found[item_id] = await find_candidates(
+                found[item_id] = await search_candidates(
                     ctx.catalog.index,
                     text,
                     provider,
@@ -183,7 +184,7 @@ async def run_web(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageO
     wait = max(waits) if waits else None
     reason = f"the search provider asked us to wait {wait:.0f}s" if wait else None
     if ctx.providers.decider is not None:
-        asked = [(i, texts[i], c) for i, c in found.items()]
+        asked = [(i, texts[i], list(c.candidates)) for i, c in found.items()]
         llm_matches, llm_failed, undecided, llm_usage, llm_wait, llm_reason = await _decide(
             ctx, asked, "web+llm"
         )
@@ -199,16 +200,19 @@ async def run_web(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageO
         if llm_wait and (wait is None or llm_wait > wait):
             wait, reason = llm_wait, llm_reason
     else:
-        for item_id, candidates in found.items():
-            if candidates and candidates[0].score >= ctx.threshold:
-                best = candidates[0]
+        # without a model, only a record that results agreeing with the item support
+        # is taken; anything less leaves the item unmatched rather than guessed
+        for item_id, web in found.items():
+            best = choose_without_model(texts[item_id], web, threshold=ctx.threshold)
+            if best is not None:
                 matches.append(
                     (
                         item_id,
                         best.catalog_id,
                         float(best.score),
                         "web",
-                        f"found through web search; index similarity {best.score:.2f}",
+                        "found through web search, supported by results that agree with the"
+                        f" item; index similarity {best.score:.2f}",
                         None,
                     )
                 )

@@ -22,6 +22,7 @@ from tests.conftest import (
     run_server_in_thread,
 )
 from tests.e2e.helpers import drive
+from tests.fakes import mixed_web
 from tests.fakes.fixtures import (  # noqa: F401
     FAKE_API_KEY,
     fake_openai_fixture,
@@ -66,17 +67,15 @@ async def provider_servers(
     name = await make_database(pg_server_dsn, "providers")
     dsn = dsn_for(pg_server_dsn, name)
     (token,) = await make_tokens(dsn, ("ai-user", False))
-    settings = replace(
-        Settings.from_env({}),
-        database_url=dsn,
-        openai_api_key=FAKE_API_KEY,
-        openai_base_url=f"{fake_openai.url}/v1",
-        llm_model="fake-model",
-        llm_max_attempts=2,
-        search_url=fake_searxng.url,
-        chunk_time_budget_seconds=3.0,
-        **overrides,
-    )
+    wired = {
+        "openai_api_key": FAKE_API_KEY,
+        "openai_base_url": f"{fake_openai.url}/v1",
+        "llm_model": "fake-model",
+        "llm_max_attempts": 2,
+        "search_url": fake_searxng.url,
+        "chunk_time_budget_seconds": 3.0,
+    }
+    settings = replace(Settings.from_env({}), database_url=dsn, **{**wired, **overrides})
     ports = [free_port() for _ in range(count)]
     servers = [await asyncio.to_thread(run_server_in_thread, settings, p) for p in ports]
     clients = [
@@ -305,3 +304,29 @@ async def test_one_to_one_full_job_counts_every_item_once(
     matches = await _matches(client, job["id"])
     catalog_ids = [m["catalogId"] for m in matches.values()]
     assert len(catalog_ids) == len(set(catalog_ids)) == final["matchesFound"]
+
+
+async def test_web_search_without_a_model_takes_only_what_agreeing_results_support(
+    pg_server_dsn, template_dsn, fake_openai, fake_searxng
+) -> None:
+    # the right page among junk and another real product's page; four items name a
+    # product the catalog lacks: the stage must leave them (and any doubt) unmatched
+    fake_searxng.pages, fake_searxng.decoys = mixed_web.PAGES, mixed_web.DECOYS
+    async with provider_servers(
+        pg_server_dsn, fake_openai, fake_searxng, openai_api_key=None, llm_model=None
+    ) as ((client,), _):
+        pid = (await client.post("/api/projects", json={"name": "web"})).json()["project"]["id"]
+        for kind, rows in (("catalog", mixed_web.CATALOG), ("items", mixed_web.ITEMS)):
+            records = [{"id": key, "name": text} for key, text in rows]
+            r = await client.post(f"/api/projects/{pid}/{kind}", json={"records": records})
+            assert r.status_code == 200, r.text
+        job = await _job(client, pid, "web-search", {"chunkSize": 6})
+        final = (await drive(client, job["id"]))[-1]
+        matches = await _matches(client, job["id"])
+    assert final["status"] == "completed" and final["processedItems"] == len(mixed_web.ITEMS)
+    assert fake_openai.counters.requests == 0
+    assert {m["method"] for m in matches.values()} <= {"web"}
+    precision, recall = mixed_web.precision_recall(
+        {(m["itemId"], m["catalogId"]) for m in matches.values()}
+    )
+    assert precision >= 0.9 and recall >= 0.75, (precision, recall, matches)

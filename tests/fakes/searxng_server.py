@@ -6,17 +6,40 @@ Faults, one per request as queued with :meth:`FakeSearxng.add_faults`:
 ``("429", seconds)``, ``"500"``, ``"502"``, ``"503"``, ``"timeout"``, ``"drop"``,
 ``"truncated"``, ``"not_json"``, ``"bad_schema"``.
 Like a SearxNG without the JSON format enabled, ``format`` other than ``json`` gets 403.
+
+With :attr:`FakeSearxng.decoys` set (pages of other, real products), every answer is
+*mixed*, as a real engine's often is: the best page found (if any), one decoy and
+:data:`JUNK_PAGES`, in an order and with a decoy that depend on the query alone (so the
+right product is not always first).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 
 from tests.fakes.http import Drop, FakeHTTPServer, Hang, Outcome, Reply, Request
 from tests.fakes.openai_server import Fault, words
+
+JUNK_PAGES = (
+    {
+        "title": "Today's top deals | DealFinder",
+        "url": "https://deals.example/",
+        "content": "Save big.",
+    },
+    {"title": "Sign in or create an account", "url": "https://account.example/", "content": ""},
+)
+
+
+def mixed_results(query: str, found: list[dict[str, str]], decoys: list[dict[str, str]]) -> list:
+    """The best of ``found``, a decoy and the junk pages, shuffled by the query's hash."""
+    seed = zlib.crc32(query.encode())
+    results = [*found[:1], decoys[seed % len(decoys)], *JUNK_PAGES]
+    turn = (seed >> 8) % len(results)
+    return results[turn:] + results[:turn]
 
 
 @dataclass
@@ -31,6 +54,7 @@ class FakeSearxng(FakeHTTPServer):
         self.latency = 0.0
         self.hang_seconds = 5.0
         self.pages: list[dict[str, str]] = []
+        self.decoys: list[dict[str, str]] = []
         self.faults: deque[Fault] = deque()
         self.counters = SearchCounters()
 
@@ -39,6 +63,7 @@ class FakeSearxng(FakeHTTPServer):
             self.latency = 0.0
             self.hang_seconds = 5.0
             self.pages = []
+            self.decoys = []
             self.faults.clear()
             self.counters = SearchCounters()
 
@@ -55,6 +80,7 @@ class FakeSearxng(FakeHTTPServer):
             self.counters.queries.append(query)
             fault = self.faults.popleft() if self.faults else None
             latency, hang, pages = self.latency, self.hang_seconds, list(self.pages)
+            decoys = list(self.decoys)
         if latency:
             await asyncio.sleep(latency)
         name, retry_after = (fault, None) if not isinstance(fault, tuple) else fault
@@ -74,6 +100,8 @@ class FakeSearxng(FakeHTTPServer):
         wanted = words(query)
         scored = [(len(wanted & words(f"{p.get('title')} {p.get('content')}")), p) for p in pages]
         results = [p for n, p in sorted(scored, key=lambda pair: -pair[0]) if n > 0]
+        if decoys:
+            results = mixed_results(query, results, decoys)
         body = json.dumps(
             {"query": query, "number_of_results": len(results), "results": results}
         ).encode()

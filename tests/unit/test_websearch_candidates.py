@@ -1,4 +1,5 @@
-"""Web-search candidates: search results re-query the catalog index; the LLM decides."""
+"""Web-search candidates: search results re-query the catalog index; the LLM decides, or
+without one, the results that agree with the item do."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ import pytest
 
 from matching import CatalogIndex
 from matching.exceptions import InvalidArgumentError
+from matching.index import DEFAULT_THRESHOLD
 from matching.llm import LLMDecider, candidates_from_index
+from matching.web_decision import (
+    MIN_RESULT_AGREEMENT,
+    choose_without_model,
+    rank_weight,
+    text_agreement,
+)
 from matching.websearch import (
     SearchError,
     SearchResult,
     SearxngSearch,
     find_candidates,
     product_name,
+    search_candidates,
     search_queries,
 )
+from tests.fakes import mixed_web
 from tests.fakes.fixtures import (  # noqa: F401
     fake_openai_fixture,
     fake_openai_server_fixture,
@@ -126,3 +136,36 @@ async def test_web_candidates_then_the_llm_decides(
     fake_openai.answer = by_web_title
     result = await LLMDecider(openai_client, model="m").decide([("a1", ITEM, candidates)])
     assert [(d.item_id, d.catalog_id) for d in result.decisions] == [("a1", "b4")]
+
+
+async def test_without_a_model_mixed_results_leave_items_undecided_rather_than_guess(
+    fake_searxng: FakeSearxng, search_http: httpx.AsyncClient
+) -> None:
+    # the right page (quoting the item's ASIN) among junk and another real product's page
+    fake_searxng.pages, fake_searxng.decoys = mixed_web.PAGES, mixed_web.DECOYS
+    index = CatalogIndex.build(mixed_web.CATALOG)
+    texts = dict(mixed_web.CATALOG)
+    provider = SearxngSearch(search_http, fake_searxng.url)
+    best_scored, chosen = set(), set()
+    for item_id, text in mixed_web.ITEMS:
+        found = await search_candidates(index, text, provider, catalog_texts=texts)
+        assert len(found.results) == len(found.by_result) >= 3
+        if found.candidates and found.candidates[0].score >= DEFAULT_THRESHOLD:
+            best_scored.add((item_id, found.candidates[0].catalog_id))
+        decided = choose_without_model(text, found, threshold=DEFAULT_THRESHOLD)
+        if decided is not None:
+            chosen.add((item_id, decided.catalog_id))
+    # the best-scored candidate, which the stage took before, is often the decoy
+    assert mixed_web.precision_recall(best_scored)[0] < 0.9
+    precision, recall = mixed_web.precision_recall(chosen)
+    assert precision >= 0.9 and recall >= 0.75, (precision, recall, chosen)
+
+
+def test_agreement_with_the_item_text() -> None:
+    item = "Sony DSC-W120 camera"
+    assert text_agreement(item, "Buy Sony Cyber-shot DSC-W120 now") == 1.0  # its code
+    assert text_agreement(item, "Sony Cyber-shot DSC-W130 camera") == 0.0  # another model
+    assert text_agreement("sony camera", "sony camera") == 1.0
+    assert text_agreement("sony camera", "") == 0.0
+    assert text_agreement("sony camera", "Today's top deals") < MIN_RESULT_AGREEMENT
+    assert rank_weight(0) > rank_weight(1) > rank_weight(4) > 0
