@@ -45,7 +45,6 @@ from benchmarks.open_world import MatchSet, open_world  # noqa: E402
 from benchmarks.synthetic import make_synthetic  # noqa: E402
 from matching import CatalogIndex, normalise_text  # noqa: E402
 from matching.acceptance import prior_shift  # noqa: E402
-from matching.codes import own_codes  # noqa: E402
 from matching.ranking import RERANK_CANDIDATES  # noqa: E402
 
 FIT_SETS = (ABT_BUY_STANDARD, AMAZON_GOOGLE, DBLP_ACM)
@@ -84,16 +83,13 @@ class Prepared:
                 self.exact_total += 1
                 self.exact_correct += (item_id, hit) in data.gold
         texts = [t for _, t in pending]
-        codes = [own_codes(t) for t in texts]
-        forced = [index._unique_code_row(c) for c in codes]  # noqa: SLF001 - a fitting tool
         peers = index.peers(data.items)
-        pairs = index._scorer.score(  # noqa: SLF001
+        _, _, pairs = index.score_texts(
+            texts,
             [normalise_text(t) for t in texts],
-            codes,
-            forced,
-            shortlist=RERANK_CANDIDATES,
-            peers=peers,
-            peer_rows=[peers.rows[i] for i, _ in pending],
+            RERANK_CANDIDATES,
+            peers,
+            [peers.rows[i] for i, _ in pending],
         )
         self.x = pairs.signals.features()
         self.x_rank = pairs.signals.rank_features(self.x)

@@ -146,16 +146,7 @@ class CatalogIndex:
         self, texts: list[str], keys: list[str], peers: PeerSet, peer_rows: list[int]
     ) -> np.ndarray:
         """The raw logit of each text's best-ranked candidate (texts without one left out)."""
-        assert self._scorer is not None
-        codes = [own_codes(t) for t in texts]
-        pairs = self._scorer.score(
-            keys,
-            codes,
-            [self._unique_code_row(c) for c in codes],
-            shortlist=RERANK_CANDIDATES,
-            peers=peers,
-            peer_rows=peer_rows,
-        )
+        _, _, pairs = self.score_texts(texts, keys, RERANK_CANDIDATES, peers, peer_rows)
         first = [positions[0] for positions in pairs.by_item(len(texts)) if positions]
         return pairs.logits[np.array(first, dtype=np.int64)]
 
@@ -322,6 +313,26 @@ class CatalogIndex:
             return texts, keys, self._with_prior(peers, texts, keys), list(range(len(items)))
         return texts, keys, peers, [peers.rows.get(str(item_id), -1) for item_id, _ in items]
 
+    def score_texts(
+        self,
+        texts: list[str],
+        keys: list[str],
+        shortlist: int,
+        peers: PeerSet | None,
+        peer_rows: Sequence[int] | None,
+    ) -> tuple[list[frozenset[str]], list[int | None], ScoredPairs]:
+        """Every signal and score of the ``shortlist`` best candidates of each text (``keys``:
+        the texts normalised), with the texts' own model codes and the row holding the only
+        catalog copy of one of them (always among its candidates). For fitting and
+        diagnostics; :meth:`match` and :meth:`candidates_many` are the matcher."""
+        assert self._scorer is not None
+        codes = [own_codes(t) for t in texts]
+        code_rows = [self._unique_code_row(c) for c in codes]
+        pairs = self._scorer.score(
+            keys, codes, code_rows, shortlist=shortlist, peers=peers, peer_rows=peer_rows
+        )
+        return codes, code_rows, pairs
+
     def _unique_code_row(self, codes: frozenset[str]) -> int | None:
         rows = {self._code_rows[c] for c in codes if c in self._code_rows}
         return rows.pop() if len(rows) == 1 else None
@@ -344,16 +355,8 @@ class CatalogIndex:
         A record holding the only catalog copy of one of the text's model codes
         is always scored, and reported with method ``code`` when it wins.
         """
-        assert self._scorer is not None
-        codes = [own_codes(t) for t in texts]
-        code_rows = [self._unique_code_row(c) for c in codes]
-        pairs: ScoredPairs = self._scorer.score(
-            keys,
-            codes,
-            code_rows,
-            shortlist=max(keep, RERANK_CANDIDATES),
-            peers=peers,
-            peer_rows=peer_rows,
+        codes, code_rows, pairs = self.score_texts(
+            texts, keys, max(keep, RERANK_CANDIDATES), peers, peer_rows
         )
         out: list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]] = []
         kept = [positions[:keep] for positions in pairs.by_item(len(texts))]

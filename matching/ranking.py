@@ -171,17 +171,16 @@ class CandidateScorer:
                 numbers[n] = number_agreement(item_numbers[i], self.numbers[r])
             if item_marks[i] is not row_marks[r]:
                 variants[n] = variant_signals(item_marks[i], row_marks[r])
-        lead_cos = self._lead_cosine(
-            (item_leads, list(keys), items), (row_leads, row_keys, row_of_pair), char_cos
-        )
+        sides = ((item_leads, list(keys), items), (row_leads, row_keys, row_of_pair))
+        cut = _shortened_pairs(*sides)  # pairs whose leads are not their whole texts
+        lead_cos = char_cos.copy()
+        if len(cut):
+            lead_cos[cut] = np.minimum(rowwise_cosine(*_lead_vectors(self.char, sides, cut)), 1.0)
         forced_of_item = np.array([-1 if f is None else f for f in forced_rows], dtype=np.int64)
-        item_coverage = _coverage(gather_rows(item_words, items), self.word_matrix, rows)
-        record_coverage = _coverage(gather_rows(self.word_matrix, rows), item_words, items)
-        lead_coverage = self._lead_coverage(
-            (item_leads, list(keys), items),
-            (row_leads, row_keys, row_of_pair),
-            (item_coverage, record_coverage),
-        )
+        item_side, record_side = gather_rows(item_words, items), gather_rows(self.word_matrix, rows)
+        item_coverage = _coverage(item_side, record_side)
+        record_coverage = _coverage(record_side, item_side)
+        lead_coverage = self._lead_coverage(sides, cut, (item_coverage, record_coverage))
         table = SignalTable(
             char_cosine=char_cos,
             word_cosine=word_cos,
@@ -239,75 +238,31 @@ class CandidateScorer:
 
     def _lead_coverage(
         self,
-        left: tuple[list[str], list[str], np.ndarray],
-        right: tuple[list[str], list[str], np.ndarray],
+        sides: tuple[tuple[list[str], list[str], np.ndarray], ...],
+        cut: np.ndarray,
         whole: tuple[np.ndarray, np.ndarray],
     ) -> dict[str, np.ndarray]:
         """Word coverage both ways between the pairs' leads, and their length ratio.
 
         The whole-text coverage is diluted where a long description follows the name;
-        the leads say whether the name itself has words the other side lacks. ``left``
-        and ``right`` are as for :meth:`_lead_cosine`; ``whole`` is the whole texts'
+        the leads say whether the name itself has words the other side lacks. ``sides``
+        and ``cut`` are as for :func:`_lead_vectors`; ``whole`` is the whole texts'
         coverage both ways, which is the leads' where neither text was shortened.
         """
         lengths = [
             np.array([k.count(" ") + 1 for k in leads], dtype=float)[of_pair]
-            for leads, _, of_pair in (left, right)
+            for leads, _, of_pair in sides
         ]
         out = {
             "lead_item_coverage": whole[0].copy(),
             "lead_record_coverage": whole[1].copy(),
             "length_ratio": np.minimum(*lengths) / np.maximum(np.maximum(*lengths), 1.0),
         }
-        cut = self._shortened_pairs(left, right)
         if len(cut):
-            vectors = []
-            for leads, _, of_pair in (left, right):
-                needed = np.unique(of_pair[cut])
-                matrix = self.words.transform([leads[j] for j in needed.tolist()])
-                vectors.append(gather_rows(matrix, np.searchsorted(needed, of_pair[cut])))
-            out["lead_item_coverage"][cut] = _coverage_of(vectors[0], vectors[1])
-            out["lead_record_coverage"][cut] = _coverage_of(vectors[1], vectors[0])
+            left, right = _lead_vectors(self.words, sides, cut)
+            out["lead_item_coverage"][cut] = _coverage(left, right)
+            out["lead_record_coverage"][cut] = _coverage(right, left)
         return out
-
-    @staticmethod
-    def _shortened_pairs(
-        left: tuple[list[str], list[str], np.ndarray],
-        right: tuple[list[str], list[str], np.ndarray],
-    ) -> np.ndarray:
-        """Positions of the pairs where either side's lead is shorter than its text."""
-        shortened = [
-            np.array([len(a) < len(k) for a, k in zip(leads, keys, strict=True)], dtype=bool)
-            for leads, keys, _ in (left, right)
-        ]
-        if not len(left[2]):
-            return np.zeros(0, dtype=np.int64)
-        return np.flatnonzero(shortened[0][left[2]] | shortened[1][right[2]])
-
-    def _lead_cosine(
-        self,
-        left: tuple[list[str], list[str], np.ndarray],
-        right: tuple[list[str], list[str], np.ndarray],
-        char_cos: np.ndarray,
-    ) -> np.ndarray:
-        """Character n-gram cosine of the pairs' leads; the full cosine where both are all lead.
-
-        ``left`` and ``right`` are ``(leads, keys, text of each pair)``: the distinct
-        texts of one side of the pairs and, per pair, the position of its text.
-        """
-        lead_cos = char_cos.copy()
-        if not len(lead_cos):
-            return lead_cos
-        sides = (left, right)
-        cut = self._shortened_pairs(left, right)
-        if len(cut):
-            vectors = []
-            for leads, _, of_pair in sides:
-                needed = np.unique(of_pair[cut])
-                matrix = self.char.transform([leads[j] for j in needed.tolist()])
-                vectors.append(gather_rows(matrix, np.searchsorted(needed, of_pair[cut])))
-            lead_cos[cut] = np.minimum(rowwise_cosine(vectors[0], vectors[1]), 1.0)
-        return lead_cos
 
     def _char_cosine(
         self, item_chars: sp.csr_matrix, items: np.ndarray, rows: np.ndarray
@@ -412,26 +367,48 @@ def _margin(items: np.ndarray, values: np.ndarray, core: np.ndarray) -> np.ndarr
     return np.where(np.isfinite(other), values - other, 0.0)
 
 
-def _coverage(weighted: sp.csr_matrix, other: sp.csr_matrix, other_rows: np.ndarray) -> np.ndarray:
-    """Share of each row of ``weighted`` (L2-normalised) whose words row ``other_rows[n]``
-    of ``other`` has too: the sum of its squared weights over the shared words."""
+def _coverage(weighted: sp.csr_matrix, present: sp.csr_matrix) -> np.ndarray:
+    """Share of row n of ``weighted`` (L2-normalised) whose words row n of ``present`` has
+    too: the sum of its squared weights over the shared words."""
     if not weighted.shape[0]:
         return np.zeros(0)
-    squared = weighted.copy()
-    squared.data = squared.data**2
-    present = gather_rows(other, other_rows)
-    present.data = np.ones_like(present.data)
-    return np.minimum(rowwise_cosine(squared, present), 1.0)
-
-
-def _coverage_of(weighted: sp.csr_matrix, present: sp.csr_matrix) -> np.ndarray:
-    """:func:`_coverage` of aligned rows: the share of row n of ``weighted`` (L2-normalised)
-    whose words row n of ``present`` has."""
     squared = weighted.copy()
     squared.data = squared.data**2
     flags = present.copy()
     flags.data = np.ones_like(flags.data)
     return np.minimum(rowwise_cosine(squared, flags), 1.0)
+
+
+def _shortened_pairs(
+    left: tuple[list[str], list[str], np.ndarray], right: tuple[list[str], list[str], np.ndarray]
+) -> np.ndarray:
+    """Positions of the pairs where either side's lead is shorter than its text.
+
+    ``left`` and ``right`` are ``(leads, keys, text of each pair)``: the distinct texts
+    of one side of the pairs and, per pair, the position of its text.
+    """
+    if not len(left[2]):
+        return np.zeros(0, dtype=np.int64)
+    shortened = [
+        np.array([len(a) < len(k) for a, k in zip(leads, keys, strict=True)], dtype=bool)
+        for leads, keys, _ in (left, right)
+    ]
+    return np.flatnonzero(shortened[0][left[2]] | shortened[1][right[2]])
+
+
+def _lead_vectors(
+    vectoriser: CharNgramVectoriser | WordVectoriser,
+    sides: tuple[tuple[list[str], list[str], np.ndarray], ...],
+    cut: np.ndarray,
+) -> list[sp.csr_matrix]:
+    """Both sides' lead vectors of the pairs at positions ``cut``, aligned row by row
+    (each distinct lead vectorised once)."""
+    vectors = []
+    for leads, _, of_pair in sides:
+        needed = np.unique(of_pair[cut])
+        matrix = vectoriser.transform([leads[j] for j in needed.tolist()])
+        vectors.append(gather_rows(matrix, np.searchsorted(needed, of_pair[cut])))
+    return vectors
 
 
 def _pairwise(left: list[str], right: list[str], scorer: Any) -> np.ndarray:

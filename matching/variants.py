@@ -210,17 +210,6 @@ def edition_words(key: str) -> frozenset[str]:
     return frozenset(_EDITION.findall(key)) if key else _NONE
 
 
-def accessory_mismatch(a: frozenset[str], b: frozenset[str]) -> bool:
-    """Whether one side is an accessory listing and the other is not (or of another kind).
-
-    >>> accessory_mismatch(frozenset({"remote"}), frozenset())
-    True
-    >>> accessory_mismatch(frozenset({"case"}), frozenset({"case"}))
-    False
-    """
-    return a != b
-
-
 Marks = tuple[tuple[tuple[str, str], ...], frozenset[str], frozenset[str], frozenset[str]]
 """A text's quantities, accessory, edition and colour words (see :func:`marks`)."""
 
