@@ -595,7 +595,10 @@ class Store:
                 return None
             columns = list(zip(*matches, strict=True)) if matches else [[] for _ in range(6)]
             displaced = 0
-            offered_again: list[str] = []  # lost their record to a better item: try again
+            # one-to-one, enhanced stage: items that lost their record to a better item go
+            # back to the stage's queue to fall back on their next candidate
+            lost: list[str] = []  # of this chunk
+            displaced_ids: list[str] = []  # of earlier chunks
             if job.config.get("oneToOne"):
                 counts = await conn.fetchrow(
                     queries["insert_matches_one_to_one"],
@@ -607,8 +610,8 @@ class Store:
                 )
                 inserted, displaced = len(counts["inserted"]), len(counts["displaced"])
                 if job.stages[chunk.stage - 1] == "enhanced":
-                    lost = set(columns[0]) - set(counts["inserted"])
-                    offered_again = sorted(lost) + list(counts["displaced"])
+                    lost = sorted(set(columns[0]) - set(counts["inserted"]))
+                    displaced_ids = list(counts["displaced"])
             else:
                 inserted = await conn.fetchval(
                     queries["insert_matches"],
@@ -621,27 +624,15 @@ class Store:
             if inserted:
                 await conn.execute(queries["mark_stale_matches"], job_id, list(columns[0]))
             requeued = 0
-            if outcome.requeued:
-                status = await conn.execute(
-                    queries["requeue_items"],
-                    job_id,
-                    chunk.stage,
-                    job.stage_total,
-                    list(outcome.requeued),
-                    chunk.ord_from,
-                    chunk.ord_to,
+            if outcome.requeued or lost:
+                requeued = await self._requeue(
+                    conn, job, chunk.stage, [*outcome.requeued, *lost], chunk.ord_from, chunk.ord_to
                 )
-                requeued = int(status.rsplit(" ", 1)[-1])
-            again = 0
-            if offered_again:
-                status = await conn.execute(
-                    queries["offer_again"],
-                    job_id,
-                    chunk.stage,
-                    job.stage_total + requeued,
-                    offered_again,
+            again = 0  # displaced items of earlier chunks queued again
+            if displaced_ids:
+                again = await self._requeue(
+                    conn, job, chunk.stage, displaced_ids, 0, job.stage_total, after=requeued
                 )
-                again = int(status.rsplit(" ", 1)[-1])
             if outcome.failed:
                 ids, errors = zip(*outcome.failed, strict=True)
                 await conn.execute(
@@ -653,16 +644,13 @@ class Store:
                     list(errors),
                     chunk.ord_to,
                 )
-            # an item of this chunk offered again is not decided yet; a displaced item of an
-            # earlier chunk offered again (or left to a later stage) is not finished any more
-            lost_again = again - displaced if offered_again else 0
-            decided_unmatched = (
-                chunk.size - inserted - len(outcome.failed) - requeued - lost_again
-            )
+            # a displaced item of an earlier chunk, queued again or left to a later stage,
+            # is not finished any more
+            decided_unmatched = chunk.size - inserted - len(outcome.failed) - requeued
             finished = inserted + len(outcome.failed)
             if chunk.stage >= len(job.stages):
                 finished += decided_unmatched  # no later stage will look at them
-                if offered_again:
+                if displaced_ids:
                     finished -= displaced
             else:
                 finished -= displaced  # unmatched again: this stage or a later one takes them up
@@ -686,6 +674,30 @@ class Store:
                 outcome.waiting_reason,
             )
             return await self._settle_stage(conn, Job.from_row(row))
+
+    @staticmethod
+    async def _requeue(
+        conn: asyncpg.Connection,
+        job: Job,
+        stage: int,
+        item_ids: list[str],
+        ord_from: int,
+        ord_to: int,
+        *,
+        after: int = 0,
+    ) -> int:
+        """Put the stage's queued items ``item_ids`` (ords in ``(ord_from, ord_to]``) at the
+        end of its queue, ``after`` items already put there by this commit; how many moved."""
+        status = await conn.execute(
+            queries["requeue_items"],
+            uuid.UUID(job.id),
+            stage,
+            job.stage_total + after,
+            item_ids,
+            ord_from,
+            ord_to,
+        )
+        return int(status.rsplit(" ", 1)[-1])
 
     async def _settle_stage(self, conn: asyncpg.Connection, job: Job) -> Job:
         """When every item of the current stage is committed, move on: queue the next stage

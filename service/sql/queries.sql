@@ -421,7 +421,8 @@ WHERE id = $1
 RETURNING *;
 
 -- requeue_items --
--- Items a chunk could not decide in time go to the end of the stage's queue.
+-- Items a chunk could not decide in time (or, one-to-one, that lost their record to a
+-- better item) go to the end of the stage's queue.
 WITH moved AS (
     UPDATE job_items SET status = 'requeued'
     WHERE job_id = $1 AND stage = $2 AND item_id = ANY($4::text[]) AND status = 'queued'
@@ -573,17 +574,6 @@ SELECT catalog_id, max(score) AS score
 FROM matches
 WHERE job_id = $1 AND catalog_id = ANY($2::text[]) AND NOT stale
 GROUP BY catalog_id;
-
--- offer_again --
--- Items of a one-to-one job's stage that lost their record to a better item go to the end
--- of the stage's queue, to fall back on their next candidate.
-WITH moved AS (
-    UPDATE job_items SET status = 'requeued'
-    WHERE job_id = $1 AND stage = $2 AND item_id = ANY($4::text[]) AND status = 'queued'
-    RETURNING item_id
-)
-INSERT INTO job_items (job_id, stage, ord, item_id)
-SELECT $1, $2, $3 + row_number() OVER (ORDER BY item_id), item_id FROM moved;
 
 -- advance_job --
 -- Progress after a chunk: counts, usage, percentage, the current stage's rate over its last
