@@ -205,24 +205,26 @@ async def test_concurrent_process_calls_never_repeat_or_lose_a_chunk(
     assert matches == final["matchesFound"]
 
 
+async def _project_with(
+    client: httpx.AsyncClient, *, catalog: list[dict], items: list[dict]
+) -> str:
+    """A new project holding these catalog records and items."""
+    project_id = await create_project(client)
+    await upload(client, project_id, "catalog", catalog)
+    await upload(client, project_id, "items", items)
+    return project_id
+
+
 async def test_one_to_one_uses_each_catalog_record_once_best_score_wins(
     client: httpx.AsyncClient,
 ) -> None:
-    project_id = await create_project(client)
-    await upload(
+    project_id = await _project_with(
         client,
-        project_id,
-        "catalog",
-        [
+        catalog=[
             {"id": "c1", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
             {"id": "c2", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
         ],
-    )
-    await upload(
-        client,
-        project_id,
-        "items",
-        [
+        items=[
             # two items want c1; the second, exact one must win even in a later chunk
             {"id": "a", "name": "Sony Bravia KDL-40W600 40 inch LED TV"},
             {"id": "b", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
@@ -245,22 +247,14 @@ async def test_one_to_one_uses_each_catalog_record_once_best_score_wins(
 async def test_matches_explain_their_scores_and_items_show_their_candidates(
     client: httpx.AsyncClient,
 ) -> None:
-    project_id = await create_project(client)
-    await upload(
+    project_id = await _project_with(
         client,
-        project_id,
-        "catalog",
-        [
+        catalog=[
             {"id": "c1", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
             {"id": "c2", "name": "Sony Bravia KDL-32W600 32 inch LED television"},
             {"id": "c3", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
         ],
-    )
-    await upload(
-        client,
-        project_id,
-        "items",
-        [
+        items=[
             {"id": "a", "name": "Sony KDL-40W600 Bravia 40in LED TV"},
             {"id": "b", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
         ],
@@ -301,22 +295,14 @@ async def test_matches_explain_their_scores_and_items_show_their_candidates(
 async def test_one_to_one_offers_a_displaced_item_its_next_best_candidate(
     client: httpx.AsyncClient,
 ) -> None:
-    project_id = await create_project(client)
-    await upload(
+    project_id = await _project_with(
         client,
-        project_id,
-        "catalog",
-        [
+        catalog=[
             {"id": "x", "name": "Sony Bravia KDL-40W600 40 inch LED television"},
             {"id": "y", "name": "Sony Bravia KDL-40W600 LED television 40 inch"},
             {"id": "p", "name": "Canon PIXMA MG3620 wireless inkjet printer"},
         ],
-    )
-    await upload(
-        client,
-        project_id,
-        "items",
-        [
+        items=[
             # a's best is x, which d (an exact copy, in a later chunk) takes from it:
             # a then falls back on y, its next candidate, which clears the threshold
             {"id": "a", "name": "Sony Bravia KDL-40W600 40 inch LED television set"},
