@@ -16,9 +16,11 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from matching.peers import PeerSet
+from matching.results import MatchResult
 from service.catalog_index import CatalogEntry, IndexCache
 from service.exceptions import DatabaseUnavailable
 from service.models import ChunkClaim, Job, StageOutcome
@@ -207,33 +209,34 @@ class Engine:
             lambda: self.store.item_texts(project_id, version, fields),
         )
 
-    async def candidates(self, job: Job, item_id: str, k: int) -> list[dict] | None:
-        """An item's ``k`` best catalog records as the job's fuzzy stage scores them (the
-        job's fields, its catalog and items versions and its peers), as JSON; None when
-        the job does not hold the item."""
-        item_fields = list(job.config["itemFields"])
-        catalog_fields = tuple(job.config["catalogFields"])
-        text = await self.store.job_item_text(job, item_id, item_fields)
+    async def candidates(
+        self, job: Job, item_id: str, k: int
+    ) -> tuple[list[MatchResult], Mapping[str, str]] | None:
+        """An item's ``k`` best catalog records as the job's fuzzy stage scores them, and
+        the catalog's texts; None when the job does not hold the item."""
+        text = await self.store.job_item_text(job, item_id, list(job.config["itemFields"]))
         if text is None:
             return None
-        catalog = await self._catalog(job.project_id, job.catalog_version, catalog_fields)
+        catalog, peers = await self._job_index(job, with_peers=True)
         if not len(catalog.index):
-            return []
-        peers = await self._peers(job.project_id, job.items_version, catalog, tuple(item_fields))
+            return [], catalog.texts
         [found] = await asyncio.to_thread(
             catalog.index.candidates_many, [(item_id, text)], k=k, peers=peers
         )
-        return [
-            {
-                "catalogId": c.catalog_id,
-                "catalogText": catalog.texts.get(c.catalog_id),
-                "score": round(c.score, 4),
-                "method": c.method,
-                "reason": c.reason,
-                "explanation": [e.as_dict() for e in c.explanation],
-            }
-            for c in found
-        ]
+        return found, catalog.texts
+
+    async def _job_index(
+        self, job: Job, *, with_peers: bool
+    ) -> tuple[CatalogEntry, PeerSet | None]:
+        """The index of the job's catalog version on its fields, and (``with_peers``, a
+        non-empty catalog) the peers of its items version: uploads meanwhile do not mix in."""
+        item_fields = tuple(job.config["itemFields"])
+        catalog_fields = tuple(job.config["catalogFields"])
+        catalog = await self._catalog(job.project_id, job.catalog_version, catalog_fields)
+        peers = None
+        if with_peers and len(catalog.index):
+            peers = await self._peers(job.project_id, job.items_version, catalog, item_fields)
+        return catalog, peers
 
     async def _keep_lease(self, chunk: ChunkClaim) -> None:
         """Renew the chunk's lease every third of its length while the chunk runs."""
@@ -250,16 +253,8 @@ class Engine:
         stage = job.stages[chunk.stage - 1]
         if stage != "enhanced" and self.providers is None:
             raise RuntimeError(f"stage {stage!r} needs providers, and this engine has none")
-        item_fields = list(job.config["itemFields"])
-        catalog_fields = tuple(job.config["catalogFields"])
-        # the job's own versions of the catalog and items: uploads meanwhile do not mix in
-        items = await self.store.chunk_items(chunk, job, item_fields)
-        catalog = await self._catalog(job.project_id, job.catalog_version, catalog_fields)
-        peers = None
-        if stage == "enhanced" and len(catalog.index):
-            peers = await self._peers(
-                job.project_id, job.items_version, catalog, tuple(item_fields)
-            )
+        items = await self.store.chunk_items(chunk, job, list(job.config["itemFields"]))
+        catalog, peers = await self._job_index(job, with_peers=stage == "enhanced")
         held_scores = None
         if stage == "enhanced" and job.config.get("oneToOne"):
             held_scores = functools.partial(self.store.held_scores, job.id)

@@ -341,3 +341,15 @@ class MatchRow:
             "catalogText": self.catalog_text,
             "createdAt": _iso(self.created_at),
         }
+
+
+def candidate_json(result: Any, catalog_text: str | None) -> dict[str, Any]:
+    """One of an item's candidates (a :class:`matching.MatchResult`) as the API shows it."""
+    return {
+        "catalogId": result.catalog_id,
+        "catalogText": catalog_text,
+        "score": round(result.score, 4),
+        "method": result.method,
+        "reason": result.reason,
+        "explanation": [e.as_dict() for e in result.explanation],
+    }

@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse, StreamingResponse
 from matching import DEFAULT_CANDIDATES
 from service import schemas as S
 from service.auth import principal
-from service.exceptions import Conflict, NotFound, ValidationError
+from service.exceptions import Conflict, NotFound, ValidationError, shown
 from service.inputs import body_id, path_id, query_flag, query_int, read_json, read_json_object
-from service.models import ACTIVE_STATUSES, LIVE_STATUSES, Job
+from service.models import ACTIVE_STATUSES, LIVE_STATUSES, Job, candidate_json
 from service.openapi import operation, query
 from service.spreadsheet import MATCH_CSV_COLUMNS, UTF8_BOM, match_csv_row
 from service.stages import STAGE_NAMES, resolve_job
@@ -280,8 +280,10 @@ class JobItemCandidates(HTTPEndpoint):
         k = query_int(request, "k", DEFAULT_CANDIDATES, minimum=1, maximum=50)
         found = await request.app.state.engine.candidates(job, item_id, k)
         if found is None:
-            raise NotFound(f"job {job.id} has no item {item_id!r}")
-        return JSONResponse({"success": True, "itemId": item_id, "candidates": found})
+            raise NotFound(f"job {job.id} has no item {shown(item_id)}")
+        results, texts = found
+        candidates = [candidate_json(r, texts.get(r.catalog_id)) for r in results]
+        return JSONResponse({"success": True, "itemId": item_id, "candidates": candidates})
 
 
 def _cursor(request: Request) -> int:
