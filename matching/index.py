@@ -238,7 +238,7 @@ class CatalogIndex:
         >>> [cid for cid, _ in index.candidates("Sony DSC W120", k=2)]
         ['b1', 'b2']
         """
-        [found] = self.candidates_many([("", text)], k=k)
+        [found] = self.candidates_many([("", text)], k=k, rivals=False)
         return [(c.catalog_id, c.score) for c in found]
 
     def candidates_many(
@@ -247,11 +247,14 @@ class CatalogIndex:
         *,
         k: int = DEFAULT_CANDIDATES,
         peers: PeerSet | None = None,
+        rivals: bool = True,
     ) -> list[list[MatchResult]]:
         """The ``k`` best catalog records of each ``(item_id, text)``, best first, scored
         as :meth:`match` scores them (with the job's ``peers``, when given; without, the
         items are their own peers as in :meth:`match`): ``match`` accepts the first of an
-        item's list when its score reaches the threshold.
+        item's list when its score reaches the threshold. ``rivals=False`` scores each
+        text on its own, with no peers and the default prior (what :meth:`candidates`
+        does), so that an item's candidates do not depend on the texts beside it.
 
         >>> index = CatalogIndex.build([("b1", "Sony DSC-W120"), ("b2", "Sony DSC-W130")])
         >>> [[c.catalog_id for c in cs] for cs in index.candidates_many([("a1", "Sony DSC W130")], k=2)]
@@ -262,19 +265,28 @@ class CatalogIndex:
         if self._scorer is None or not items:
             return [[] for _ in items]
         with _batch_allocations():
-            return self._candidates_many(items, k, peers)
+            return self._candidates_many(items, k, peers, rivals)
 
     def _candidates_many(
-        self, items: Sequence[tuple[str, str]], k: int, peers: PeerSet | None
+        self, items: Sequence[tuple[str, str]], k: int, peers: PeerSet | None, rivals: bool
     ) -> list[list[MatchResult]]:
         assert self._scorer is not None
-        texts, keys, peers, peer_rows = self._prepare(items, peers)
+        if rivals:
+            texts, keys, peers, peer_rows = self._prepare(items, peers)
+        else:
+            texts = [_as_text(text) for _, text in items]
+            keys = [normalise_text(text) for text in texts]
+            peers, peer_rows = None, None
         out: list[list[MatchResult]] = []
         keep = max(k, DEFAULT_CANDIDATES)
         for start in range(0, len(items), _BATCH_ROWS):
             stop = start + _BATCH_ROWS
             ranked_batch = self._rank(
-                texts[start:stop], keys[start:stop], keep, peers, peer_rows[start:stop]
+                texts[start:stop],
+                keys[start:stop],
+                keep,
+                peers,
+                None if peer_rows is None else peer_rows[start:stop],
             )
             for offset, ranked in enumerate(ranked_batch):
                 position = start + offset

@@ -453,11 +453,28 @@ def candidates_from_index(
     ...                                               {"b1": "Sony DSC-W120", "b2": "Sony DSC-W130"})]
     ['b1', 'b2']
     """
+    [found] = candidates_for_items(index, [text], catalog_texts, k=k)
+    return found
+
+
+def candidates_for_items(
+    index: CatalogIndex,
+    texts: Sequence[str],
+    catalog_texts: Mapping[str, str],
+    *,
+    k: int = DEFAULT_CANDIDATES,
+) -> list[list[Candidate]]:
+    """:func:`candidates_from_index` for many texts in one batched pass
+    (:meth:`CatalogIndex.candidates_many`, each text scored on its own)."""
+    found = index.candidates_many([("", t) for t in texts], k=k, rivals=False)
     out = []
-    for catalog_id, score in index.candidates(text, k=k):
-        if catalog_id not in catalog_texts:
-            raise InvalidArgumentError(f"no text for catalog id {catalog_id!r}")
-        out.append(Candidate(catalog_id, catalog_texts[catalog_id], score))
+    for results in found:
+        candidates = []
+        for r in results:
+            if r.catalog_id not in catalog_texts:
+                raise InvalidArgumentError(f"no text for catalog id {r.catalog_id!r}")
+            candidates.append(Candidate(r.catalog_id, catalog_texts[r.catalog_id], r.score))
+        out.append(candidates)
     return out
 
 

@@ -15,6 +15,7 @@ provider sent them; their messages never quote the query.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from matching.backoff import parse_retry_after
 from matching.codes import extract_codes
 from matching.exceptions import InvalidArgumentError, MatchingError
 from matching.index import DEFAULT_CANDIDATES, CatalogIndex
-from matching.llm import candidates_from_index
+from matching.llm import candidates_for_items
 from matching.llm_prompt import Candidate
 from matching.normalise import normalise_text
 
@@ -229,38 +230,42 @@ async def search_candidates(
     apart per result for :func:`choose_without_model`. The merged candidates keep a
     record's best score; ties go to the record found by more queries. ``catalog_texts``
     maps catalog ids to the texts the LLM will see. :class:`SearchError` from the
-    provider propagates (check ``retriable``). The index calls run on the event loop
-    (a few milliseconds per query).
+    provider propagates (check ``retriable``). The queries go to the index in one
+    batched call in a worker thread.
     """
     if k < 1:
         raise InvalidArgumentError(f"k must be at least 1, got {k!r}")
     found = await provider.search(item_text, limit=results)
+    own_codes_ = extract_codes(item_text)
+    per_result = [_result_queries(item_text, own_codes_, r) for r in found]
+    distinct: dict[str, str] = {}  # normalised query -> the query, in first-seen order
+    for query in [item_text, *(q for queries in per_result for q in queries)]:
+        key = normalise_text(query)
+        if key:
+            distinct.setdefault(key, query)
+    # every query in one batched pass, off the event loop
+    answers = await asyncio.to_thread(
+        candidates_for_items, index, list(distinct.values()), catalog_texts, k=k
+    )
     best: dict[str, Candidate] = {}
     hits: dict[str, int] = {}
     scores: dict[str, dict[str, float]] = {}  # normalised query -> record -> score
-
-    def run(query: str) -> dict[str, float]:
-        key = normalise_text(query)
-        if not key:
-            return {}
-        if key in scores:
-            return scores[key]
-        out: dict[str, float] = {}
-        for candidate in candidates_from_index(index, query, catalog_texts, k=k):
-            out[candidate.catalog_id] = candidate.score
+    for key, candidates in zip(distinct, answers, strict=True):
+        scores[key] = {c.catalog_id: c.score for c in candidates}
+        for candidate in candidates:
             hits[candidate.catalog_id] = hits.get(candidate.catalog_id, 0) + 1
             known = best.get(candidate.catalog_id)
             if known is None or candidate.score > known.score:
                 best[candidate.catalog_id] = candidate
-        scores[key] = out
-        return out
+
+    def run(query: str) -> dict[str, float]:
+        return scores.get(normalise_text(query), {})
 
     own = run(item_text)
-    own_codes_ = extract_codes(item_text)
     by_result = []
-    for result in found:
+    for queries in per_result:
         merged: dict[str, float] = {}
-        for query in _result_queries(item_text, own_codes_, result):
+        for query in queries:
             for catalog_id, score in run(query).items():
                 merged[catalog_id] = max(score, merged.get(catalog_id, 0.0))
         by_result.append(merged)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from matching.llm import LLMItem, candidates_from_index
+from matching.llm import LLMItem, candidates_for_items
 from matching.peers import PeerSet
 from matching.results import MatchResult
 from matching.web_decision import choose_without_model
@@ -133,14 +133,10 @@ async def run_ai(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOu
     catalog = ctx.catalog
 
     def questions() -> list[LLMItem]:
-        return [
-            (
-                item_id,
-                text,
-                candidates_from_index(catalog.index, text, catalog.texts, k=CANDIDATES_PER_ITEM),
-            )
-            for item_id, text in items
-        ]
+        found = candidates_for_items(
+            catalog.index, [text for _, text in items], catalog.texts, k=CANDIDATES_PER_ITEM
+        )
+        return [(i, text, c) for (i, text), c in zip(items, found, strict=True)]
 
     asked = await asyncio.to_thread(questions)
     matches, failed, undecided, usage, wait, reason = await _decide(ctx, asked, "llm")
