@@ -339,7 +339,6 @@ async function onUpload(form) {
     const [inserted, updated, total] = [counts.inserted, counts.updated, counts.total].map((n) => integer.format(n));
     const readAs = counts.encoding ? ` (read as ${counts.encoding})` : '';
     result.textContent = `Inserted ${inserted}, updated ${updated} — ${total} in total${readAs}`;
-    result.dataset.state = 'done';
   } catch (error) {
     result.textContent = 'Upload failed.';
     result.dataset.state = 'error';
@@ -352,7 +351,9 @@ async function onUpload(form) {
     }
     throw error;
   }
+  // "done" once the project's counts show the upload too
   await Promise.all([refreshProject(), loadProjects()]);
+  result.dataset.state = 'done';
 }
 
 // -- job progress ----------------------------------------------------------------
