@@ -36,7 +36,9 @@ UNITS = (
 """The units a quantity may carry (``500gb``, ``4 pack``), as a regular-expression alternation."""
 _QUANTITY = re.compile(rf"^\d+(?:{UNITS})$")
 _DIMENSION = re.compile(r"^\d+(?:x\d+)+(?:[a-z]{0,3})$")
-_COUNTED_WORD = re.compile(r"^\d+[\-/.][^\W\d_]+$")
+# a count and the word it counts (2-Line, 8-Port, 100-Pack); a longer number before
+# letters is a code (4052-TRPSEB)
+_COUNTED_WORD = re.compile(r"^\d{1,3}[\-/.][^\W\d_]+$")
 
 
 def is_model_code(token: str) -> bool:

@@ -108,10 +108,23 @@ def code_agreement(a: Collection[str], b: Collection[str]) -> int:
 
 
 def _related_codes(a: str, b: str) -> bool:
-    """Whether two different codes look like one family's (a shared start), so that
-    their difference means a different product; codes of unrelated numbering
-    schemes (a retailer's SKU beside a maker's model) say nothing."""
-    return len(os.path.commonprefix([a, b])) >= MIN_RELATED_PREFIX
+    """Whether two different codes look like one family's (a shared start) with other
+    digits, so that their difference means a different product; codes of unrelated
+    numbering schemes (a retailer's SKU beside a maker's model) say nothing, and
+    neither do codes that differ by letters only (``ip47`` vs ``ip47br``: a colour or
+    kit suffix on a code too short to call the same model)."""
+    prefix = len(os.path.commonprefix([a, b]))
+    if not _DIGIT.search(a[prefix:] + b[prefix:]):
+        return False
+    if prefix >= MIN_RELATED_PREFIX:
+        return True
+    # one series' letters, then other numbers (MX850 vs MX310)
+    return (
+        prefix == MIN_RELATED_PREFIX - 1
+        and a[:prefix].isalpha()
+        and a[prefix : prefix + 1].isdigit()
+        and b[prefix : prefix + 1].isdigit()
+    )
 
 
 def number_agreement(a: Collection[str], b: Collection[str]) -> float:

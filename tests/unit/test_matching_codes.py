@@ -22,6 +22,8 @@ from matching.codes import numbers_in_key
         ("Panasonic KX-TG6700B, KX-TGA600B handset", {"kxtg6700b", "kxtga600b"}),
         ("Panasonic 2-Line Integrated Telephone System - KXTS208W", {"kxts208w"}),
         ("Linksys 8-Port 10/100 Switch", set()),
+        ("Griffin iTrip FM Transmitter - 4052-TRPSEB", {"4052trpseb"}),
+        ("Rubbermaid 100-Pack Lids", set()),
         ("Garmin Vehicle Suction Mount - 010-10609-00", {"0101060900"}),
         ("SONY 7-11719-70670-0 PS2 Memory Card, 2007 edition", {"711719706700"}),
         ("", set()),

@@ -74,6 +74,12 @@ def test_code_agreement_cases() -> None:
     assert not codes_agree("w120", "w1200")
     assert codes_agree("mmv4205bt", "mmv4205baq")  # regional suffix
     assert not codes_agree("dscw120", "dscw130")  # sibling model
+    # letters only apart, too short to call one model: no evidence either way
+    assert code_agreement(frozenset({"ip47"}), frozenset({"ip47br"})) == 0
+    # one series' letters, other numbers: another model
+    assert code_agreement(frozenset({"mx850c"}), frozenset({"mx310"})) == -1
+    # unrelated numbering schemes say nothing
+    assert code_agreement(frozenset({"2044b002"}), frozenset({"ef55250"})) == 0
     assert not codes_agree("kxtsc14w", "kxts208w")
 
 
