@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-BASE_PRIOR = 0.28
+BASE_PRIOR = 0.25
 """Share of right best candidates on the data the score is calibrated on."""
 
 PRIOR_PSEUDO_ITEMS = 300.0

@@ -39,6 +39,11 @@ _DIMENSION = re.compile(r"^\d+(?:x\d+)+(?:[a-z]{0,3})$")
 # a count and the word it counts (2-Line, 8-Port, 100-Pack); a longer number before
 # letters is a code (4052-TRPSEB)
 _COUNTED_WORD = re.compile(r"^\d{1,3}[\-/.][^\W\d_]+$")
+# dates (2006-05-12, 12/05/2006, 5.12.06) and ZIP+4 postcodes name no product
+_DATE = re.compile(
+    r"^(?:\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.](?:\d{2}|\d{4}))$"
+)
+_ZIP4 = re.compile(r"^\d{5}-\d{4}$")
 
 
 def is_model_code(token: str) -> bool:
@@ -108,6 +113,8 @@ def own_codes(text: str) -> frozenset[str]:
 def _code_of_token(raw: str) -> str | None:
     """The model code a candidate token stands for, or None."""
     if len(raw) < MIN_CODE_LENGTH or raw.isalpha() or _COUNTED_WORD.match(raw):
+        return None
+    if _DATE.match(raw) or _ZIP4.match(raw):
         return None
     token = _JOINERS.sub("", raw.strip("-/."))
     return token if is_model_code(token) else None

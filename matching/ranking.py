@@ -39,6 +39,8 @@ RERANK_CANDIDATES = 5
 """Retrieved records per item scored with every signal (the best by n-gram + word cosine)."""
 
 FUZZY_LEAD_TOKENS = 12
+ITEM_WORDS_CAP = 4
+"""Words of an item's lead beyond which more words add no evidence (``item_words``)."""
 """Tokens at the start of each text that the RapidFuzz scorers compare.
 
 Composed texts put the name first; long descriptions after it would make the
@@ -257,6 +259,7 @@ class CandidateScorer:
             "lead_item_coverage": whole[0].copy(),
             "lead_record_coverage": whole[1].copy(),
             "length_ratio": np.minimum(*lengths) / np.maximum(np.maximum(*lengths), 1.0),
+            "item_words": np.minimum(lengths[0], ITEM_WORDS_CAP) / ITEM_WORDS_CAP,
         }
         if len(cut):
             left, right = _lead_vectors(self.words, sides, cut)

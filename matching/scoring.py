@@ -52,6 +52,7 @@ FEATURES = (
     "lead_item_coverage",
     "lead_record_coverage",
     "length_ratio",
+    "item_words",
 )
 """The columns of :meth:`SignalTable.features`: the evidence the *score* weighs.
 
@@ -60,11 +61,28 @@ are: similarities of the leads, not of whole texts with their descriptions, and
 margins over the other candidates."""
 
 COEFFICIENTS = np.array(
-    [1.66, 1.84, -1.24, 2.54, 0.86, 3.27, 2.57, -0.53, -0.15, 0.00, -1.00, -0.53, 1.70, 1.23, 0.13]
+    [
+        1.87,
+        2.06,
+        -1.49,
+        2.76,
+        0.84,
+        2.79,
+        1.83,
+        -0.62,
+        -0.08,
+        0.00,
+        -0.91,
+        -0.31,
+        1.39,
+        1.83,
+        0.71,
+        0.92,
+    ]
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -5.43
+INTERCEPT = -7.08
 """Logistic intercept of the score, calibrated at :data:`matching.acceptance.BASE_PRIOR`."""
 
 RANK_FEATURES = FEATURES + (
@@ -82,7 +100,31 @@ Within one item's candidates the texts are of one data set, so whole-text signal
 help to order them even where their level says little about acceptance."""
 
 RANK_COEFFICIENTS = np.array(
-    [0.84, 1.96, -0.84, 2.23, 0.69, 2.25, 4.96, -0.50, -0.28, 0.00, -1.00, -1.22, 1.62, 0.00, 0.00, 0.76, 0.00, 0.00, 1.65, 0.71, 0.00, 1.14]
+    [
+        1.16,
+        1.92,
+        -1.15,
+        2.24,
+        0.58,
+        2.22,
+        4.88,
+        -0.61,
+        -0.24,
+        0.00,
+        -1.00,
+        -1.22,
+        1.21,
+        0.00,
+        0.19,
+        3.04,
+        0.77,
+        0.00,
+        0.00,
+        1.53,
+        0.70,
+        0.00,
+        1.35,
+    ]
 )
 """Weight of each ranking feature, aligned with :data:`RANK_FEATURES` (no intercept:
 only the order counts)."""
@@ -127,6 +169,7 @@ class PairSignals:
     lead_item_coverage: float = math.nan
     lead_record_coverage: float = math.nan
     length_ratio: float = 1.0
+    item_words: float = 1.0
 
     def __post_init__(self) -> None:
         if math.isnan(self.lead_char_cosine):
@@ -173,6 +216,7 @@ class SignalTable:
     lead_item_coverage: np.ndarray
     lead_record_coverage: np.ndarray
     length_ratio: np.ndarray
+    item_words: np.ndarray
 
     @classmethod
     def from_pairs(cls, pairs: list[PairSignals]) -> SignalTable:
@@ -215,6 +259,7 @@ class SignalTable:
                 self.lead_item_coverage,
                 self.lead_record_coverage,
                 self.length_ratio,
+                self.item_words,
             ]
         ).astype(float)
 

@@ -24,6 +24,8 @@ from matching.codes import numbers_in_key
         ("Linksys 8-Port 10/100 Switch", set()),
         ("Griffin iTrip FM Transmitter - 4052-TRPSEB", {"4052trpseb"}),
         ("Rubbermaid 100-Pack Lids", set()),
+        ("Released 2006-05-12, reissued 12/05/2008 and 5.12.09", set()),
+        ("1 Main St, Beverly Hills CA 90210-1234", set()),
         ("Garmin Vehicle Suction Mount - 010-10609-00", {"0101060900"}),
         ("SONY 7-11719-70670-0 PS2 Memory Card, 2007 edition", {"711719706700"}),
         ("", set()),

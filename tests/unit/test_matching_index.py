@@ -257,3 +257,22 @@ def test_candidates_many_agrees_with_match_and_candidates(index: CatalogIndex) -
             assert matched[best.item_id] == best
     one = index.candidates("Sony DSCW120 camera", k=3)
     assert one[0][0] == many[0][0].catalog_id
+
+
+RESTAURANTS = [
+    ("r1", "granita 23725 w. malibu rd. malibu 310-456-0488 californian"),
+    ("r2", "chinois on main 2709 main st. santa monica 310-392-9025 french"),
+    ("r3", "citrus 6703 melrose ave. los angeles 213-857-0034 californian"),
+    ("r4", "fenix 8358 sunset blvd. west hollywood 213-848-6677 american"),
+    ("r5", "atlanta fish market 265 pharr rd. atlanta 404-262-3165 seafood"),
+    ("r6", "chops 70 w. paces ferry rd. atlanta 404-262-2675 steakhouses"),
+]
+
+
+def test_one_word_item_is_no_match_for_a_record_that_contains_it() -> None:
+    """A lone city or cuisine names no one record, even a word found in one record only."""
+    index = CatalogIndex.build(RESTAURANTS)
+    items = [("a", "malibu"), ("b", "atlanta"), ("c", "french")]
+    items.append(("d", "chinois on main 2709 main st. santa monica 310/392-9025 pacific"))
+    matched = {r.item_id: r.catalog_id for r in index.match(items)}
+    assert matched == {"d": "r2"}

@@ -166,7 +166,7 @@ def test_signal_table_matches_scalar_scoring() -> None:
 
 
 CLASH_FIELDS = ("quantity_clash", "accessory_mismatch", "edition_mismatch", "colour_clash")
-COVERAGE_FIELDS = ("lead_item_coverage", "lead_record_coverage", "length_ratio")
+COVERAGE_FIELDS = ("lead_item_coverage", "lead_record_coverage", "length_ratio", "item_words")
 
 
 @given(
