@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 WARMUP_CHUNKS = 1
 """Chunks at the start of a stage left out of its rate once later chunks exist."""
-DECAY = 0.85
-"""Weight of each older chunk relative to the next newer one (about 6 chunks' memory)."""
+DECAY = 0.9
+"""Weight of each older chunk relative to the next newer one (about 10 chunks' memory)."""
 MAX_GAP_SECONDS = 120.0
 """Longest idle time before a chunk that still counts towards its time (a pause does not)."""
 MIN_CHUNK_SECONDS = 0.001

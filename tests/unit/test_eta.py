@@ -35,10 +35,10 @@ def test_the_first_chunks_preparation_does_not_count() -> None:
 
 
 def test_recent_chunks_weigh_more() -> None:
-    slowing = stage_rate(_chunks([5.0] + [1.0] * 10 + [2.0] * 5))
+    slowing = stage_rate(_chunks([5.0] + [1.0] * 10 + [2.0] * 8))
     assert 50.0 < slowing < 100.0
-    plain = 1500 / (10 * 1.0 + 5 * 2.0)  # all steady chunks alike: 75 items/s
-    assert slowing < plain - 10  # nearer the recent 2 s chunks' 50 items/s
+    plain = 1800 / (10 * 1.0 + 8 * 2.0)  # all steady chunks alike: 69 items/s
+    assert slowing < plain - 5  # nearer the recent 2 s chunks' 50 items/s
 
 
 def test_gaps_between_calls_count_but_a_pause_does_not_count_in_full() -> None:
