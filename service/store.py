@@ -26,6 +26,7 @@ from service.models import (
     LIVE_STATUSES,
     ApiToken,
     ChunkClaim,
+    ChunkRecord,
     ClaimOutcome,
     Job,
     MatchRow,
@@ -766,6 +767,12 @@ class Store:
     async def failed_items(self, job_id: uuid.UUID) -> list[tuple[str, int, str | None]]:
         rows = await self.pool.fetch(queries["failed_items"], job_id)
         return [(r["item_id"], r["stage"], r["error"]) for r in rows]
+
+    @wrap_unavailable
+    async def job_chunks(self, job_id: uuid.UUID, *, after: int, limit: int) -> list[ChunkRecord]:
+        """The job's chunks after seq ``after``, in order, at most ``limit``."""
+        rows = await self.pool.fetch(queries["job_chunks"], job_id, after, limit)
+        return [ChunkRecord.from_row(r) for r in rows]
 
     @wrap_unavailable
     async def retry_failed_items(self, job_id: uuid.UUID) -> Job | None:

@@ -448,6 +448,15 @@ SELECT ji.item_id, ji.stage, ji.error FROM job_items ji
 WHERE ji.job_id = $1 AND ji.status = 'failed'
 ORDER BY ji.stage, ji.ord;
 
+-- job_chunks --
+-- A job's chunks after seq $2, in order, at most $3: timings, counts, the ETA each gave.
+SELECT seq, stage, status, items, matches, started_at, finished_at, duration_ms,
+       eta_seconds, processed_items
+FROM job_chunks
+WHERE job_id = $1 AND seq > $2
+ORDER BY seq
+LIMIT $3;
+
 -- retry_failed_items --
 -- Put a job's failed items back in its current stage's queue.
 WITH failed AS (
