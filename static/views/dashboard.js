@@ -173,7 +173,7 @@ export class Dashboard {
 
   row(job) {
     const project = this.projects.get(job.projectId);
-    return element('tr', { 'data-testid': 'dashboard-row', 'data-job-id': job.id, 'data-status': job.status }, [
+    const row = element('tr', { 'data-testid': 'dashboard-row', 'data-job-id': job.id, 'data-status': job.status }, [
       element('td', {}, [dateTime(job.createdAt)]),
       element('td', {}, [project?.name ?? job.projectId]),
       element('td', {}, [job.jobType]),
@@ -187,6 +187,11 @@ export class Dashboard {
       element('td', { class: 'num', 'data-cell': 'matches' }, [integer.format(job.matchesFound)]),
       element('td', {}, [element('a', { href: `#/jobs/${job.id}`, 'data-testid': 'open-job' }, ['Open'])]),
     ]);
+    // the whole row opens the job (a phone has no room to aim at a link)
+    row.addEventListener('click', (event) => {
+      if (!(event.target instanceof Element && event.target.closest('a, button'))) location.hash = `#/jobs/${job.id}`;
+    });
+    return row;
   }
 
   /** Keep a live job's row up to date until it ends. */

@@ -221,7 +221,7 @@ export class JobView {
         ? `${integer.format(chunks.count)} chunks, ${integer.format(chunks.items)} items, ${dateTime(chunks.from)} → ${chunks.to ? dateTime(chunks.to) : 'now'}`
         : 'not started';
       return element('li', { 'data-state': state, 'data-testid': 'timeline-stage' }, [
-        element('strong', {}, [`${number}. ${name}`]),
+        element('strong', {}, [name]),
         element('span', { class: 'muted small' }, [` ${state} · ${detail}`]),
       ]);
     });
