@@ -3,6 +3,8 @@ live bars for jobs driven over the API. Run on their own (``pytest -m browser``)
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -176,4 +178,61 @@ async def test_a_job_driven_over_the_api_shows_a_live_bar(live_server, client) -
         await page.wait_for_selector(f'{bar}[aria-valuenow="50"]')
         await drive(client, job["id"])
         await page.wait_for_selector(f'{bar}[data-status="completed"]')
+    assert not b.problems, b.problems
+
+
+async def test_the_page_remembers_columns_links_a_409_and_shows_the_progress(
+    live_server, client
+) -> None:
+    project_id = await create_project(client, "ux")
+    catalog = [{**r, "brand": r["name"].split()[0]} for r in products(30, "c")]
+    await upload(client, project_id, "catalog", catalog)
+    await upload(client, project_id, "items", [{**r, "id": f"i{r['id']}"} for r in catalog])
+    async with Browser(live_server, viewport={"width": 1280, "height": 900}) as b:
+        page = b.page
+        await b.open(f"#project={project_id}")
+        brand = 'input[name="catalog-field"][value="brand"]'
+        name = 'input[name="catalog-field"][value="name"]'
+        await page.wait_for_selector(brand)
+        assert await page.is_checked(name) and not await page.is_checked(brand)
+        await page.check(brand)
+        await page.uncheck(name)
+        await page.reload()
+        await page.wait_for_selector(brand)
+        assert await page.is_checked(brand) and not await page.is_checked(name)
+        await page.check(name)
+
+        # start: the progress panel comes into view while the first chunk is held
+        release = asyncio.Event()
+
+        async def hold(route) -> None:
+            await asyncio.wait_for(release.wait(), TIMEOUT_MS / 1000)
+            await route.continue_()
+
+        await page.route("**/api/jobs/*/process", hold)
+        await page.fill("#chunk-size", "10")
+        await page.click("#start-job")
+        panel = page.locator("#job-panel")
+        await panel.wait_for(state="visible")
+        await page.wait_for_function(
+            "() => { const r = document.getElementById('job-panel').getBoundingClientRect();"
+            " return r.top >= 0 && r.bottom <= innerHeight; }"
+        )
+        running = (await client.get("/api/jobs", params={"projectId": project_id})).json()
+        job_id = running["jobs"][0]["id"]
+        # a second start is a 409 that links to the job already running
+        await page.click("#cancel-job")  # the page's own cancel: a neutral state
+        release.set()
+        await page.wait_for_selector('#job-status[data-status="cancelled"]')
+        assert await page.is_hidden('[data-testid="error-banner"]')
+        await page.unroute("**/api/jobs/*/process")
+        live = await create_job(client, project_id, {"chunkSize": 10})
+        await page.click("#start-job")
+        link = page.locator('[data-testid="existing-job-link"]')
+        await link.wait_for()
+        assert await link.get_attribute("href") == f"#/jobs/{live['id']}"
+        await link.click()
+        await page.wait_for_selector('[data-testid="job-view"]:not([hidden])')
+        assert await page.inner_text('[data-testid="job-view-id"]') == live["id"]
+        assert job_id != live["id"]
     assert not b.problems, b.problems
