@@ -21,6 +21,7 @@ from service.openapi import openapi_document
 from service.routes.health import Health
 from service.routes.jobs import (
     JobCancel,
+    JobChunks,
     JobCreate,
     JobDetail,
     JobFailedItems,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/jobs/{job_id}/retry", JobRetry),
         Route("/api/jobs/{job_id}/retry-failed", JobRetryFailed),
         Route("/api/jobs/{job_id}/failed-items", JobFailedItems),
+        Route("/api/jobs/{job_id}/chunks", JobChunks),
         Route("/api/jobs/{job_id}/matches", JobMatches),
         Route("/api/jobs/{job_id}/items/{item_id}/candidates", JobItemCandidates),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),

@@ -89,7 +89,7 @@ class Engine:
         claimed = time.perf_counter()
         renewer = asyncio.create_task(self._keep_lease(chunk))
         try:
-            outcome = await self._run_stage(job, chunk)
+            outcome, prepare_seconds = await self._run_stage(job, chunk)
         except (asyncio.CancelledError, DatabaseUnavailable):
             # not the job's fault: give the chunk back for the next driver
             with contextlib.suppress(Exception):
@@ -102,7 +102,11 @@ class Engine:
             renewer.cancel()
         ran = time.perf_counter()
         committed = await self.store.commit_chunk(
-            chunk, job.project_id, outcome, later_stages_eta=_later_stages_eta(job, chunk)
+            chunk,
+            job.project_id,
+            outcome,
+            later_stages_eta=_later_stages_eta(job, chunk),
+            prepare_seconds=prepare_seconds,
         )
         if committed is None:
             current = await self.store.get_job(job_id)
@@ -249,12 +253,16 @@ class Engine:
             except DatabaseUnavailable:
                 logger.warning("could not renew the lease of chunk %s: database down", chunk.seq)
 
-    async def _run_stage(self, job: Job, chunk: ChunkClaim) -> StageOutcome:
+    async def _run_stage(self, job: Job, chunk: ChunkClaim) -> tuple[StageOutcome, float]:
+        """What the stage made of the chunk, and the seconds it took to get the index and
+        peers (building them, or waiting for their build: time the ETA leaves out)."""
         stage = job.stages[chunk.stage - 1]
         if stage != "enhanced" and self.providers is None:
             raise RuntimeError(f"stage {stage!r} needs providers, and this engine has none")
         items = await self.store.chunk_items(chunk, job, list(job.config["itemFields"]))
+        preparing = time.perf_counter()
         catalog, peers = await self._job_index(job, with_peers=stage == "enhanced")
+        prepare_seconds = time.perf_counter() - preparing
         held_scores = None
         if stage == "enhanced" and job.config.get("oneToOne"):
             held_scores = functools.partial(self.store.held_scores, job.id)
@@ -266,7 +274,7 @@ class Engine:
             deadline=time.monotonic() + self.chunk_time_budget_seconds,
             held_scores=held_scores,
         )
-        return await RUNNERS[stage](context, items)
+        return await RUNNERS[stage](context, items), prepare_seconds
 
 
 def _later_stages_eta(job: Job, chunk: ChunkClaim) -> float:

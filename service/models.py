@@ -343,6 +343,41 @@ class MatchRow:
         }
 
 
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One chunk of a job as ``GET /api/jobs/{id}/chunks`` shows it: when it ran, what it
+    did, and the ETA the job gave once it was committed."""
+
+    seq: int
+    stage: int
+    status: str
+    items: int
+    matches: int
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: int | None
+    eta_seconds: float | None
+    processed_items: int | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ChunkRecord:
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "stage": self.stage,
+            "status": self.status,
+            "items": self.items,
+            "matches": self.matches,
+            "startedAt": _iso(self.started_at),
+            "finishedAt": _iso(self.finished_at),
+            "durationMs": self.duration_ms,
+            "etaSeconds": _round(self.eta_seconds, 1),
+            "processedItems": self.processed_items,
+        }
+
+
 def candidate_json(result: Any, catalog_text: str | None) -> dict[str, Any]:
     """One of an item's candidates (a :class:`matching.MatchResult`) as the API shows it."""
     return {

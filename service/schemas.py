@@ -376,6 +376,43 @@ CANDIDATES = _obj(
         "candidates": {"type": "array", "items": ref("Candidate")},
     },
 )
+JOB_CHUNKS = _obj(
+    ["success", "chunks", "nextCursor"],
+    {
+        "success": SUCCESS,
+        "chunks": {
+            "type": "array",
+            "items": _obj(
+                [
+                    "seq",
+                    "stage",
+                    "status",
+                    "items",
+                    "matches",
+                    "startedAt",
+                    "finishedAt",
+                    "durationMs",
+                    "etaSeconds",
+                    "processedItems",
+                ],
+                {
+                    "seq": INTEGER,
+                    "stage": INTEGER,
+                    "status": {"type": "string", "enum": ["running", "done"]},
+                    "items": INTEGER,
+                    "matches": INTEGER,
+                    "startedAt": TIMESTAMP,
+                    "finishedAt": {**TIMESTAMP, "nullable": True},
+                    "durationMs": {**INTEGER, "nullable": True},
+                    "etaSeconds": {**NUMBER, "nullable": True},
+                    "processedItems": {**INTEGER, "nullable": True},
+                },
+            ),
+        },
+        "nextCursor": {**STRING, "nullable": True},
+    },
+)
+
 FAILED_ITEMS = _obj(
     ["success", "items"],
     {

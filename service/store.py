@@ -20,11 +20,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from service import eta
 from service.exceptions import Conflict, DatabaseUnavailable, DuplicateRecordId, QuotaExceeded
 from service.models import (
     LIVE_STATUSES,
     ApiToken,
     ChunkClaim,
+    ChunkRecord,
     ClaimOutcome,
     Job,
     MatchRow,
@@ -34,6 +36,9 @@ from service.models import (
 )
 from service.stages import STAGE_NAMES, stage_chunk_size
 from service.tokens import Principal, new_token, shown_prefix, token_hash
+
+ETA_CHUNKS = 40
+"""Latest chunks of a stage its rate is taken from (older ones weigh next to nothing)."""
 
 _BLOCK = re.compile(r"^-- (\w+) --$", re.MULTILINE)
 
@@ -571,6 +576,7 @@ class Store:
         outcome: StageOutcome,
         *,
         later_stages_eta: float = 0.0,
+        prepare_seconds: float = 0.0,
     ) -> Job | None:
         """Commit a chunk's matches, its items' outcomes and the job's progress and usage in
         one transaction; when the chunk ends its stage, queue the next stage or complete the
@@ -589,7 +595,13 @@ class Store:
                 return None
             job = Job.from_row(row)
             stage = await conn.fetchval(
-                queries["finish_chunk"], job_id, chunk.seq, chunk.owner, chunk.size, len(matches)
+                queries["finish_chunk"],
+                job_id,
+                chunk.seq,
+                chunk.owner,
+                chunk.size,
+                len(matches),
+                round(prepare_seconds * 1000),
             )
             if stage is None:
                 return None
@@ -669,11 +681,41 @@ class Store:
                 usage.cache_hits,
                 usage.search_requests,
                 usage.cost_usd,
-                later_stages_eta,
                 outcome.wait_seconds,
                 outcome.waiting_reason,
             )
+            row = await self._set_eta(
+                conn, Job.from_row(row), chunk, later_stages_eta, outcome.wait_seconds
+            )
             return await self._settle_stage(conn, Job.from_row(row))
+
+    @staticmethod
+    async def _set_eta(
+        conn: asyncpg.Connection,
+        job: Job,
+        chunk: ChunkClaim,
+        later_stages_seconds: float,
+        wait_seconds: float | None,
+    ) -> asyncpg.Record:
+        """The job's rate and ETA after ``chunk`` (service/eta.py), recorded on the chunk
+        too; the job's row is locked by this commit, so its counts are the latest."""
+        rows = await conn.fetch(
+            queries["stage_chunk_timings"],
+            uuid.UUID(job.id),
+            chunk.stage,
+            eta.WARMUP_CHUNKS,
+            ETA_CHUNKS,
+        )
+        rate = eta.stage_rate([eta.ChunkTiming(**dict(r)) for r in rows])
+        seconds = eta.eta_seconds(
+            job.stage_total - job.stage_processed,
+            rate,
+            later_stages_seconds=later_stages_seconds,
+            wait_seconds=wait_seconds,
+        )
+        return await conn.fetchrow(
+            queries["set_job_eta"], uuid.UUID(job.id), chunk.seq, seconds, rate
+        )
 
     @staticmethod
     async def _requeue(
@@ -725,6 +767,12 @@ class Store:
     async def failed_items(self, job_id: uuid.UUID) -> list[tuple[str, int, str | None]]:
         rows = await self.pool.fetch(queries["failed_items"], job_id)
         return [(r["item_id"], r["stage"], r["error"]) for r in rows]
+
+    @wrap_unavailable
+    async def job_chunks(self, job_id: uuid.UUID, *, after: int, limit: int) -> list[ChunkRecord]:
+        """The job's chunks after seq ``after``, in order, at most ``limit``."""
+        rows = await self.pool.fetch(queries["job_chunks"], job_id, after, limit)
+        return [ChunkRecord.from_row(r) for r in rows]
 
     @wrap_unavailable
     async def retry_failed_items(self, job_id: uuid.UUID) -> Job | None:

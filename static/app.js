@@ -1,8 +1,12 @@
 // The chunkmatch page: pick a project, upload catalog and items, run an enhanced job
 // with live progress, browse and download its matches.
 import { ApiError, JobEndedError, JobManager, isAbortError, isTerminal, isWorkbook } from '/static/job-manager.js';
+import { Dashboard } from '/static/views/dashboard.js';
+import { dateTime, decimal, duration, element, integer, jobState, percent } from '/static/views/format.js';
+import { JobView } from '/static/views/job-view.js';
 
 const TOKEN_KEY = 'chunkmatch.token';
+const COLUMNS_KEY = 'chunkmatch.columns'; // + `.${projectId}.${kind}`: the match columns chosen
 const MATCHES_PAGE_SIZE = 100;
 const PREFERRED_MATCH_COLUMNS = ['name', 'title'];
 
@@ -30,41 +34,6 @@ const state = {
   /** @type {import('/static/job-manager.js').Job[]} */ jobs: [],
 };
 
-// -- formatting ------------------------------------------------------------------
-
-const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
-const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
-
-/** @param {number|null|undefined} value */
-const percent = (value) => `${decimal.format(Number(value ?? 0))}%`;
-
-/** @param {number} seconds */
-function duration(seconds) {
-  if (seconds < 1) return 'under a second';
-  if (seconds < 90) return `${Math.round(seconds)} s`;
-  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
-  return `${decimal.format(seconds / 3600)} h`;
-}
-
-/** @param {string|null|undefined} iso */
-function dateTime(iso) {
-  if (!iso) return '—';
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
-}
-
-/**
- * @param {string} tag
- * @param {Record<string, string>} [attributes]
- * @param {(Node|string)[]} [children]
- */
-function element(tag, attributes = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
 // -- errors ----------------------------------------------------------------------
 
 /** @param {unknown} error */
@@ -80,6 +49,11 @@ function showError(error) {
     text = String(error);
   }
   $('error-text').textContent = text;
+  const existing = error instanceof ApiError && error.status === 409 ? error.details?.existingJobId : null;
+  if (existing) {
+    const link = element('a', { href: `#/jobs/${existing}`, 'data-testid': 'existing-job-link' }, ['Open the running job']);
+    $('error-text').append(' ', link);
+  }
   $('error-banner').hidden = false;
   console.error(error);
 }
@@ -128,6 +102,7 @@ async function onTokenSubmit(event) {
   input.value = '';
   $('token-section').hidden = true;
   await guarded(null, () => loadProjects());
+  route();
 }
 
 // -- health ----------------------------------------------------------------------
@@ -275,13 +250,36 @@ function renderMatchColumns(kind, columns) {
     fieldset.replaceChildren(legend, element('p', { class: 'hint' }, ['Choose a file to see its columns.']));
     return;
   }
+  const remembered = rememberedColumns(kind).filter((column) => columns.includes(column));
   const preferred = PREFERRED_MATCH_COLUMNS.find((column) => columns.includes(column));
+  const chosen = remembered.length ? remembered : preferred ? [preferred] : [];
   const boxes = columns.map((column) => {
     const input = element('input', { type: 'checkbox', name: `${kind}-field`, value: column });
-    if (column === preferred) /** @type {HTMLInputElement} */ (input).checked = true;
+    if (chosen.includes(column)) /** @type {HTMLInputElement} */ (input).checked = true;
     return element('label', { class: 'chip' }, [input, column]);
   });
   fieldset.replaceChildren(legend, ...boxes);
+}
+
+/** The match columns last chosen for this project's `kind`. @param {string} kind */
+function rememberedColumns(kind) {
+  if (!state.projectId) return [];
+  try {
+    const saved = JSON.parse(localStorage.getItem(`${COLUMNS_KEY}.${state.projectId}.${kind}`) ?? '[]');
+    return Array.isArray(saved) ? saved.filter((c) => typeof c === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/** @param {string} kind */
+function rememberColumns(kind) {
+  if (!state.projectId) return;
+  try {
+    localStorage.setItem(`${COLUMNS_KEY}.${state.projectId}.${kind}`, JSON.stringify(checkedColumns(kind)));
+  } catch {
+    // storage disabled: the choice lasts for this page's life
+  }
 }
 
 /** @param {string} kind */
@@ -362,15 +360,20 @@ async function onUpload(form) {
 function renderJob(job) {
   state.job = job;
   $('job-panel').hidden = false;
+  if (state.revealPanel) {
+    state.revealPanel = false;
+    $('job-panel').scrollIntoView({ behavior: 'smooth', block: 'center' });
+  }
+  const shown = jobState(job);
   const status = $('job-status');
-  status.textContent = job.status;
-  status.dataset.status = job.status;
+  status.textContent = shown.label;
+  status.dataset.status = shown.state;
   $('job-stage').textContent = job.currentStageName ? `Stage ${job.currentStage}: ${job.currentStageName}` : '';
 
   const pct = Math.max(0, Math.min(100, Number(job.progressPercentage ?? 0)));
   const bar = $('progress-bar');
   bar.setAttribute('aria-valuenow', String(Math.round(pct * 10) / 10));
-  bar.dataset.status = job.status;
+  bar.dataset.status = shown.state;
   $('progress-fill').style.width = `${pct}%`;
   const processed = `${integer.format(job.processedItems)} / ${integer.format(job.totalItems)}`;
   $('progress-text').textContent = `${processed} items (${percent(pct)})`;
@@ -437,6 +440,7 @@ async function runJob(run) {
   if (state.running) return;
   hideMatches();
   setRunning(true);
+  state.revealPanel = true;
   $('job-message').textContent = '';
   try {
     const job = await run();
@@ -445,7 +449,12 @@ async function runJob(run) {
     await showMatches(job.id);
   } catch (error) {
     if (error instanceof JobEndedError) renderJob(error.job);
-    showError(error);
+    if (error instanceof JobEndedError && error.job.status === 'cancelled') {
+      // asked for: a state, not an error
+      $('job-message').textContent = `Cancelled after ${integer.format(error.job.processedItems)} items.`;
+    } else {
+      showError(error);
+    }
   } finally {
     setRunning(false);
     await Promise.all([loadJobs(), refreshProject()]).catch(showError);
@@ -583,6 +592,7 @@ function renderJobs() {
       view.addEventListener('click', () => guarded(null, () => showMatches(job.id)));
       actions.append(view);
     }
+    actions.append(element('a', { href: `#/jobs/${job.id}`, class: 'link-button', 'data-action': 'details' }, ['Details']));
     const drivenHere = state.running && state.job?.id === job.id;
     if (!isTerminal(job.status) && !drivenHere) {
       const resume = element('button', { type: 'button', class: 'link-button', 'data-action': 'resume' }, ['Resume']);
@@ -608,6 +618,31 @@ function renderJobs() {
   $('jobs-empty').hidden = rows.length > 0;
 }
 
+// -- views ------------------------------------------------------------------------
+
+const dashboard = new Dashboard({ root: $('dashboard-view'), manager, onError: showError });
+const jobView = new JobView({ root: $('job-view'), manager, onError: showError });
+
+/** Show the view the address names: `#/jobs/{id}`, `#/jobs`, else the matching steps. */
+function route() {
+  const hash = location.hash;
+  const job = /^#\/jobs\/([^/?#]+)/.exec(hash);
+  const jobs = !job && /^#\/jobs\/?$/.test(hash);
+  document.body.dataset.view = job ? 'job' : jobs ? 'jobs' : 'workflow';
+  $('workflow-view').hidden = Boolean(job || jobs);
+  if (!readToken() && !api.token) return;
+  if (job) {
+    dashboard.hide();
+    void jobView.show(decodeURIComponent(job[1]));
+  } else if (jobs) {
+    jobView.hide();
+    void dashboard.show().catch(showError);
+  } else {
+    jobView.hide();
+    dashboard.hide();
+  }
+}
+
 // -- wiring ----------------------------------------------------------------------
 
 function wire() {
@@ -630,6 +665,7 @@ function wire() {
   for (const kind of ['catalog', 'items']) {
     $(`${kind}-file`).addEventListener('change', () => onFileOrEncodingChange(kind));
     $(`${kind}-encoding`).addEventListener('change', () => onFileOrEncodingChange(kind));
+    $(`${kind}-fields`).addEventListener('change', () => rememberColumns(kind));
     const form = /** @type {HTMLFormElement} */ ($(`${kind}-form`));
     form.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -650,10 +686,12 @@ function wire() {
   $('refresh-jobs').addEventListener('click', () => guarded(null, loadJobs));
   window.addEventListener('pagehide', () => manager.cleanup());
   $('token-form').addEventListener('submit', (event) => void onTokenSubmit(event));
+  window.addEventListener('hashchange', route);
 }
 
 async function main() {
   wire();
+  route();
   void checkHealth();
   if (!readToken()) {
     // nothing can be listed without a token: ask for it first (see onTokenSubmit)

@@ -63,6 +63,9 @@ export const TERMINAL_STATUSES = Object.freeze(['completed', 'failed', 'cancelle
 
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
 
+/** The controls of ApiClient.controlJob, as the routes name them. */
+export const JOB_ACTIONS = Object.freeze(['pause', 'resume', 'cancel', 'retry', 'retry-failed']);
+
 /** @type {Required<RetryPolicy>} */
 export const DEFAULT_RETRY_POLICY = Object.freeze({
   maxRetries: 10,
@@ -415,9 +418,61 @@ export class ApiClient {
     return (await this.request('GET', path, { signal, onRetry })).job;
   }
 
-  /** @param {string} projectId @returns {Promise<Job[]>} */
-  async listJobs(projectId, { signal } = {}) {
-    return (await this.request('GET', `/api/jobs${queryString({ projectId })}`, { signal })).jobs;
+  /**
+   * Your jobs, newest first: a project's, or (projectId null) all of them.
+   * @param {string|null} [projectId]
+   * @param {{limit?: number, signal?: AbortSignal}} [options]
+   * @returns {Promise<Job[]>}
+   */
+  async listJobs(projectId, { limit, signal } = {}) {
+    const path = `/api/jobs${queryString({ projectId, limit })}`;
+    return (await this.request('GET', path, { signal })).jobs;
+  }
+
+  /**
+   * Counts of your jobs by status, and the queue's figures.
+   * @returns {Promise<{counts: Record<string, number>, oldestPendingSeconds: number|null,
+   *   successRate: number|null, averageDurationSeconds: number|null}>}
+   */
+  async jobsStatus({ signal } = {}) {
+    const { success, ...status } = await this.request('GET', '/api/jobs/status', { signal });
+    return status;
+  }
+
+  /**
+   * One page of a job's chunks, in order: timings, counts and the ETA given after each.
+   * @param {string} jobId
+   * @param {{limit?: number, cursor?: string|null, signal?: AbortSignal}} [options]
+   * @returns {Promise<{chunks: object[], nextCursor: string|null}>}
+   */
+  async listChunks(jobId, { limit, cursor = null, signal } = {}) {
+    const path = `/api/jobs/${encodeURIComponent(jobId)}/chunks${queryString({ limit, cursor })}`;
+    const answer = await this.request('GET', path, { signal });
+    return { chunks: answer.chunks, nextCursor: answer.nextCursor ?? null };
+  }
+
+  /**
+   * The job's failed items with their last errors.
+   * @param {string} jobId
+   * @returns {Promise<{itemId: string, stage: number, error: string|null}[]>}
+   */
+  async failedItems(jobId, { signal } = {}) {
+    const path = `/api/jobs/${encodeURIComponent(jobId)}/failed-items`;
+    return (await this.request('GET', path, { signal })).items;
+  }
+
+  /**
+   * A job control: 'pause', 'resume', 'cancel', 'retry' (a failed job) or 'retry-failed'
+   * (its failed items back in the queue).
+   * @param {string} jobId
+   * @param {'pause'|'resume'|'cancel'|'retry'|'retry-failed'} action
+   * @returns {Promise<{job: Job, message: string}>}
+   */
+  async controlJob(jobId, action, { signal } = {}) {
+    if (!JOB_ACTIONS.includes(action)) throw new TypeError(`unknown job action ${action}`);
+    const path = `/api/jobs/${encodeURIComponent(jobId)}/${action}`;
+    const answer = await this.request('POST', path, { signal });
+    return { job: answer.job, message: answer.message ?? '' };
   }
 
   /**

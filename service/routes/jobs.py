@@ -268,6 +268,34 @@ class JobFailedItems(HTTPEndpoint):
         )
 
 
+CHUNKS_PAGE = 1000
+
+
+class JobChunks(HTTPEndpoint):
+    @operation(
+        "The job's chunks in order: timings, counts and the ETA the job gave after each",
+        params=[
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+            query("cursor", {"type": "string"}),
+        ],
+        responses={200: S.JOB_CHUNKS},
+    )
+    async def get(self, request: Request) -> JSONResponse:
+        job = await _job(request)
+        limit = query_int(request, "limit", CHUNKS_PAGE, minimum=1, maximum=5000)
+        chunks = await _store(request).job_chunks(
+            uuid.UUID(job.id), after=_cursor(request), limit=limit
+        )
+        next_cursor = str(chunks[-1].seq) if len(chunks) == limit else None
+        return JSONResponse(
+            {
+                "success": True,
+                "chunks": [c.to_json() for c in chunks],
+                "nextCursor": next_cursor,
+            }
+        )
+
+
 class JobItemCandidates(HTTPEndpoint):
     @operation(
         "An item's best catalog candidates, scored as the job's fuzzy stage scores them",

@@ -384,7 +384,7 @@ RETURNING seq;
 SELECT count(*) FROM job_chunks WHERE job_id = $1 AND status = 'running';
 
 -- complete_job --
--- The last stage is done: the job is complete.
+-- The last stage is done: the job is complete, with the accuracy of the ETAs it gave.
 UPDATE matching_jobs
 SET status = 'completed',
     progress_percentage = CASE WHEN total_items = 0 THEN 100
@@ -394,7 +394,10 @@ SET status = 'completed',
     eta_seconds = 0,
     estimated_completion = now(),
     waiting_reason = NULL,
-    updated_at = now()
+    updated_at = now(),
+    eta_error_10 = chunkmatch_eta_error(id, total_items, 0.1, now()),
+    eta_error_50 = chunkmatch_eta_error(id, total_items, 0.5, now()),
+    eta_error_90 = chunkmatch_eta_error(id, total_items, 0.9, now())
 WHERE id = $1 AND status IN ('pending', 'processing', 'paused')
 RETURNING *;
 
@@ -444,6 +447,15 @@ WHERE job_items.job_id = $1 AND job_items.stage = $2 AND job_items.item_id = e.i
 SELECT ji.item_id, ji.stage, ji.error FROM job_items ji
 WHERE ji.job_id = $1 AND ji.status = 'failed'
 ORDER BY ji.stage, ji.ord;
+
+-- job_chunks --
+-- A job's chunks after seq $2, in order, at most $3: timings, counts, the ETA each gave.
+SELECT seq, stage, status, items, matches, started_at, finished_at, duration_ms,
+       eta_seconds, processed_items
+FROM job_chunks
+WHERE job_id = $1 AND seq > $2
+ORDER BY seq
+LIMIT $3;
 
 -- retry_failed_items --
 -- Put a job's failed items back in its current stage's queue.
@@ -517,11 +529,13 @@ FROM catalog_records c
 WHERE c.project_id = $1 AND c.version_from <= $3 AND (c.version_to IS NULL OR c.version_to > $3);
 
 -- finish_chunk --
--- Compare-and-set on the lease: only the driver still holding it may commit the chunk.
+-- Compare-and-set on the lease: only the driver still holding it may commit the chunk
+-- ($6: milliseconds of it spent building the index or peers).
 UPDATE job_chunks
 SET status = 'done',
     items = $4,
     matches = $5,
+    prepare_ms = $6,
     finished_at = now(),
     duration_ms = GREATEST(0, round(extract(epoch FROM clock_timestamp() - started_at) * 1000))::integer
 WHERE job_id = $1 AND seq = $2 AND status = 'running'
@@ -576,22 +590,11 @@ WHERE job_id = $1 AND catalog_id = ANY($2::text[]) AND NOT stale
 GROUP BY catalog_id;
 
 -- advance_job --
--- Progress after a chunk: counts, usage, percentage, the current stage's rate over its last
--- chunks (wall clock) and the ETA ($13: estimated seconds of the stages still to come). A
--- provider that asked us to wait ($14 seconds, $15 why) holds the job until then.
+-- Progress after a chunk: counts, usage and percentage (the rate and ETA follow, by
+-- set_job_eta). A provider that asked us to wait ($13 seconds, $14 why) holds the job
+-- until then.
 -- Counters are computed from j itself, not from a CTE: under concurrent commits the UPDATE
 -- re-reads the latest row version, a CTE's snapshot would lose the other commits' counts.
-WITH recent AS (
-    SELECT items, started_at, finished_at FROM job_chunks
-    WHERE job_id = $1 AND status = 'done'
-      AND stage = (SELECT current_stage FROM matching_jobs WHERE id = $1)
-    ORDER BY seq DESC
-    LIMIT 10
-), rate AS (
-    SELECT sum(items)::float8
-           / GREATEST(extract(epoch FROM max(finished_at) - min(started_at))::float8, 0.001) AS ips
-    FROM recent
-)
 UPDATE matching_jobs j
 SET processed_items = j.processed_items + $2,
     matches_found = j.matches_found + $3,
@@ -608,21 +611,45 @@ SET processed_items = j.processed_items + $2,
                                ELSE (j.processed_items + $2) * 100.0 / j.total_items END,
     match_rate = CASE WHEN j.processed_items + $2 = 0 THEN 0
                       ELSE (j.matches_found + $3) * 100.0 / (j.processed_items + $2) END,
-    items_per_second = rate.ips,
-    eta_seconds = GREATEST(COALESCE($14, 0),
-        COALESCE((j.stage_total + $5 - j.stage_processed - $4) / NULLIF(rate.ips, 0), 0) + $13),
-    estimated_completion = now() + make_interval(secs => GREATEST(COALESCE($14, 0),
-        COALESCE((j.stage_total + $5 - j.stage_processed - $4) / NULLIF(rate.ips, 0), 0) + $13)),
     status = CASE WHEN j.status = 'pending' THEN 'processing' ELSE j.status END,
     attempts = 0,
-    next_attempt_at = CASE WHEN $14 IS NULL THEN NULL
-                           ELSE now() + make_interval(secs => $14) END,
-    waiting_reason = $15,
+    next_attempt_at = CASE WHEN $13::float8 IS NULL THEN NULL
+                           ELSE now() + make_interval(secs => $13) END,
+    waiting_reason = $14,
     error = CASE WHEN j.status IN ('pending', 'processing') THEN NULL ELSE j.error END,
     updated_at = now()
-FROM rate
 WHERE j.id = $1
 RETURNING j.*;
+
+-- stage_chunk_timings --
+-- The latest ($4) committed chunks of a job's stage $2 with their timings (epoch seconds),
+-- for its rate (service/eta.py); warmup: one of the stage's first $3 chunks.
+SELECT c.items,
+       extract(epoch FROM c.started_at)::float8 AS started,
+       extract(epoch FROM c.finished_at)::float8 AS finished,
+       COALESCE(c.prepare_ms, 0) / 1000.0::float8 AS prepare_seconds,
+       c.seq < (SELECT min(f.seq) FROM job_chunks f WHERE f.job_id = $1 AND f.stage = $2) + $3
+           AS warmup
+FROM job_chunks c
+WHERE c.job_id = $1 AND c.stage = $2 AND c.status = 'done'
+ORDER BY c.finished_at DESC, c.seq DESC
+LIMIT $4;
+
+-- set_job_eta --
+-- The rate ($4 items/s) and ETA ($3 seconds, NULL: unknown) after chunk $2 of job $1; the
+-- chunk records the ETA it gave and the job's processed items then.
+WITH chunk AS (
+    UPDATE job_chunks c
+    SET eta_seconds = $3,
+        processed_items = (SELECT processed_items FROM matching_jobs WHERE id = $1)
+    WHERE c.job_id = $1 AND c.seq = $2
+)
+UPDATE matching_jobs
+SET items_per_second = $4,
+    eta_seconds = $3,
+    estimated_completion = now() + make_interval(secs => $3::float8)
+WHERE id = $1
+RETURNING *;
 
 -- mark_stale_matches --
 -- A chunk's new matches (items $2) made on data that has changed since the job's versions

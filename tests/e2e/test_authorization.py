@@ -77,6 +77,7 @@ def routes(
         ("POST", f"/api/jobs/{jid}/retry", None, HIDDEN),
         ("POST", f"/api/jobs/{jid}/retry-failed", None, HIDDEN),
         ("GET", f"/api/jobs/{jid}/failed-items", None, HIDDEN),
+        ("GET", f"/api/jobs/{jid}/chunks", None, HIDDEN),
         ("GET", f"/api/jobs/{jid}/items/{item}/candidates", None, HIDDEN),
         ("POST", f"/api/jobs/{jid}/cancel", None, HIDDEN),
         ("PATCH", f"/api/jobs/{jid}", {"status": "failed", "error": "x"}, HIDDEN),

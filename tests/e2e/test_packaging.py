@@ -17,7 +17,12 @@ from tests.e2e.processes import LOG_DIR, process_env, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "service", "matching", "static")
-PAGE_FILES = ("index.html", "app.js", "style.css", "job-manager.js")
+# every file of the page, its views included
+PAGE_FILES = tuple(
+    p.relative_to(REPO / "static").as_posix()
+    for p in sorted((REPO / "static").rglob("*"))
+    if p.is_file()
+)
 
 
 def _run(*args: str | Path, cwd: Path, timeout: float = 600) -> None:

@@ -31,6 +31,9 @@ PUBLIC_COLUMNS = {
         "completed_at",
         "updated_at",
         "error",
+        "eta_error_10",
+        "eta_error_50",
+        "eta_error_90",
     },
     "job_chunks": {
         "job_id",
@@ -41,6 +44,9 @@ PUBLIC_COLUMNS = {
         "started_at",
         "finished_at",
         "duration_ms",
+        "eta_seconds",
+        "processed_items",
+        "prepare_ms",
     },
     "matches": {"job_id", "item_id", "catalog_id", "score", "method"},
 }
