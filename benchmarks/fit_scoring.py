@@ -59,6 +59,7 @@ CLASHES = (
     "accessory_mismatch",
     "edition_mismatch",
     "colour_clash",
+    "year_clash",
 )
 BINS = 10
 PRIOR = {"code_agrees": 1.5, "unique_code": 2.0, "code_differs": -1.0}

@@ -144,9 +144,12 @@ def main() -> None:
         help="seconds to wait after each upload (its background index build)",
     )
     args = parser.parse_args()
-    with server() as (url, pid, token), httpx.Client(
-        base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
-    ) as client:
+    with (
+        server() as (url, pid, token),
+        httpx.Client(
+            base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
+        ) as client,
+    ):
         if "rows" in args.cases:
             body = rows_csv(100_000)
             for n in range(args.repeat):
@@ -154,9 +157,7 @@ def main() -> None:
         if "tiny" in args.cases:
             upload_once(client, url, pid, "1M tiny", tiny_csv(1_000_000), args.settle)
         if "big" in args.cases:
-            upload_once(
-                client, url, pid, f"{args.big_mib} MiB", big_csv(args.big_mib), args.settle
-            )
+            upload_once(client, url, pid, f"{args.big_mib} MiB", big_csv(args.big_mib), args.settle)
 
 
 if __name__ == "__main__":

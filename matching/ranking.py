@@ -163,7 +163,7 @@ class CandidateScorer:
         right = [row_leads[j] for j in row_of_pair.tolist()]
         code = np.zeros(len(rows), dtype=np.int8)
         numbers = np.ones(len(rows))
-        variants = np.zeros((len(rows), 4), dtype=np.int8)
+        variants = np.zeros((len(rows), 5), dtype=np.int8)
         item_marks = [marks(k) for k in item_leads]
         row_marks = self.marks
         for n, (i, r) in enumerate(zip(items.tolist(), rows.tolist(), strict=True)):
@@ -205,6 +205,7 @@ class CandidateScorer:
             accessory_mismatch=variants[:, 1],
             edition_mismatch=variants[:, 2],
             colour_clash=variants[:, 3],
+            year_clash=variants[:, 4],
             **lead_coverage,
         )
         features = table.features()

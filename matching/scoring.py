@@ -49,6 +49,7 @@ FEATURES = (
     "accessory_mismatch",
     "edition_mismatch",
     "colour_clash",
+    "year_clash",
     "lead_item_coverage",
     "lead_record_coverage",
     "length_ratio",
@@ -66,14 +67,15 @@ COEFFICIENTS = np.array(
         2.06,
         -1.49,
         2.76,
-        0.84,
-        2.79,
+        0.83,
+        2.78,
         1.83,
-        -0.62,
-        -0.08,
+        -0.61,
+        -0.09,
         0.00,
         -0.91,
         -0.31,
+        -0.21,
         1.39,
         1.83,
         0.71,
@@ -82,7 +84,7 @@ COEFFICIENTS = np.array(
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -7.08
+INTERCEPT = -7.07
 """Logistic intercept of the score, calibrated at :data:`matching.acceptance.BASE_PRIOR`."""
 
 RANK_FEATURES = FEATURES + (
@@ -101,29 +103,30 @@ help to order them even where their level says little about acceptance."""
 
 RANK_COEFFICIENTS = np.array(
     [
-        1.16,
-        1.92,
+        1.19,
+        1.90,
         -1.15,
-        2.24,
-        0.58,
         2.22,
-        4.88,
-        -0.61,
-        -0.24,
+        0.55,
+        2.21,
+        4.92,
+        -0.54,
+        -0.27,
         0.00,
         -1.00,
         -1.22,
-        1.21,
+        -1.26,
+        1.19,
         0.00,
-        0.19,
-        3.04,
-        0.77,
+        0.18,
+        3.03,
+        0.83,
         0.00,
         0.00,
         1.53,
-        0.70,
+        0.69,
         0.00,
-        1.35,
+        1.34,
     ]
 )
 """Weight of each ranking feature, aligned with :data:`RANK_FEATURES` (no intercept:
@@ -166,6 +169,7 @@ class PairSignals:
     accessory_mismatch: int = 0
     edition_mismatch: int = 0
     colour_clash: int = 0
+    year_clash: int = 0
     lead_item_coverage: float = math.nan
     lead_record_coverage: float = math.nan
     length_ratio: float = 1.0
@@ -213,6 +217,7 @@ class SignalTable:
     accessory_mismatch: np.ndarray
     edition_mismatch: np.ndarray
     colour_clash: np.ndarray
+    year_clash: np.ndarray
     lead_item_coverage: np.ndarray
     lead_record_coverage: np.ndarray
     length_ratio: np.ndarray
@@ -256,6 +261,7 @@ class SignalTable:
                 self.accessory_mismatch,
                 self.edition_mismatch,
                 self.colour_clash,
+                self.year_clash,
                 self.lead_item_coverage,
                 self.lead_record_coverage,
                 self.length_ratio,
@@ -310,6 +316,7 @@ class SignalTable:
             "accessory_mismatch",
             "edition_mismatch",
             "colour_clash",
+            "year_clash",
         ):
             values[name] = int(values[name])
         return PairSignals(**values)

@@ -145,6 +145,19 @@ COLOUR_WORDS = frozenset(
 """Colour words: two listings of one model in different colours are different articles."""
 
 
+_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
+"""A year (1950-2049) as a word of its own: an edition's, a release's or a paper's."""
+
+
+def years_in_key(key: str) -> frozenset[str]:
+    """The years named in a normalised text.
+
+    >>> sorted(years_in_key("math success deluxe 2007 for 1998 pcs 20071"))
+    ['1998', '2007']
+    """
+    return frozenset(_YEAR.findall(key)) if key else _NONE
+
+
 def _words_pattern(words: frozenset[str]) -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(sorted(words, key=len, reverse=True)) + r")\b")
 
@@ -210,38 +223,55 @@ def edition_words(key: str) -> frozenset[str]:
     return frozenset(_EDITION.findall(key)) if key else _NONE
 
 
-Marks = tuple[tuple[tuple[str, str], ...], frozenset[str], frozenset[str], frozenset[str]]
-"""A text's quantities, accessory, edition and colour words (see :func:`marks`)."""
+Marks = tuple[
+    tuple[tuple[str, str], ...], frozenset[str], frozenset[str], frozenset[str], frozenset[str]
+]
+"""A text's quantities, accessory, edition and colour words, and years (see :func:`marks`)."""
 
-NO_MARKS: Marks = ((), _NONE, _NONE, _NONE)
+NO_MARKS: Marks = ((), _NONE, _NONE, _NONE, _NONE)
 
 
 def marks(key: str) -> Marks:
-    """``(quantities, accessory, edition and colour words)`` of a normalised text; one
-    shared :data:`NO_MARKS` when it has none.
+    """``(quantities, accessory, edition and colour words, years)`` of a normalised text;
+    one shared :data:`NO_MARKS` when it has none.
 
-    >>> marks("acme remote for tv 2 pack pro black")
-    ((('2', 'pack'),), frozenset({'remote'}), frozenset({'pro'}), frozenset({'black'}))
+    >>> marks("acme remote for tv 2 pack pro black 2007")
+    ((('2', 'pack'),), frozenset({'remote'}), frozenset({'pro'}), frozenset({'black'}), frozenset({'2007'}))
     >>> marks("acme tv") is NO_MARKS
     True
     """
     colours = frozenset(_COLOUR.findall(key)) if key else _NONE
-    found = (quantities_in_key(key), accessory_words(key), edition_words(key), colours)
+    found = (
+        quantities_in_key(key),
+        accessory_words(key),
+        edition_words(key),
+        colours,
+        years_in_key(key),
+    )
     return NO_MARKS if found == NO_MARKS else found
 
 
-def variant_signals(item: Marks, record: Marks) -> tuple[int, int, int, int]:
-    """``(quantity clash, accessory mismatch, edition mismatch, colour clash)`` of two
-    texts' marks; colours clash only when both name colours and none is shared (a
-    listing that names no colour may be any).
+def variant_signals(item: Marks, record: Marks) -> tuple[int, int, int, int, int]:
+    """``(quantity clash, accessory mismatch, edition mismatch, colour clash, year clash)``
+    of two texts' marks; colours and years clash only when both name some and none is
+    shared (a listing that names no colour may be any).
 
     >>> variant_signals(marks("ssd 16 gb black"), marks("ssd 8 gb case"))
-    (1, 1, 0, 0)
+    (1, 1, 0, 0, 0)
     >>> variant_signals(marks("s550 plum"), marks("s550 cool blue"))
-    (0, 0, 0, 1)
+    (0, 0, 0, 1, 0)
+    >>> variant_signals(marks("math success 2007"), marks("math success 2008"))
+    (0, 0, 0, 0, 1)
     """
     if item is NO_MARKS and record is NO_MARKS:
-        return 0, 0, 0, 0
+        return 0, 0, 0, 0, 0
     quantities = bool(item[0] and record[0] and quantity_clash(item[0], record[0]))
     colours = bool(item[3] and record[3] and item[3].isdisjoint(record[3]))
-    return int(quantities), int(item[1] != record[1]), int(item[2] != record[2]), int(colours)
+    years = bool(item[4] and record[4] and item[4].isdisjoint(record[4]))
+    return (
+        int(quantities),
+        int(item[1] != record[1]),
+        int(item[2] != record[2]),
+        int(colours),
+        int(years),
+    )

@@ -88,9 +88,18 @@ def test_variant_marks() -> None:
         ("4", "pack"),
         ("60x60", "x"),
     )
-    assert variant_signals(marks("ssd 16 gb"), marks("ssd 8 gb")) == (1, 0, 0, 0)
-    assert variant_signals(marks("ssd 16 gb"), marks("ssd 16gb 8 gb")) == (0, 0, 0, 0)
-    assert variant_signals(marks("ipod case"), marks("ipod nano")) == (0, 1, 0, 0)
-    assert variant_signals(marks("office pro"), marks("office standard")) == (0, 0, 1, 0)
-    assert variant_signals(marks("s550 plum"), marks("s550 black")) == (0, 0, 0, 1)
-    assert variant_signals(marks("s550 plum"), marks("s550")) == (0, 0, 0, 0)
+    assert variant_signals(marks("ssd 16 gb"), marks("ssd 8 gb")) == (1, 0, 0, 0, 0)
+    assert variant_signals(marks("ssd 16 gb"), marks("ssd 16gb 8 gb")) == (0, 0, 0, 0, 0)
+    assert variant_signals(marks("ipod case"), marks("ipod nano")) == (0, 1, 0, 0, 0)
+    assert variant_signals(marks("office pro"), marks("office standard")) == (0, 0, 1, 0, 0)
+    assert variant_signals(marks("s550 plum"), marks("s550 black")) == (0, 0, 0, 1, 0)
+    assert variant_signals(marks("s550 plum"), marks("s550")) == (0, 0, 0, 0, 0)
+    assert variant_signals(marks("math success 2007"), marks("math success 2008")) == (
+        0,
+        0,
+        0,
+        0,
+        1,
+    )
+    assert variant_signals(marks("office 2007 2008"), marks("office 2007")) == (0, 0, 0, 0, 0)
+    assert variant_signals(marks("office 2007"), marks("office")) == (0, 0, 0, 0, 0)

@@ -165,7 +165,13 @@ def test_signal_table_matches_scalar_scoring() -> None:
     assert table.features().shape == (3, len(FEATURES))
 
 
-CLASH_FIELDS = ("quantity_clash", "accessory_mismatch", "edition_mismatch", "colour_clash")
+CLASH_FIELDS = (
+    "quantity_clash",
+    "accessory_mismatch",
+    "edition_mismatch",
+    "colour_clash",
+    "year_clash",
+)
 COVERAGE_FIELDS = ("lead_item_coverage", "lead_record_coverage", "length_ratio", "item_words")
 
 
