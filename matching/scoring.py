@@ -63,28 +63,28 @@ margins over the other candidates."""
 
 COEFFICIENTS = np.array(
     [
-        1.87,
-        2.06,
-        -1.49,
-        2.76,
+        1.86,
+        2.14,
+        -1.48,
+        2.70,
         0.83,
-        2.78,
-        1.83,
+        2.76,
+        1.82,
         -0.61,
         -0.09,
-        0.00,
+        -0.00,
         -0.91,
         -0.31,
         -0.21,
-        1.39,
-        1.83,
-        0.71,
+        1.37,
+        1.81,
+        0.70,
         0.92,
     ]
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -7.07
+INTERCEPT = -7.02
 """Logistic intercept of the score, calibrated at :data:`matching.acceptance.BASE_PRIOR`."""
 
 RANK_FEATURES = FEATURES + (
@@ -103,28 +103,28 @@ help to order them even where their level says little about acceptance."""
 
 RANK_COEFFICIENTS = np.array(
     [
-        1.19,
-        1.90,
+        1.27,
+        2.18,
         -1.15,
-        2.22,
-        0.55,
+        1.95,
+        0.60,
         2.21,
-        4.92,
-        -0.54,
-        -0.27,
+        4.89,
+        -0.50,
+        -0.29,
         0.00,
-        -1.00,
-        -1.22,
-        -1.26,
-        1.19,
+        -1.01,
+        -1.30,
+        -1.25,
+        1.16,
         0.00,
-        0.18,
-        3.03,
-        0.83,
+        0.17,
+        3.04,
+        0.76,
         0.00,
         0.00,
-        1.53,
-        0.69,
+        1.55,
+        0.67,
         0.00,
         1.34,
     ]

@@ -57,14 +57,16 @@ def codes_agree(a: str, b: str) -> bool:
     """Whether two model codes name the same product.
 
     They agree when equal, or when one is the other with letters added around it
-    (colour, region or kit suffixes and prefixes), or when they share a start that
-    holds every digit of both and differ only in trailing letters. A digit that
-    differs always means another model (``kxtg9333t`` vs ``kxtg9332s``).
+    (colour, region or kit suffixes and prefixes). Two codes that share a start and
+    then end in other letters (``dvpns57ps`` vs ``dvpns57pb``) are usually one model
+    in two colours or regions, which a catalog full of variants lists apart: they do
+    not agree (nor clash, see :func:`code_agreement`). A digit that differs always
+    means another model (``kxtg9333t`` vs ``kxtg9332s``).
 
     >>> codes_agree("kdl46xbr9", "kdl46xbr9b"), codes_agree("w120", "w130")
     (True, False)
-    >>> codes_agree("mmv4205bt", "mmv4205baq"), codes_agree("dscw120", "dscw130")
-    (True, False)
+    >>> codes_agree("dvpns57ps", "dvpns57pb"), codes_agree("dscw120", "dscw130")
+    (False, False)
     >>> codes_agree("vgnz591ub", "z591ub"), codes_agree("kxtg9333t", "kxtg9332s")
     (True, False)
     >>> codes_agree("hdrsr11", "hdrsr1"), codes_agree("th46pz80u", "th46pz850u")
@@ -76,14 +78,7 @@ def codes_agree(a: str, b: str) -> bool:
     if len(shorter) < MIN_CONTAINED_CODE_LENGTH:
         return False
     at = longer.find(shorter)
-    if at >= 0:
-        return not _DIGIT.search(longer[:at] + longer[at + len(shorter) :])
-    prefix = len(os.path.commonprefix([a, b]))
-    return (
-        prefix >= MIN_CONTAINED_CODE_LENGTH
-        and not _DIGIT.search(a[prefix:])
-        and not _DIGIT.search(b[prefix:])
-    )
+    return at >= 0 and not _DIGIT.search(longer[:at] + longer[at + len(shorter) :])
 
 
 def code_agreement(a: Collection[str], b: Collection[str]) -> int:

@@ -72,7 +72,8 @@ def test_code_agreement_cases() -> None:
     assert code_agreement(frozenset({"dscw120"}), frozenset({"dscw130"})) == -1
     assert code_agreement(frozenset(), frozenset({"dscw130"})) == 0
     assert not codes_agree("w120", "w1200")
-    assert codes_agree("mmv4205bt", "mmv4205baq")  # regional suffix
+    assert not codes_agree("dvpns57ps", "dvpns57pb")  # one model, two colours: not one article
+    assert codes_agree("kdl46xbr9", "kdl46xbr9b")  # a suffix added
     assert not codes_agree("dscw120", "dscw130")  # sibling model
     # letters only apart, too short to call one model: no evidence either way
     assert code_agreement(frozenset({"ip47"}), frozenset({"ip47br"})) == 0
