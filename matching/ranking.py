@@ -36,6 +36,11 @@ from matching.vectors import (
 RETRIEVAL_CANDIDATES = 30
 """Catalog records retrieved per item by n-gram cosine."""
 
+DENSE_RETRIEVAL_CANDIDATES = 150
+"""Catalog records retrieved for an item whose first :data:`RETRIEVAL_CANDIDATES` are a
+dense family of near-ties (see :meth:`NgramRetriever.top_k_matrix`): large catalogs hold
+families of more look-alikes than that."""
+
 RERANK_CANDIDATES = 5
 """Retrieved records per item scored with every signal (the best by n-gram + word cosine)."""
 
@@ -292,7 +297,7 @@ class CandidateScorer:
         self, item_chars: sp.csr_matrix, k: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(items, rows, char cosine)`` of each item's ``k`` retrieved candidates, by item."""
-        top = self.retriever.top_k_matrix(item_chars, k=k)
+        top = self.retriever.top_k_matrix(item_chars, k=k, dense_k=DENSE_RETRIEVAL_CANDIDATES)
         items = np.repeat(np.arange(item_chars.shape[0], dtype=np.int64), np.diff(top.indptr))
         rows = top.indices.astype(np.int64)
         return items, rows, self._char_cosine(item_chars, items, rows)

@@ -82,7 +82,30 @@ Within one item's candidates the texts are of one data set, so whole-text signal
 help to order them even where their level says little about acceptance."""
 
 RANK_COEFFICIENTS = np.array(
-    [0.84, 1.96, -0.84, 2.23, 0.69, 2.25, 4.96, -0.50, -0.28, 0.00, -1.00, -1.22, 1.62, 0.00, 0.00, 0.76, 0.00, 0.00, 1.65, 0.71, 0.00, 1.14]
+    [
+        0.84,
+        1.96,
+        -0.84,
+        2.23,
+        0.69,
+        2.25,
+        4.96,
+        -0.50,
+        -0.28,
+        0.00,
+        -1.00,
+        -1.22,
+        1.62,
+        0.00,
+        0.00,
+        0.76,
+        0.00,
+        0.00,
+        1.65,
+        0.71,
+        0.00,
+        1.14,
+    ]
 )
 """Weight of each ranking feature, aligned with :data:`RANK_FEATURES` (no intercept:
 only the order counts)."""
