@@ -37,9 +37,6 @@ _HOST = socket.gethostname()
 PREWARM_QUIET_SECONDS = 1.0
 """How long an upload's background index build waits for a following upload first."""
 
-MAX_MATCHED_AHEAD = 4
-"""Jobs whose next range a process matches ahead at once (each holds one chunk's rows)."""
-
 PREPARATION_WAIT_SECONDS = 2.0
 """How long a ``/process`` call on a job still being prepared waits for the preparation
 before it answers without a chunk (so that a client calling back to back does not spin)."""
@@ -50,19 +47,6 @@ the same call (a small catalog), instead of an answer without a chunk."""
 
 PREPARATION_REPORT_SECONDS = 0.5
 """How often a preparation under way writes its progress to the job's row."""
-
-
-@dataclass(frozen=True)
-class _MatchedAhead:
-    range: tuple[int, int, int]  # stage, ord_from, ord_to
-    task: asyncio.Task[StageOutcome]
-
-
-def _retrieve_exception(task: asyncio.Task[StageOutcome]) -> None:
-    """Mark an unused look-ahead's failure as seen (the chunk that claims the range runs
-    again and reports it)."""
-    if not task.cancelled():
-        task.exception()
 
 
 @dataclass(frozen=True)
@@ -106,8 +90,6 @@ class Engine:
         self.retry_max_seconds = retry_max_seconds
         # job id -> the task building what the job needs (True when it is ready)
         self._preparations: dict[str, asyncio.Task[bool]] = {}
-        # job id -> its next range, matched while the chunk before it commits
-        self._ahead: dict[str, _MatchedAhead] = {}
 
     async def process_next_chunk(
         self, job_id: uuid.UUID, *, preparation_wait: float = PREPARATION_WAIT_SECONDS
@@ -133,23 +115,11 @@ class Engine:
             return None
         job, chunk = outcome.job, outcome.chunk
         if chunk is None:
-            if (ahead := self._ahead.pop(job.id, None)) is not None:
-                ahead.task.cancel()
             return ChunkOutcome(job, _idle_message(job, busy=outcome.busy), busy=outcome.busy)
         claimed = time.perf_counter()
         renewer = asyncio.create_task(self._keep_lease(chunk))
-        ahead = self._ahead.pop(job.id, None)
         try:
-            if ahead is not None and ahead.range == (chunk.stage, chunk.ord_from, chunk.ord_to):
-                try:
-                    outcome = await ahead.task
-                except Exception:  # run it again, here, to report what fails
-                    outcome = await self._run_stage(job, chunk)
-            else:
-                if ahead is not None:
-                    ahead.task.cancel()
-                outcome = await self._run_stage(job, chunk)
-            self._match_ahead(job, chunk)
+            outcome = await self._run_stage(job, chunk)
         except (asyncio.CancelledError, DatabaseUnavailable):
             # not the job's fault: give the chunk back for the next driver
             with contextlib.suppress(Exception):
@@ -224,26 +194,6 @@ class Engine:
                 f"{updated.max_attempts}, retrying in {delay:.1f}s"
             )
         return ChunkOutcome(updated, message)
-
-    def _match_ahead(self, job: Job, chunk: ChunkClaim) -> None:
-        """Start matching the job's next range of items while this chunk commits and its
-        answer travels, so that the pure computation overlaps the database's and the
-        client's time (the next claim uses it if it leases that very range, else it is
-        dropped). Only for the enhanced stage without one-to-one: its results depend on the
-        items, the job's catalog, peers and threshold alone, never on what committed before.
-        A cache of work, not work: nothing is committed but by the chunk that claims it."""
-        if job.stages[chunk.stage - 1] != "enhanced" or job.config.get("oneToOne"):
-            return
-        start = job.claimed_items  # the claim just moved it past this chunk's range
-        stop = min(job.stage_total, start + job.chunk_size)
-        if stop <= start or chunk.ord_to > start:
-            return
-        upcoming = dataclasses.replace(chunk, seq=chunk.seq + 1, ord_from=start, ord_to=stop)
-        task = asyncio.create_task(self._run_stage(job, upcoming), name=f"ahead-{job.id}")
-        task.add_done_callback(_retrieve_exception)
-        self._ahead[job.id] = _MatchedAhead((chunk.stage, start, stop), task)
-        while len(self._ahead) > MAX_MATCHED_AHEAD:
-            self._ahead.pop(next(iter(self._ahead))).task.cancel()
 
     def preparation_state(self, job: Job) -> dict[str, object] | None:
         """What this process has still to build before the job's next chunk, as the job's

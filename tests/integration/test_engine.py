@@ -392,32 +392,3 @@ async def test_parallel_drivers_of_a_preparing_job_claim_no_chunk(store: Store) 
     outcomes = [await engine.process_next_chunk(job_id) for _ in range(3)]
     assert [o.processed for o in outcomes] == [10, 10, 10]
     assert outcomes[-1].job.status == "completed"
-
-
-async def _matches(store: Store, job_id: uuid.UUID) -> set[tuple[str, str, float, str]]:
-    job = await store.get_job(job_id)
-    found, after = [], 0
-    while page := await store.job_matches(job, after_id=after, limit=100):
-        found += page
-        after = page[-1].id
-    return {(m.item_id, m.catalog_id, round(m.score, 9), m.method) for m in found}
-
-
-async def test_the_next_range_matched_ahead_gives_the_same_matches(store: Store) -> None:
-    """One driver matches the job's next range while a chunk commits and uses it for its
-    next claim; drivers taking turns never can. Both give the same matches."""
-    alone = Engine(store, IndexCache(max_entries=2), lease_seconds=30)
-    sequential = uuid.UUID((await _job(store, await _project(store, 60, 60))).id)
-    first = await alone.process_next_chunk(sequential)
-    assert first.processed == 10 and alone._ahead[str(sequential)].range == (1, 10, 20)
-    while (await alone.process_next_chunk(sequential)).job.status != "completed":
-        pass
-    assert not alone._ahead
-
-    turns = [Engine(store, IndexCache(max_entries=2), lease_seconds=30) for _ in range(2)]
-    alternating = uuid.UUID((await _job(store, await _project(store, 60, 60))).id)
-    for n in range(6):
-        assert (await turns[n % 2].process_next_chunk(alternating)).processed == 10
-    assert (await store.get_job(alternating)).status == "completed"
-    assert await _matches(store, sequential) == await _matches(store, alternating)
-    assert len(await _matches(store, sequential)) >= 55
