@@ -56,7 +56,7 @@ class ChunkOutcome:
     processed: int = 0
     new_matches: int = 0
     busy: bool = False
-    # no chunk ran: the job's index or peers are still being built (see Engine.prepare)
+    # no chunk ran: the job's index or peers are still being built (see Engine.start_preparation)
     preparing: bool = False
 
 

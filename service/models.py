@@ -133,7 +133,7 @@ class Job:
     catalog_version: int = 0
     items_version: int = 0
     # {"step": "catalog_index" | "peers", "progress": 0..1} while the index the job needs
-    # is being built (see Engine.prepare); None when ready
+    # is being built (see Engine.start_preparation); None when ready
     preparation: Mapping[str, Any] | None = None
 
     @classmethod
