@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -118,7 +119,16 @@ def upload_rows(client: httpx.Client, project_id: str, kind: str, rows: list[dic
     return time.perf_counter() - started
 
 
-def run_job(client: httpx.Client, project_id: str, config: dict) -> tuple[dict, float, list[float]]:
+@dataclass
+class JobRun:
+    job: dict
+    elapsed: float  # create -> completed, seconds
+    chunk_times: list[float]  # each /process call that ran a chunk
+    preparing_times: list[float]  # each that answered "preparing" (no chunk)
+    preparations: list[dict]  # the job's `preparation` as those answers showed it
+
+
+def run_job(client: httpx.Client, project_id: str, config: dict) -> JobRun:
     started = time.perf_counter()
     job = check(
         client.post(
@@ -126,15 +136,23 @@ def run_job(client: httpx.Client, project_id: str, config: dict) -> tuple[dict, 
             json={"projectId": project_id, "jobType": "enhanced", "config": config},
         )
     )["job"]
-    call_times = []
+    run = JobRun(job, 0.0, [], [], [job["preparation"]] if job.get("preparation") else [])
     while job["status"] in ("pending", "processing"):
         t = time.perf_counter()
+        before = job["processedItems"]
         job = check(client.post(f"/api/jobs/{job['id']}/process"))["job"]
-        call_times.append(time.perf_counter() - t)
-    elapsed = time.perf_counter() - started
+        took = time.perf_counter() - t
+        if job["processedItems"] == before and job["status"] in ("pending", "processing"):
+            run.preparing_times.append(took)
+            if job.get("preparation"):
+                run.preparations.append(job["preparation"])
+        else:
+            run.chunk_times.append(took)
+    run.elapsed = time.perf_counter() - started
+    run.job = job
     if job["status"] != "completed":
         raise SystemExit(f"job ended {job['status']}: {job['error']}")
-    return job, elapsed, call_times
+    return run
 
 
 def all_matches(client: httpx.Client, job_id: str) -> dict[str, str]:
@@ -163,7 +181,8 @@ def quality(args: argparse.Namespace) -> None:
                 "itemFields": list(spec.item_fields),
                 "catalogFields": list(spec.catalog_fields),
             }
-            job, elapsed, _ = run_job(client, project_id, config)
+            run = run_job(client, project_id, config)
+            job, elapsed = run.job, run.elapsed
             predicted = set(all_matches(client, job["id"]).items())
             gold_rows = read_rows(folder / spec.gold_file)
             left, right = list(gold_rows[0])
@@ -195,7 +214,8 @@ def throughput(args: argparse.Namespace) -> None:
         config: dict[str, object] = {"chunkSize": args.chunk_size} if args.chunk_size else {}
         if args.threshold is not None:
             config["threshold"] = args.threshold
-        job, elapsed, calls = run_job(client, project_id, config)
+        run = run_job(client, project_id, config)
+        job, elapsed, calls = run.job, run.elapsed, run.chunk_times
         total = time.perf_counter() - started
         predicted = all_matches(client, job["id"])
         matchable = [i for i, c in gold.items() if c is not None]
@@ -215,11 +235,18 @@ def throughput(args: argparse.Namespace) -> None:
             f"job: {len(calls)} chunks of {job['chunkSize']}, create->completed {elapsed:.2f}s "
             f"= {job['totalItems'] / elapsed:,.0f} items/s end to end"
         )
+        steps = [f"{p['step']} {p['progress']:.0%}" for p in run.preparations]
+        print(
+            f"preparation: {len(run.preparing_times)} calls answered 'preparing' "
+            f"({sum(run.preparing_times):.2f}s); shown: {', '.join(steps) or 'none'}"
+        )
+        median = statistics.median(calls)
         tenth = max(1, len(calls) // 10)
         print(
-            f"first chunk call {calls[0] * 1000:.0f} ms; "
-            f"second {calls[1] * 1000 if len(calls) > 1 else float('nan'):.0f} ms; "
-            f"last {calls[-1] * 1000:.0f} ms; median of the first tenth "
+            f"chunk calls: first {calls[0] * 1000:.0f} ms, max {max(calls) * 1000:.0f} ms "
+            f"(chunk {calls.index(max(calls)) + 1}), median {median * 1000:.0f} ms: "
+            f"max / median {max(calls) / median:.2f} (goal <= 2), first / median "
+            f"{calls[0] / median:.2f}; median of the first tenth "
             f"{statistics.median(calls[:tenth]) * 1000:.0f} ms, of the last tenth "
             f"{statistics.median(calls[-tenth:]) * 1000:.0f} ms"
         )

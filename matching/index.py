@@ -24,6 +24,7 @@ from matching.exceptions import (
 )
 from matching.normalise import normalise_text
 from matching.peers import PeerSet
+from matching.progress import Progress, map_reporting, no_progress, scaled
 from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, Evidence, MatchResult
 from matching.scoring import describe, explain_rows
@@ -76,25 +77,38 @@ class CatalogIndex:
         self._scorer = scorer
 
     @classmethod
-    def build(cls, records: Sequence[tuple[str, str]]) -> CatalogIndex:
+    def build(
+        cls, records: Sequence[tuple[str, str]], *, progress: Progress | None = None
+    ) -> CatalogIndex:
         """Index ``(catalog_id, text)`` records.
 
+        ``progress``, when given, is called from time to time with the share of the build
+        done (0..1, never decreasing; 1.0 last); an exception it raises stops the build.
         Raises :class:`~matching.exceptions.DuplicateCatalogIdError` if an id repeats.
+
+        >>> seen = []
+        >>> _ = CatalogIndex.build([("b1", "Sony DSC-W120")], progress=seen.append)
+        >>> seen[-1]
+        1.0
         """
+        report = progress or no_progress
         ids = [str(record_id) for record_id, _ in records]
         if len(set(ids)) != len(ids):
             duplicate = next(i for i, n in Counter(ids).items() if n > 1)
             raise DuplicateCatalogIdError(f"catalog id {duplicate!r} occurs more than once")
         texts = [_as_text(text) for _, text in records]
-        keys = [normalise_text(text) for text in texts]
+        keys = map_reporting(normalise_text, texts, scaled(report, 0.0, 0.07))
         exact_rows: dict[str, int] = {}
         for row, key in enumerate(keys):
             if key:
                 exact_rows.setdefault(key, row)
-        codes = [own_codes(text) for text in texts]
+        codes = map_reporting(own_codes, texts, scaled(report, 0.07, 0.3))
         frequency = Counter(code for cs in codes for code in cs)
         code_rows = {c: row for row, cs in enumerate(codes) for c in cs if frequency[c] == 1}
-        scorer = CandidateScorer.build(keys, codes) if records else None
+        scorer = None
+        if records:
+            scorer = CandidateScorer.build(keys, codes, progress=scaled(report, 0.3, 1.0))
+        report(1.0)
         return cls(ids=ids, exact_rows=exact_rows, code_rows=code_rows, scorer=scorer)
 
     def __len__(self) -> int:
@@ -113,17 +127,35 @@ class CatalogIndex:
             total += self._scorer.nbytes
         return int(total)
 
-    def peers(self, items: Sequence[tuple[str, str]]) -> PeerSet:
+    def peers(
+        self, items: Sequence[tuple[str, str]], *, progress: Progress | None = None
+    ) -> PeerSet:
         """The ``(item_id, text)`` items of a job as rivals for catalog records (see
         :mod:`matching.peers`); pass it to :meth:`match` when a job is matched in chunks,
-        so every chunk sees the same rivals."""
+        so every chunk sees the same rivals. ``progress`` as in :meth:`build`."""
         if self._scorer is None:
             raise InvalidArgumentError("an empty catalog has no vocabulary for peers")
-        keys = [normalise_text(_as_text(t)) for _, t in items]
-        peers = PeerSet.build([str(i) for i, _ in items], keys, self._scorer.char)
-        return self._with_prior(peers, [_as_text(t) for _, t in items], keys)
+        report = progress or no_progress
+        texts = [_as_text(t) for _, t in items]
+        keys = map_reporting(normalise_text, texts, scaled(report, 0.0, 0.1))
+        peers = PeerSet.build(
+            [str(i) for i, _ in items],
+            keys,
+            self._scorer.char,
+            progress=scaled(report, 0.1, 0.85),
+        )
+        peers = self._with_prior(peers, texts, keys, progress=scaled(report, 0.85, 1.0))
+        report(1.0)
+        return peers
 
-    def _with_prior(self, peers: PeerSet, texts: list[str], keys: list[str]) -> PeerSet:
+    def _with_prior(
+        self,
+        peers: PeerSet,
+        texts: list[str],
+        keys: list[str],
+        *,
+        progress: Progress = no_progress,
+    ) -> PeerSet:
         """``peers`` with the job's prior shift, estimated from the best candidates of up
         to :data:`PRIOR_SAMPLE` of its items that the exact stage leaves (evenly spread
         over the items, so the estimate is the same whichever chunk asks)."""
@@ -139,6 +171,7 @@ class CatalogIndex:
                 [texts[p] for p in batch], [keys[p] for p in batch], peers, batch
             )
             logits.append(best)
+            progress(min(1.0, (start + _BATCH_ROWS) / len(pending)))
         values = np.concatenate(logits) if logits else np.zeros(0)
         return dataclasses.replace(peers, prior_shift=prior_shift(values))
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from matching.progress import Progress, no_progress
 from matching.retrieval import NgramRetriever
 from matching.vectors import CharNgramVectoriser, freeze, gather_rows, rowwise_cosine
 
@@ -58,10 +59,17 @@ class PeerSet:
     prior_shift: float = 0.0
 
     @classmethod
-    def build(cls, ids: Sequence[str], keys: Sequence[str], char: CharNgramVectoriser) -> PeerSet:
+    def build(
+        cls,
+        ids: Sequence[str],
+        keys: Sequence[str],
+        char: CharNgramVectoriser,
+        *,
+        progress: Progress = no_progress,
+    ) -> PeerSet:
         """Index items ``ids`` with normalised texts ``keys`` in ``char``'s vocabulary.
 
-        An id that repeats keeps its first text.
+        An id that repeats keeps its first text. ``progress`` as in :mod:`matching.progress`.
         """
         rows: dict[str, int] = {}
         for row, item_id in enumerate(ids):
@@ -78,12 +86,16 @@ class PeerSet:
                 format="csr",
             )
         )
+        progress(0.25)
         rivals = np.full((vectors.shape[0], RIVALS), -1, dtype=np.int32)
         if vectors.shape[0] > 1:
             retriever = NgramRetriever.build(vectors, max_postings=RIVAL_POSTINGS)
+            progress(0.3)
             for start in range(0, vectors.shape[0], _BATCH_ROWS):
                 batch = vectors[start : start + _BATCH_ROWS]
                 _fill_rivals(rivals[start : start + _BATCH_ROWS], batch, start, vectors, retriever)
+                progress(0.3 + 0.7 * min(1.0, (start + _BATCH_ROWS) / vectors.shape[0]))
+        progress(1.0)
         rivals.flags.writeable = False
         return cls(rows, vectors, rivals)
 

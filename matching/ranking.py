@@ -20,6 +20,7 @@ from rapidfuzz import fuzz, process
 
 from matching.codes import numbers_in_key
 from matching.peers import PeerSet
+from matching.progress import Progress, map_reporting, no_progress, scaled
 from matching.retrieval import NgramRetriever
 from matching.scoring import RIVAL_MARGIN_CAP, SignalTable
 from matching.similarity import code_agreement, number_agreement
@@ -34,6 +35,11 @@ from matching.vectors import (
 
 RETRIEVAL_CANDIDATES = 30
 """Catalog records retrieved per item by n-gram cosine."""
+
+DENSE_RETRIEVAL_CANDIDATES = 150
+"""Catalog records retrieved for an item whose first :data:`RETRIEVAL_CANDIDATES` are a
+dense family of near-ties (see :meth:`NgramRetriever.top_k_matrix`): large catalogs hold
+families of more look-alikes than that."""
 
 RERANK_CANDIDATES = 5
 """Retrieved records per item scored with every signal (the best by n-gram + word cosine)."""
@@ -90,20 +96,35 @@ class CandidateScorer:
     word_matrix: sp.csr_matrix
 
     @classmethod
-    def build(cls, keys: list[str], codes: Sequence[frozenset[str]]) -> CandidateScorer:
-        """Index normalised catalog texts ``keys`` and their model ``codes``."""
+    def build(
+        cls,
+        keys: list[str],
+        codes: Sequence[frozenset[str]],
+        *,
+        progress: Progress | None = None,
+    ) -> CandidateScorer:
+        """Index normalised catalog texts ``keys`` and their model ``codes``.
+
+        ``progress``, when given, is called with the share of the work done (0..1) as the
+        build goes; an exception it raises stops the build."""
+        report = progress or no_progress
         frequency = Counter(code for cs in codes for code in cs)
         signal_frequency = {c: n for c, n in frequency.items() if n <= MAX_SIGNAL_CODE_FREQUENCY}
         char, char_matrix = CharNgramVectoriser.fit(keys)
+        report(0.3)
         words, word_matrix = WordVectoriser.fit(keys)
+        report(0.42)
         retriever = NgramRetriever.build(char_matrix)
         for array in (char.vocabulary, char.idf, words.idf, retriever.document_frequency):
             array.flags.writeable = False
+        report(0.5)
+        numbers = map_reporting(_numbers_of, keys, scaled(report, 0.5, 0.65))
+        key_marks = map_reporting(_marks_of, keys, scaled(report, 0.65, 1.0))
         return cls(
             keys=keys,
             codes=[_compact(c for c in cs if c in signal_frequency) for cs in codes],
-            numbers=[_compact(numbers_in_key(key)) for key in keys],
-            marks=[marks(_lead(key)) for key in keys],
+            numbers=numbers,
+            marks=key_marks,
             code_frequency=signal_frequency,
             char=char,
             char_matrix=freeze(char_matrix),
@@ -280,7 +301,7 @@ class CandidateScorer:
         self, item_chars: sp.csr_matrix, k: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(items, rows, char cosine)`` of each item's ``k`` retrieved candidates, by item."""
-        top = self.retriever.top_k_matrix(item_chars, k=k)
+        top = self.retriever.top_k_matrix(item_chars, k=k, dense_k=DENSE_RETRIEVAL_CANDIDATES)
         items = np.repeat(np.arange(item_chars.shape[0], dtype=np.int64), np.diff(top.indptr))
         rows = top.indices.astype(np.int64)
         return items, rows, self._char_cosine(item_chars, items, rows)
@@ -333,6 +354,14 @@ class CandidateScorer:
 
 
 _EMPTY: tuple[str, ...] = ()
+
+
+def _numbers_of(key: str) -> tuple[str, ...]:
+    return _compact(numbers_in_key(key))
+
+
+def _marks_of(key: str) -> Marks:
+    return marks(_lead(key))
 
 
 def _lead(key: str) -> str:

@@ -110,19 +110,36 @@ class NgramRetriever:
         return out
 
     def top_k_matrix(
-        self, queries: sp.csr_matrix, *, k: int, min_terms: int = MIN_QUERY_TERMS
+        self,
+        queries: sp.csr_matrix,
+        *,
+        k: int,
+        min_terms: int = MIN_QUERY_TERMS,
+        dense_k: int | None = None,
     ) -> sp.csr_matrix:
         """Queries x catalog rows holding each query's (up to) ``k`` best retrieval scores.
 
-        Ties at the k-th score are broken arbitrarily. Uses sparse_dot_topn's
-        multi-threaded product when it is installed, SciPy otherwise.
+        ``dense_k`` (> ``k``): a query whose ``k``-th score is still within
+        :data:`DENSE_SCORE_SHARE` of its best — a dense family of look-alikes, more of
+        them than ``k`` — gets its ``dense_k`` best instead, so that the right one of a
+        large family is not cut off by near-ties. Ties at the k-th score are broken
+        arbitrarily. Uses sparse_dot_topn's multi-threaded product when it is
+        installed, SciPy otherwise.
         """
         postings = self.postings
         if self.product_values is not None:
             postings = sp.csr_matrix(
                 (self.product_values, postings.indices, postings.indptr), shape=postings.shape
             )
-        return _product_top_k(self._kept_terms(queries, min_terms), postings, k)
+        kept = self._kept_terms(queries, min_terms)
+        top = _product_top_k(kept, postings, k)
+        if dense_k is None or dense_k <= k:
+            return top
+        dense = _dense_rows(top, k)
+        if not len(dense):
+            return top
+        wide = _product_top_k(kept[dense], postings, dense_k)
+        return _replace_rows(top, dense, wide)
 
     def _kept_terms(self, queries: sp.csr_matrix, min_terms: int) -> sp.csr_matrix:
         """Queries without their common terms, except the few rarest a short query must keep."""
@@ -147,6 +164,46 @@ class NgramRetriever:
             (queries.data[keep], queries.indices[keep], _indptr_after_mask(queries, keep)),
             shape=queries.shape,
         )
+
+
+DENSE_SCORE_SHARE = 0.9
+"""A query's k-th retrieval score at least this share of its best marks a dense family."""
+
+
+def _dense_rows(top: sp.csr_matrix, k: int) -> np.ndarray:
+    """Rows of ``top`` holding ``k`` entries whose smallest is within
+    :data:`DENSE_SCORE_SHARE` of their largest."""
+    lengths = np.diff(top.indptr)
+    full = np.flatnonzero(lengths >= k)
+    if not len(full):
+        return full
+    best = np.maximum.reduceat(top.data, top.indptr[full])
+    worst = np.minimum.reduceat(top.data, top.indptr[full])
+    return full[worst >= DENSE_SCORE_SHARE * best]
+
+
+def _replace_rows(top: sp.csr_matrix, rows: np.ndarray, wide: sp.csr_matrix) -> sp.csr_matrix:
+    """``top`` with its ``rows`` replaced by the rows of ``wide``, in order."""
+    lengths = np.diff(top.indptr).astype(np.int64)
+    wide_lengths = np.diff(wide.indptr).astype(np.int64)
+    keep = np.ones(top.shape[0], dtype=bool)
+    keep[rows] = False
+    new_lengths = lengths.copy()
+    new_lengths[rows] = wide_lengths
+    indptr = np.concatenate([[0], np.cumsum(new_lengths)])
+    indices = np.empty(indptr[-1], dtype=top.indices.dtype)
+    data = np.empty(indptr[-1], dtype=top.data.dtype)
+    kept_rows = np.flatnonzero(keep)
+    old_mask = np.repeat(keep, lengths)
+    new_pos = np.concatenate(
+        [np.arange(indptr[r], indptr[r + 1]) for r in kept_rows] or [np.zeros(0, dtype=np.int64)]
+    )
+    indices[new_pos] = top.indices[old_mask]
+    data[new_pos] = top.data[old_mask]
+    wide_pos = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in rows])
+    indices[wide_pos] = wide.indices
+    data[wide_pos] = wide.data
+    return sp.csr_matrix((data, indices, indptr), shape=top.shape)
 
 
 def _product_top_k(queries: sp.csr_matrix, postings: sp.csr_matrix, k: int) -> sp.csr_matrix:

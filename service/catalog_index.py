@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from matching import CatalogIndex
 from matching.peers import PeerSet
+from matching.progress import Progress, scaled
 
 logger = logging.getLogger("chunkmatch.index")
 
@@ -26,6 +27,9 @@ IndexKey = tuple[str, int, tuple[str, ...]]
 PeersKey = IndexKey
 MAX_PEER_SETS = 4
 """Peer sets kept per catalog index (each costs about 1 KB per item)."""
+
+LOADED_SHARE = 0.1
+"""Share of a catalog index's build reported once its records are read from PostgreSQL."""
 
 V = TypeVar("V")
 
@@ -39,9 +43,24 @@ class VersionedCache(Generic[V]):
         self.what = what
         self._entries: OrderedDict[IndexKey, V] = OrderedDict()
         self._building: dict[IndexKey, asyncio.Lock] = {}
+        # share done of the builds under way (written by the building thread)
+        self._progress: dict[IndexKey, float] = {}
 
-    async def get_or_build(self, key: IndexKey, build: Callable[[], Awaitable[tuple[V, int]]]) -> V:
-        """The value for ``key``; ``build()`` returns it and how many records it holds."""
+    def peek(self, key: IndexKey) -> V | None:
+        """The value for ``key`` if it is built, without building it."""
+        return self._entries.get(key)
+
+    def progress(self, key: IndexKey) -> float:
+        """How far the build of ``key`` is (0..1): 1.0 when built, 0.0 when not started."""
+        if key in self._entries:
+            return 1.0
+        return self._progress.get(key, 0.0)
+
+    async def get_or_build(
+        self, key: IndexKey, build: Callable[[Progress], Awaitable[tuple[V, int]]]
+    ) -> V:
+        """The value for ``key``; ``build(progress)`` returns it and how many records it
+        holds, reporting its progress (0..1) as it goes."""
         if key in self._entries:
             self._entries.move_to_end(key)
             return self._entries[key]
@@ -49,7 +68,15 @@ class VersionedCache(Generic[V]):
         async with lock:
             if key not in self._entries:
                 started = time.perf_counter()
-                value, size = await build()
+                self._progress[key] = 0.0
+
+                def report(done: float) -> None:
+                    self._progress[key] = done
+
+                try:
+                    value, size = await build(report)
+                finally:
+                    self._progress.pop(key, None)
                 logger.info(
                     "built %s project=%s version=%s records=%d in %.2fs",
                     self.what,
@@ -88,15 +115,24 @@ class CatalogEntry:
     def _peers(self) -> OrderedDict[PeersKey, PeerSet]:
         return self._peer_sets._entries
 
+    def peek_peers(self, key: PeersKey) -> PeerSet | None:
+        """The peers for ``key`` if they are built, without building them."""
+        return self._peer_sets.peek(key)
+
+    def peers_progress(self, key: PeersKey) -> float:
+        """How far the build of the peers for ``key`` is (0..1)."""
+        return self._peer_sets.progress(key)
+
     async def peers(
         self, key: PeersKey, load: Callable[[], Awaitable[Sequence[tuple[str, str]]]]
     ) -> PeerSet:
         """The peers for ``key`` (project, items version, item fields), built from
         ``load()`` at most once at a time."""
 
-        async def build() -> tuple[PeerSet, int]:
+        async def build(progress: Progress) -> tuple[PeerSet, int]:
             items = await load()
-            return await asyncio.to_thread(self.index.peers, items), len(items)
+            peers = await asyncio.to_thread(self.index.peers, items, progress=progress)
+            return peers, len(items)
 
         return await self._peer_sets.get_or_build(key, build)
 
@@ -112,9 +148,12 @@ class IndexCache(VersionedCache[CatalogEntry]):
     ) -> CatalogEntry:
         """The index for ``key``, built from ``load()`` at most once at a time."""
 
-        async def build() -> tuple[CatalogEntry, int]:
+        async def build(progress: Progress) -> tuple[CatalogEntry, int]:
             records = await load()
-            index = await asyncio.to_thread(CatalogIndex.build, records)
+            progress(LOADED_SHARE)
+            index = await asyncio.to_thread(
+                CatalogIndex.build, records, progress=scaled(progress, LOADED_SHARE, 1.0)
+            )
             return CatalogEntry(index, dict(records)), len(records)
 
         return await self.get_or_build(key, build)

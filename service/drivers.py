@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.engine import Engine
+from service.engine import PREPARATION_WAIT_SECONDS, Engine
 from service.store import Store
 
 
@@ -74,12 +74,16 @@ async def advance_runnable_jobs(
             if left <= 0 or left < last_chunk_seconds.get(str(job_id), 0.0):
                 continue
             t0 = time.monotonic()
-            outcome = await engine.process_next_chunk(uuid.UUID(str(job_id)))
+            outcome = await engine.process_next_chunk(
+                uuid.UUID(str(job_id)), preparation_wait=min(left, PREPARATION_WAIT_SECONDS)
+            )
             if outcome is None:
                 continue
             tally = report.jobs.setdefault(outcome.job.id, JobTally(outcome.job.id))
             tally.status, tally.message = outcome.job.status, outcome.message
-            if outcome.processed:
+            if outcome.preparing:  # it waited for the job's index: its chunks follow
+                progressed = True
+            elif outcome.processed:
                 progressed = True
                 tally.chunks += 1
                 tally.items += outcome.processed

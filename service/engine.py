@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from matching.peers import PeerSet
 from matching.results import MatchResult
-from service.catalog_index import CatalogEntry, IndexCache
+from service.catalog_index import CatalogEntry, IndexCache, IndexKey, PeersKey
 from service.exceptions import DatabaseUnavailable
 from service.models import ChunkClaim, Job, StageOutcome
 from service.providers import Providers
@@ -36,6 +37,17 @@ _HOST = socket.gethostname()
 PREWARM_QUIET_SECONDS = 1.0
 """How long an upload's background index build waits for a following upload first."""
 
+PREPARATION_WAIT_SECONDS = 2.0
+"""How long a ``/process`` call on a job still being prepared waits for the preparation
+before it answers without a chunk (so that a client calling back to back does not spin)."""
+
+PREPARATION_INLINE_SECONDS = 0.5
+"""A preparation that a call saw finish within this long is followed by the job's chunk in
+the same call (a small catalog), instead of an answer without a chunk."""
+
+PREPARATION_REPORT_SECONDS = 0.5
+"""How often a preparation under way writes its progress to the job's row."""
+
 
 @dataclass(frozen=True)
 class ChunkOutcome:
@@ -44,6 +56,8 @@ class ChunkOutcome:
     processed: int = 0
     new_matches: int = 0
     busy: bool = False
+    # no chunk ran: the job's index or peers are still being built (see Engine.start_preparation)
+    preparing: bool = False
 
 
 def _owner() -> str:
@@ -74,9 +88,25 @@ class Engine:
         self.chunk_time_budget_seconds = chunk_time_budget_seconds
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
+        # job id -> the task building what the job needs (True when it is ready)
+        self._preparations: dict[str, asyncio.Task[bool]] = {}
 
-    async def process_next_chunk(self, job_id: uuid.UUID) -> ChunkOutcome | None:
-        """Advance ``job_id`` by exactly one chunk; ``None`` if there is no such job."""
+    async def process_next_chunk(
+        self, job_id: uuid.UUID, *, preparation_wait: float = PREPARATION_WAIT_SECONDS
+    ) -> ChunkOutcome | None:
+        """Advance ``job_id`` by exactly one chunk; ``None`` if there is no such job.
+
+        While the catalog index or peers the job needs are not built in this process, no
+        chunk is claimed: the call starts (or joins) the job's preparation, waits for it up
+        to ``preparation_wait`` seconds and answers with ``preparing`` set, so that no
+        chunk's time includes the build."""
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return None
+        if job.is_active and self.preparation_state(job) is not None:
+            preparing = await self._await_preparation(job, preparation_wait)
+            if preparing is not None:
+                return preparing
         started = time.perf_counter()
         outcome = await self.store.claim_chunk(
             job_id, owner=_owner(), lease_seconds=self.lease_seconds
@@ -169,6 +199,76 @@ class Engine:
             )
         return ChunkOutcome(updated, message)
 
+    def preparation_state(self, job: Job) -> dict[str, object] | None:
+        """What this process has still to build before the job's next chunk, as the job's
+        ``preparation`` (``{"step", "progress"}``); None when it is ready."""
+        catalog_key, peers_key = self._index_keys(job)
+        catalog = self.index_cache.peek(catalog_key)
+        if catalog is None:
+            return _preparation("catalog_index", self.index_cache.progress(catalog_key))
+        if peers_key is None or not len(catalog.index) or catalog.peek_peers(peers_key) is not None:
+            return None
+        return _preparation("peers", catalog.peers_progress(peers_key))
+
+    def start_preparation(self, job: Job) -> Job:
+        """Start building, in the background, the index and peers the job needs unless
+        they are ready; the job with its ``preparation``."""
+        state = self.preparation_state(job) if job.is_active else None
+        if state is not None:
+            self._preparation_task(job)
+        return dataclasses.replace(job, preparation=state)
+
+    def _preparation_task(self, job: Job) -> asyncio.Task[bool]:
+        task = self._preparations.get(job.id)
+        if task is None:
+            task = asyncio.create_task(self._prepare(job), name=f"prepare-{job.id}")
+            self._preparations[job.id] = task
+            task.add_done_callback(lambda _: self._preparations.pop(job.id, None))
+        return task
+
+    async def _prepare(self, job: Job) -> bool:
+        """Build the job's index (and peers), writing the progress to its row meanwhile;
+        True once ready, False if the build failed (its next chunk tries and reports)."""
+        reporter = asyncio.create_task(self._report_preparation(job))
+        try:
+            await self._job_index(job, with_peers=_stage(job) == "enhanced")
+            return True
+        except Exception:
+            logger.warning("could not prepare job %s", job.id, exc_info=True)
+            return False
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.store.set_job_preparation(job.id, None)
+
+    async def _report_preparation(self, job: Job) -> None:
+        while True:
+            with contextlib.suppress(DatabaseUnavailable):
+                await self.store.set_job_preparation(job.id, self.preparation_state(job))
+            await asyncio.sleep(PREPARATION_REPORT_SECONDS)
+
+    async def _await_preparation(self, job: Job, wait: float) -> ChunkOutcome | None:
+        """Wait up to ``wait`` seconds for the job's preparation; None when the chunk may
+        run in this call (ready at once, or the build failed and the chunk reports it),
+        else the answer without a chunk."""
+        started = time.monotonic()
+        task = self._preparation_task(job)
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, wait))
+        if task in done and (
+            not task.result() or time.monotonic() - started <= PREPARATION_INLINE_SECONDS
+        ):
+            return None
+        state = self.preparation_state(job)
+        current = await self.store.get_job(uuid.UUID(job.id)) or job
+        current = dataclasses.replace(current, preparation=state)
+        if state is None:
+            message = "Prepared: the catalog index and peers are ready; chunks follow"
+        else:
+            what = "catalog index" if state["step"] == "catalog_index" else "items' peers"
+            message = f"Preparing: building the {what} ({100 * float(state['progress']):.0f}%)"
+        return ChunkOutcome(current, message, preparing=True)
+
     async def prewarm(self, project_id: str) -> None:
         """Build the index of the project's current catalog for the default match fields
         (``name``, else ``title``), and the peers of its items, so a job's first chunk
@@ -229,6 +329,13 @@ class Engine:
         )
         return found, catalog.texts
 
+    def _index_keys(self, job: Job) -> tuple[IndexKey, PeersKey | None]:
+        """The cache keys of the job's catalog index and (its enhanced stage only) peers."""
+        catalog_key = (job.project_id, job.catalog_version, tuple(job.config["catalogFields"]))
+        if _stage(job) != "enhanced":
+            return catalog_key, None
+        return catalog_key, (job.project_id, job.items_version, tuple(job.config["itemFields"]))
+
     async def _job_index(
         self, job: Job, *, with_peers: bool
     ) -> tuple[CatalogEntry, PeerSet | None]:
@@ -275,6 +382,15 @@ class Engine:
             held_scores=held_scores,
         )
         return await RUNNERS[stage](context, items), prepare_seconds
+
+
+def _stage(job: Job) -> str:
+    """The job's current stage (``enhanced``, ``ai``, ``web-search``)."""
+    return job.stages[min(max(job.current_stage, 1), len(job.stages)) - 1]
+
+
+def _preparation(step: str, progress: float) -> dict[str, object]:
+    return {"step": step, "progress": round(min(max(progress, 0.0), 1.0), 3)}
 
 
 def _later_stages_eta(job: Job, chunk: ChunkClaim) -> float:

@@ -11,6 +11,9 @@ JOB_STATUSES = ("pending", "processing", "paused", "completed", "failed", "cance
 ACTIVE_STATUSES = ("pending", "processing")  # may be advanced
 LIVE_STATUSES = ("pending", "processing", "paused")  # at most one per (project, job type)
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
+# what a job's preparation builds before its first chunk: the catalog index, then (for the
+# enhanced stage) the peers of its items
+PREPARATION_STEPS = ("catalog_index", "peers")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -129,6 +132,9 @@ class Job:
     estimated_cost_usd: float = 0.0
     catalog_version: int = 0
     items_version: int = 0
+    # {"step": "catalog_index" | "peers", "progress": 0..1} while the index the job needs
+    # is being built (see Engine.start_preparation); None when ready
+    preparation: Mapping[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -172,6 +178,7 @@ class Job:
             estimated_cost_usd=row["estimated_cost_usd"],
             catalog_version=row["catalog_version"],
             items_version=row["items_version"],
+            preparation=row["preparation"],
         )
 
     @property
@@ -231,6 +238,7 @@ class Job:
             "config": dict(self.config),
             "catalogVersion": self.catalog_version,
             "itemsVersion": self.items_version,
+            "preparation": None if self.preparation is None else dict(self.preparation),
         }
 
 

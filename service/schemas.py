@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.models import JOB_STATUSES
+from service.models import JOB_STATUSES, PREPARATION_STEPS
 from service.stages import JOB_TYPES, MAX_CHUNK_SIZE
 
 Schema = dict[str, Any]
@@ -132,6 +132,7 @@ COMPONENTS: dict[str, Schema] = {
             "config",
             "catalogVersion",
             "itemsVersion",
+            "preparation",
         ],
         {
             "id": STRING,
@@ -190,6 +191,20 @@ COMPONENTS: dict[str, Schema] = {
                 "its creation affect later jobs only)",
             },
             "itemsVersion": {**INTEGER, "description": "the items version the job works on"},
+            "preparation": {
+                **_obj(
+                    ["step", "progress"],
+                    {
+                        "step": {"type": "string", "enum": list(PREPARATION_STEPS)},
+                        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                ),
+                "nullable": True,
+                "description": "while the catalog index (step catalog_index) or the items' "
+                "peers (step peers) the job needs are being built, before its first chunk: "
+                "what is being built and how far (0..1); a /process call meanwhile waits "
+                "for it briefly and answers without a chunk; null when ready",
+            },
         },
     ),
     "Evidence": _obj(

@@ -325,6 +325,15 @@ class Store:
         return Job.from_row(row) if row else None
 
     @wrap_unavailable
+    async def set_job_preparation(self, job_id: str, preparation: Mapping[str, Any] | None) -> None:
+        """Record what the job's preparation is building (``None``: ready)."""
+        await self.pool.execute(
+            queries["set_job_preparation"],
+            _uuid(job_id),
+            None if preparation is None else dict(preparation),
+        )
+
+    @wrap_unavailable
     async def get_owned_job(self, job_id: uuid.UUID, *, owner: str | None) -> Job | None:
         """The job, if its project belongs to ``owner`` (``None``: anyone)."""
         row = await self.pool.fetchrow(queries["get_owned_job"], job_id, owner)

@@ -88,6 +88,8 @@ class Worker:
             if outcome is not None and outcome.processed:
                 self.chunks_done += 1
                 return True
+            if outcome is not None and outcome.preparing:  # it waited; its chunks follow
+                return True
         return False
 
     async def _idle_seconds(self) -> float:

@@ -74,6 +74,8 @@ class JobCreate(HTTPEndpoint):
             priority=priority,
             max_attempts=request.app.state.settings.job_max_attempts,
         )
+        # the index and peers the job needs are built from now on, not by its first chunk
+        job = request.app.state.engine.start_preparation(job)
         return JSONResponse({"success": True, "job": job.to_json()}, status_code=201)
 
 

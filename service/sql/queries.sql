@@ -224,6 +224,11 @@ UPDATE matching_jobs SET total_items = $2, stage_total = $2 WHERE id = $1;
 -- One job.
 SELECT * FROM matching_jobs WHERE id = $1;
 
+-- set_job_preparation --
+-- What the job's preparation is doing ($2: {"step", "progress"}), or NULL once it is ready.
+UPDATE matching_jobs SET preparation = $2::jsonb
+WHERE id = $1 AND preparation IS DISTINCT FROM $2::jsonb;
+
 -- get_owned_job --
 -- One job, if its project belongs to owner $2 (NULL: any).
 SELECT j.* FROM matching_jobs j
@@ -617,6 +622,7 @@ SET processed_items = j.processed_items + $2,
                            ELSE now() + make_interval(secs => $13) END,
     waiting_reason = $14,
     error = CASE WHEN j.status IN ('pending', 'processing') THEN NULL ELSE j.error END,
+    preparation = NULL,
     updated_at = now()
 WHERE j.id = $1
 RETURNING j.*;

@@ -44,6 +44,17 @@ async def _job(store: Store, project: Project, chunk_size: int = 10):
     )
 
 
+class BrokenCache(IndexCache):
+    """An index cache whose every build fails with ``message``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(max_entries=1)
+        self.message = message
+
+    async def get(self, key, load):
+        raise RuntimeError(self.message)
+
+
 async def test_a_lost_lease_commits_nothing_and_the_chunk_is_reclaimed(store: Store) -> None:
     project = await _project(store)
     job = await _job(store, project)
@@ -139,11 +150,7 @@ async def test_a_failing_stage_is_retried_then_fails_the_job_then_can_restart(
     project = await _project(store, n_items=5)
     job_id = uuid.UUID((await _job(store, project)).id)
 
-    class BrokenCache(IndexCache):
-        async def get(self, key, load):
-            raise RuntimeError("index exploded")
-
-    broken = Engine(store, BrokenCache(max_entries=1), lease_seconds=30, retry_base_seconds=0)
+    broken = Engine(store, BrokenCache("index exploded"), lease_seconds=30, retry_base_seconds=0)
     first = await broken.process_next_chunk(job_id)
     assert first.job.status == "processing" and first.job.attempts == 1
     assert "attempt 1 of 3" in first.message and "index exploded" in first.job.error
@@ -166,11 +173,7 @@ async def test_backoff_holds_the_job_until_its_next_attempt(store: Store) -> Non
     project = await _project(store, n_items=5)
     job_id = uuid.UUID((await _job(store, project)).id)
 
-    class BrokenCache(IndexCache):
-        async def get(self, key, load):
-            raise RuntimeError("flaky")
-
-    broken = Engine(store, BrokenCache(max_entries=1), lease_seconds=30, retry_base_seconds=60)
+    broken = Engine(store, BrokenCache("flaky"), lease_seconds=30, retry_base_seconds=60)
     await broken.process_next_chunk(job_id)
     waiting = await Engine(store, IndexCache(max_entries=1), lease_seconds=30).process_next_chunk(
         job_id
@@ -210,12 +213,12 @@ async def test_a_long_chunk_keeps_its_lease(store: Store) -> None:
     project = await _project(store, n_items=5)
     job_id = uuid.UUID((await _job(store, project)).id)
 
-    class SlowCache(IndexCache):
-        async def get(self, key, load):
+    class SlowEngine(Engine):
+        async def _run_stage(self, job, chunk):
             await asyncio.sleep(2.5)  # a chunk longer than two leases: time is the subject
-            return await super().get(key, load)
+            return await super()._run_stage(job, chunk)
 
-    engine = Engine(store, SlowCache(max_entries=1), lease_seconds=1.0)
+    engine = SlowEngine(store, IndexCache(max_entries=1), lease_seconds=1.0)
     rival = Engine(store, IndexCache(max_entries=1), lease_seconds=1.0)
 
     async def rival_tries() -> list[int]:
@@ -291,3 +294,101 @@ async def test_uploads_in_quick_succession_prewarm_once(store: Store) -> None:
     await engine.prewarm(project.id)
     (entry,) = cache._entries.values()
     assert [len(p) for p in entry._peers.values()] == [11]
+
+
+class GatedCache(IndexCache):
+    """An index cache whose builds wait for ``gate``: a preparation that takes as long as
+    the test wants, without sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__(max_entries=4)
+        self.gate = asyncio.Event()
+
+    async def get(self, key, load):
+        async def gated_load():
+            await self.gate.wait()
+            return await load()
+
+        return await super().get(key, gated_load)
+
+
+async def _preparation_in_row(store: Store, job_id: uuid.UUID, want) -> dict | None:
+    """The job's ``preparation`` column once ``want(value)`` holds (deadline 10 s)."""
+    async with asyncio.timeout(10):
+        while True:
+            job = await store.get_job(job_id)
+            if want(job.preparation):
+                return job.preparation
+            await asyncio.sleep(0.02)
+
+
+async def test_a_job_prepares_before_its_first_chunk_and_shows_it(store: Store) -> None:
+    project = await _project(store, n_items=30, n_catalog=30)
+    cache = GatedCache()
+    engine = Engine(store, cache, lease_seconds=30)
+    created = engine.start_preparation(await _job(store, project))
+    assert created.preparation == {"step": "catalog_index", "progress": 0.0}
+    job_id = uuid.UUID(created.id)
+    shown = await _preparation_in_row(store, job_id, lambda p: p is not None)
+    assert shown["step"] == "catalog_index" and 0.0 <= shown["progress"] < 1.0
+
+    waiting = await engine.process_next_chunk(job_id, preparation_wait=0.05)
+    assert waiting.preparing and waiting.processed == 0
+    assert waiting.job.preparation["step"] == "catalog_index"
+    assert waiting.message.startswith("Preparing: building the catalog index")
+    assert waiting.job.status == "pending" and waiting.job.processed_items == 0  # no chunk
+
+    cache.gate.set()
+    # a build that ends within the call (a small catalog) lets the call go on with a chunk
+    outcome = await engine.process_next_chunk(job_id)
+    assert not outcome.preparing and outcome.processed == 10
+    assert outcome.job.preparation is None
+    assert await _preparation_in_row(store, job_id, lambda p: p is None) is None
+    while outcome.job.status != "completed":
+        outcome = await engine.process_next_chunk(job_id)
+        assert not outcome.preparing and outcome.processed == 10
+    # another job on the same catalog and items finds everything built: no preparation
+    other = engine.start_preparation(await _job(store, project))
+    assert other.preparation is None and not engine._preparations
+
+
+async def test_preparation_builds_the_peers_after_the_catalog_index(store: Store) -> None:
+    project = await _project(store, n_items=30, n_catalog=30)
+    cache = IndexCache(max_entries=4)
+    engine = Engine(store, cache, lease_seconds=30)
+    job = await _job(store, project)
+    catalog_key, peers_key = engine._index_keys(job)
+    await engine._catalog(*catalog_key)  # the catalog index is built, the peers are not
+    assert engine.preparation_state(job) == {"step": "peers", "progress": 0.0}
+    outcome = await engine.process_next_chunk(uuid.UUID(job.id))
+    # a small job's preparation ends within the call, which goes on with the chunk
+    assert outcome.processed == 10 and not outcome.preparing
+    assert engine.preparation_state(job) is None
+    assert cache.peek(catalog_key).peek_peers(peers_key) is not None
+
+
+async def test_a_failed_preparation_lets_the_chunk_fail_and_retry(store: Store) -> None:
+    project = await _project(store, n_items=5)
+    job_id = uuid.UUID((await _job(store, project)).id)
+
+    engine = Engine(store, BrokenCache("index exploded"), lease_seconds=30, retry_base_seconds=0)
+    outcome = await engine.process_next_chunk(job_id)
+    assert not outcome.preparing and "index exploded" in outcome.job.error  # not a spin
+    assert (await store.get_job(job_id)).preparation is None
+
+
+async def test_parallel_drivers_of_a_preparing_job_claim_no_chunk(store: Store) -> None:
+    project = await _project(store, n_items=30, n_catalog=30)
+    cache = GatedCache()
+    engine = Engine(store, cache, lease_seconds=30)
+    job_id = uuid.UUID((await _job(store, project)).id)
+    answers = await asyncio.gather(
+        *(engine.process_next_chunk(job_id, preparation_wait=0.05) for _ in range(4))
+    )
+    assert all(a.preparing and a.processed == 0 for a in answers)
+    assert len(engine._preparations) == 1  # one build for all of them
+    cache.gate.set()
+    await asyncio.wait_for(asyncio.gather(*engine._preparations.values()), 10)
+    outcomes = [await engine.process_next_chunk(job_id) for _ in range(3)]
+    assert [o.processed for o in outcomes] == [10, 10, 10]
+    assert outcomes[-1].job.status == "completed"
