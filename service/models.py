@@ -129,6 +129,7 @@ class Job:
     estimated_cost_usd: float = 0.0
     catalog_version: int = 0
     items_version: int = 0
+    version: int = 0  # per-job, increased by every change of its row (the SSE event id)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -172,6 +173,7 @@ class Job:
             estimated_cost_usd=row["estimated_cost_usd"],
             catalog_version=row["catalog_version"],
             items_version=row["items_version"],
+            version=row.get("version", 0),
         )
 
     @property

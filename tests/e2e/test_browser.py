@@ -302,13 +302,13 @@ async def test_page_detects_encodings_reads_xlsx_and_keeps_long_errors_in_bounds
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            page = await open_project_page(browser, live_server, "Detected", viewport={"width": 420, "height": 900})
+            page = await open_project_page(
+                browser, live_server, "Detected", viewport={"width": 420, "height": 900}
+            )
             # a Windows-1252 CSV and an .xlsx, with the Encoding menu left as it is
             await page.set_input_files(
                 "#items-file",
-                files=[
-                    {"name": "i.csv", "mimeType": "text/csv", "buffer": items.encode("cp1252")}
-                ],
+                files=[{"name": "i.csv", "mimeType": "text/csv", "buffer": items.encode("cp1252")}],
             )
             await page.wait_for_selector('#items-id-field option[value="id"]', state="attached")
             await page.click("#items-upload")
