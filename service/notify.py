@@ -133,7 +133,6 @@ class Notifications:
         self._listening = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
-        self._conn = None
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -174,20 +173,26 @@ class Notifications:
 
     async def _listen_loop(self) -> None:
         while not self._stopping:
-            lost = asyncio.Event()
             try:
-                conn = await self.store.listen(
-                    {
-                        JOB_EVENTS_CHANNEL: self._job_event,
-                        TOKENS_CHANNEL: self._token_event,
-                        JOBS_CHANNEL: self._job_runnable,
-                    },
-                    on_lost=lost.set,
-                )
+                await self._listen_once()
             except DatabaseUnavailable:
-                await asyncio.sleep(RELISTEN_SECONDS)
-                continue
-            self._conn = conn
+                pass
+            except Exception:  # never let the listener die: memory would stay stale
+                logger.exception("the LISTEN connection failed")
+            self._lost()
+            await asyncio.sleep(RELISTEN_SECONDS)
+
+    async def _listen_once(self) -> None:
+        lost = asyncio.Event()
+        conn = await self.store.listen(
+            {
+                JOB_EVENTS_CHANNEL: self._job_event,
+                TOKENS_CHANNEL: self._token_event,
+                JOBS_CHANNEL: self._job_runnable,
+            },
+            on_lost=lost.set,
+        )
+        try:
             self.generation += 1
             self.connected = True
             self._listening.set()
@@ -195,16 +200,13 @@ class Notifications:
             self._to_refresh.update(self._subscribers)
             self._refresh_wanted.set()
             self._job_runnable("")
-            try:
-                while not conn.is_closed() and not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 1.0)
-                logger.warning("lost the LISTEN connection; reading jobs from the database")
-            finally:
-                self._lost()
-                self._conn = None
-                await self.store.release_listener(conn)
-            await asyncio.sleep(RELISTEN_SECONDS)
+            while not self.store.listener_closed(conn) and not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), 1.0)
+            logger.warning("lost the LISTEN connection; reading jobs from the database")
+        finally:
+            self._lost()
+            await self.store.release_listener(conn)
 
     def _lost(self) -> None:
         """The listener is down: nothing in memory can be trusted any more."""

@@ -460,6 +460,15 @@ class Store:
             raise
         return conn
 
+    @staticmethod
+    def listener_closed(conn: asyncpg.Connection) -> bool:
+        """True once a listening connection is gone (a pool's connection lost to a
+        terminated backend is handed back to the pool and refuses even this question)."""
+        try:
+            return conn.is_closed()
+        except asyncpg.InterfaceError:
+            return True
+
     async def release_listener(self, conn: asyncpg.Connection) -> None:
         for channel, callback in self._listeners.pop(id(conn), []):
             with contextlib.suppress(Exception):

@@ -123,7 +123,7 @@ class Worker:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                while not conn.is_closed():
+                while not store.listener_closed(conn):
                     await asyncio.sleep(1.0)
                 self.wake()  # the connection dropped: look for work we may have missed
             finally:
