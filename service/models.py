@@ -233,6 +233,7 @@ class Job:
             "config": dict(self.config),
             "catalogVersion": self.catalog_version,
             "itemsVersion": self.items_version,
+            "version": self.version,
         }
 
 

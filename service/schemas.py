@@ -132,6 +132,7 @@ COMPONENTS: dict[str, Schema] = {
             "config",
             "catalogVersion",
             "itemsVersion",
+            "version",
         ],
         {
             "id": STRING,
@@ -190,6 +191,10 @@ COMPONENTS: dict[str, Schema] = {
                 "its creation affect later jobs only)",
             },
             "itemsVersion": {**INTEGER, "description": "the items version the job works on"},
+            "version": {
+                "type": "integer",
+                "description": "increases with every change of the job (its events' id)",
+            },
         },
     ),
     "Evidence": _obj(
