@@ -4,6 +4,7 @@ worker that moves jobs with nobody calling /process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import asyncpg
@@ -75,7 +76,7 @@ async def test_reconnect_with_last_event_id_gets_nothing_older(client) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
 
 
-async def test_comment_lines_keep_a_quiet_stream_open(pg_server_dsn) -> None:
+async def test_comment_lines_keep_a_quiet_stream_open(pg_server_dsn, template_dsn) -> None:
     async with (
         server_with(pg_server_dsn, sse_keepalive_seconds=0.1) as server,
         httpx.AsyncClient(base_url=server.url, headers=server.headers()) as c,
@@ -140,7 +141,7 @@ async def test_a_ticket_opens_that_jobs_events_and_nothing_else(client, live_ser
         assert (await anon.get(f"/api/jobs/{job['id']}/events?ticket={ticket}")).status_code == 401
 
 
-async def test_built_in_worker_completes_a_job_nobody_drives(pg_server_dsn) -> None:
+async def test_built_in_worker_completes_a_job_nobody_drives(pg_server_dsn, template_dsn) -> None:
     async with server_with(pg_server_dsn, serve_worker=True, lease_seconds=10.0) as server:
         async with httpx.AsyncClient(
             base_url=server.url, headers=server.headers(), timeout=60
@@ -153,3 +154,23 @@ async def test_built_in_worker_completes_a_job_nobody_drives(pg_server_dsn) -> N
             assert time.monotonic() - started < 120
         counts = await job_invariants(server.dsn, job["id"])
         assert counts["total"] == 80 and counts["chunks"] == 8
+
+
+async def test_open_streams_hold_no_database_connection(pg_server_dsn, template_dsn) -> None:
+    # a pool of 3 (one of them listening): 40 open streams must leave the rest free
+    async with (
+        server_with(pg_server_dsn, pool_max_size=3) as server,
+        httpx.AsyncClient(base_url=server.url, headers=server.headers(), timeout=30) as c,
+    ):
+        pid = await _project_with_data(c, 10)
+        job = await create_job(c, pid)
+        url = f"/api/jobs/{job['id']}/events"
+        async with contextlib.AsyncExitStack() as streams:
+            for _ in range(40):
+                stream = await streams.enter_async_context(c.stream("GET", url))
+                assert (await anext(sse_frames(stream)))["event"] == "progress"
+            started = time.monotonic()
+            r = await c.post(f"/api/jobs/{job['id']}/process")
+            assert r.status_code == 200 and time.monotonic() - started < 10
+            r = await c.get(f"/api/projects/{pid}")
+            assert r.status_code == 200

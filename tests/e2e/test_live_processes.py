@@ -16,6 +16,7 @@ import httpx
 from tests.e2e.helpers import sse_frames
 from tests.e2e.processes import (
     CHUNKMATCH,
+    LOG_DIR,
     ServiceProcess,
     auth,
     create_token,
@@ -161,3 +162,23 @@ async def test_a_revoked_token_stops_working_on_every_process_within_a_second(db
         for s in servers:
             s.stop()
     print(f"\nrevocation reached both processes {took * 1000:.0f} ms after the command")
+
+
+async def test_the_access_log_never_shows_a_ticket(db_dsn) -> None:
+    token = await asyncio.to_thread(create_token, db_dsn)
+    server = await asyncio.to_thread(ServiceProcess(db_dsn, {"CHUNKMATCH_LOG_LEVEL": "INFO"}).start)
+    try:
+        _, job_id = await asyncio.to_thread(seed_project, server.url, token, 20, 20, chunk_size=20)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            r = await c.post(f"/api/jobs/{job_id}/events-ticket", headers=auth(token))
+            ticket = r.json()["ticket"]
+            async with c.stream("GET", f"/api/jobs/{job_id}/events?ticket={ticket}") as s:
+                assert s.status_code == 200
+                await anext(sse_frames(s))
+            refused = await c.get(f"/api/jobs/{job_id}?ticket={ticket}")
+            assert refused.status_code == 401
+    finally:
+        server.stop()
+    log = (LOG_DIR / f"serve-{server.port}.log").read_text()
+    assert f"/api/jobs/{job_id}/events?ticket=REDACTED" in log  # the access log is on
+    assert ticket not in log and ticket[3:20] not in log

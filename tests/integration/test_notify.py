@@ -113,3 +113,23 @@ async def test_a_lost_listener_makes_everything_stale_until_it_listens_again(
         assert notifications.fresh(job.id) is not None
     finally:
         await notifications.stop()
+
+
+async def test_a_slow_subscriber_holds_only_the_latest_state(store: Store) -> None:
+    from dataclasses import replace
+
+    from service.notify import JobSnapshot
+
+    job = await _job(store, await _project(store))
+    notifications = Notifications(store)
+    slow, fast = notifications.subscribe(job.id), notifications.subscribe(job.id)
+    received = []
+    for version in range(1, 1001):
+        snapshot = JobSnapshot(replace(job, version=version), "tester")
+        for sub in (slow, fast):
+            sub.offer(snapshot)
+        received.append((await fast.next(1)).version)  # a reader keeping up gets each one
+    assert received == list(range(1, 1001))
+    latest = await slow.next(1)  # one that never read holds one state: the newest
+    assert latest.version == 1000
+    assert await slow.next(0.01) is None
