@@ -310,13 +310,6 @@ class Notifications:
             self._snapshots.popitem(last=False)
         return found
 
-    def note(self, job: Job, owner: str) -> None:
-        """A state this process just committed (e.g. a route's own change), for its
-        subscribers; it is not kept as fresh (only a NOTIFY-ordered read is)."""
-        snapshot = JobSnapshot(job, owner)
-        for sub in self._subscribers.get(job.id, ()):
-            sub.offer(snapshot)
-
     def subscribe(self, job_id: str) -> Subscription:
         sub = Subscription(job_id)
         if self._stopping:
@@ -330,10 +323,6 @@ class Notifications:
             subs.discard(sub)
             if not subs:
                 del self._subscribers[sub.job_id]
-
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subscribers.values())
 
     async def _refresh_loop(self) -> None:
         """Read the jobs that changed (many changes of one job: one read), and hand the
