@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import chunkmatch_error
 from service.exceptions import ChunkmatchError, TooManyRequests, Unauthorized
-from service.tokens import Principal
+from service.tokens import Principal, token_hash
 
 PUBLIC_API_PATHS = frozenset({"/api/health", "/api/jobs/process"})
 MAX_TOKEN_LENGTH = 200
@@ -74,7 +74,8 @@ class TokenAuth:
             ticket = request.query_params.get("ticket")
             events = EVENTS_PATH.match(request.url.path)
             if ticket is not None and events is not None and request.method == "GET":
-                state["principal"] = who = await _ticket_principal(request, ticket, events[1])
+                who, state["token_hash"] = await _ticket_principal(request, ticket, events[1])
+                state["principal"] = who
                 return who
             raise Unauthorized(
                 "an API token is required: send Authorization: Bearer <token> "
@@ -92,10 +93,13 @@ class TokenAuth:
         if who is None:
             raise Unauthorized("the API token is not valid (unknown or revoked)")
         state["principal"], state["bearer_token"] = who, token
+        state["token_hash"] = token_hash(token)
         return who
 
 
-async def _ticket_principal(request: Request, ticket: str, raw_job_id: str) -> Principal:
+async def _ticket_principal(
+    request: Request, ticket: str, raw_job_id: str
+) -> tuple[Principal, str]:
     refused = Unauthorized(
         "the events ticket is not valid for this job (unknown, expired, used for another "
         "job, or its token was revoked): ask POST /api/jobs/{id}/events-ticket for a new one"
@@ -106,10 +110,10 @@ async def _ticket_principal(request: Request, ticket: str, raw_job_id: str) -> P
         job_id = uuid.UUID(raw_job_id)
     except ValueError:
         raise refused from None
-    who = await request.app.state.store.ticket_principal(ticket, job_id)
-    if who is None:
+    found = await request.app.state.store.ticket_principal(ticket, job_id)
+    if found is None:
         raise refused
-    return who
+    return found
 
 
 def _bucket_key(request: Request) -> bytes:

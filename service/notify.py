@@ -72,9 +72,10 @@ class Subscription:
     """One event-stream listener of one job: holds only the latest snapshot not yet taken,
     so a slow reader never makes the others wait or memory grow."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, token_hash: str | None = None) -> None:
         self.job_id = job_id
-        self.closed = False  # the job is gone, or the process is stopping
+        self.token_hash = token_hash  # the token it was opened with: revoked, it closes
+        self.closed = False  # the job is gone, its token revoked, or the process stopping
         self._latest: JobSnapshot | None = None
         self._changed = asyncio.Event()
 
@@ -123,6 +124,7 @@ class Notifications:
         self.generation = 0  # increased each time the listener (re)starts listening
         self._snapshots: OrderedDict[str, JobSnapshot] = OrderedDict()
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._streams_by_token: dict[str | None, set[Subscription]] = {}
         self._reads: dict[str, list[_Read]] = {}
         self._any_write = 0  # bumped by writes that may touch any job (deletions)
         self._tokens: dict[str, _Token] = {}
@@ -245,6 +247,8 @@ class Notifications:
     def _token_event(self, hashed: str) -> None:
         self._token_changes += 1
         self._tokens.pop(hashed, None)
+        for sub in self._streams_by_token.pop(hashed, set()):
+            sub.close()  # a revoked token's streams end too (a new one would be refused)
 
     def _job_runnable(self, job_id: str) -> None:
         for callback in self._runnable:
@@ -310,19 +314,25 @@ class Notifications:
             self._snapshots.popitem(last=False)
         return found
 
-    def subscribe(self, job_id: str) -> Subscription:
-        sub = Subscription(job_id)
+    def subscribe(self, job_id: str, *, token_hash: str | None = None) -> Subscription:
+        sub = Subscription(job_id, token_hash)
         if self._stopping:
             sub.close()
         self._subscribers.setdefault(job_id, set()).add(sub)
+        if token_hash is not None:
+            self._streams_by_token.setdefault(token_hash, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        subs = self._subscribers.get(sub.job_id)
-        if subs is not None:
-            subs.discard(sub)
-            if not subs:
-                del self._subscribers[sub.job_id]
+        for index, key in (
+            (self._subscribers, sub.job_id),
+            (self._streams_by_token, sub.token_hash),
+        ):
+            subs = index.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del index[key]
 
     async def _refresh_loop(self) -> None:
         """Read the jobs that changed (many changes of one job: one read), and hand the

@@ -519,11 +519,14 @@ class Store:
         return ticket, expires_at
 
     @wrap_unavailable
-    async def ticket_principal(self, ticket: str, job_id: uuid.UUID) -> Principal | None:
+    async def ticket_principal(
+        self, ticket: str, job_id: uuid.UUID
+    ) -> tuple[Principal, str] | None:
+        """Who ``ticket`` acts for on ``job_id``'s events, and its token's hash."""
         row = await self.pool.fetchrow(
             queries["event_ticket_principal"], token_hash(ticket), job_id
         )
-        return Principal(row["owner"], row["is_admin"]) if row else None
+        return (Principal(row["owner"], row["is_admin"]), row["token_hash"]) if row else None
 
     @wrap_unavailable
     async def list_tokens(self) -> list[ApiToken]:

@@ -49,7 +49,8 @@ class JobEvents(HTTPEndpoint):
         job_id = str(path_id(request, "job_id", "job"))
         seen = _seen_version(request)
         notifications = request.app.state.notifications
-        sub = notifications.subscribe(job_id)  # before reading: no change falls in between
+        # before reading: no change falls in between
+        sub = notifications.subscribe(job_id, token_hash=request.state.token_hash)
         try:
             snapshot = await notifications.job(job_id)
             if snapshot is None or not snapshot.visible_to(principal(request)):

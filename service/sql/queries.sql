@@ -815,7 +815,8 @@ VALUES ($1, $2, $3, now() + make_interval(secs => $4))
 RETURNING expires_at;
 
 -- event_ticket_principal --
--- Who ticket $1 acts for, if it is unexpired, for job $2, and its token is live.
-SELECT t.owner, t.is_admin FROM event_tickets e
+-- Who ticket $1 acts for (and with which token), if it is unexpired, for job $2, and its
+-- token is live.
+SELECT t.owner, t.is_admin, t.token_hash FROM event_tickets e
 JOIN api_tokens t ON t.token_hash = e.token_hash AND t.revoked_at IS NULL
 WHERE e.ticket_hash = $1 AND e.job_id = $2 AND e.expires_at > now();

@@ -6,6 +6,7 @@ every process within a second."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import time
@@ -32,6 +33,10 @@ async def _job_row(dsn: str, job_id: str) -> asyncpg.Record:
         return await conn.fetchrow("SELECT * FROM matching_jobs WHERE id = $1::uuid", job_id)
     finally:
         await conn.close()
+
+
+async def _drain(frames) -> list[dict]:
+    return [f async for f in frames]
 
 
 async def _until(predicate, *, timeout: float, interval: float = 0.1):
@@ -136,10 +141,21 @@ async def test_a_revoked_token_stops_working_on_every_process_within_a_second(db
     servers = [ServiceProcess(db_dsn), ServiceProcess(db_dsn)]
     await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
     try:
-        async with httpx.AsyncClient(headers=auth(token), timeout=30) as c:
-            for s in servers:  # each process has the token in memory now
+        _, job_id = await asyncio.to_thread(
+            seed_project, servers[0].url, token, 20, 20, chunk_size=20
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            c = await stack.enter_async_context(httpx.AsyncClient(headers=auth(token), timeout=30))
+            streams = []
+            for s in servers:  # each process has the token in memory now, and a stream open
                 for _ in range(3):
                     assert (await c.get(f"{s.url}/api/jobs")).status_code == 200
+                stream = await stack.enter_async_context(
+                    c.stream("GET", f"{s.url}/api/jobs/{job_id}/events")
+                )
+                frames = sse_frames(stream)
+                assert (await anext(frames))["event"] == "progress"
+                streams.append(frames)
             result = await asyncio.to_thread(
                 subprocess.run,
                 [CHUNKMATCH, "token", "revoke", token[:9]],
@@ -157,6 +173,9 @@ async def test_a_revoked_token_stops_working_on_every_process_within_a_second(db
 
                 await _until(refused, timeout=1.0, interval=0.01)
             took = time.monotonic() - revoked_at
+            for frames in streams:  # the open streams of that token end as well
+                rest = await asyncio.wait_for(_drain(frames), 1.0)
+                assert all("comment" in f for f in rest), rest
         assert took < 1.0
     finally:
         for s in servers:
