@@ -81,6 +81,4 @@ def test_the_jobs_prior_moves_scores_with_its_share_of_counterparts() -> None:
     few = index.peers(matched[:30] + unmatched)
     assert many.prior_shift > 0 > few.prior_shift
     item = [matched[0]]
-    assert (
-        index.match(item, peers=many)[0].score > index.match(item, peers=few, threshold=0)[0].score
-    )
+    assert index.match(item, peers=many)[0].score > index.match(item, peers=few, threshold=0)[0].score
