@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,11 +14,14 @@ from starlette.responses import FileResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from service import access_log
 from service.auth import TokenAuth
 from service.errors import EXCEPTION_HANDLERS
 from service.headers import SecurityHeaders
 from service.local_token import ensure_local_token
+from service.notify import Notifications
 from service.openapi import openapi_document
+from service.routes.events import JobEvents, JobEventsTicket
 from service.routes.health import Health
 from service.routes.jobs import (
     JobCancel,
@@ -45,6 +49,9 @@ from service.routes.projects import (
 )
 from service.runtime import open_runtime
 from service.settings import Settings
+from service.worker import Worker
+
+LISTEN_AT_START_SECONDS = 5.0  # how long start-up waits for the LISTEN connection
 
 
 def _static_dir() -> Path:
@@ -73,7 +80,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.providers = runtime.providers
             # shown by `chunkmatch serve` once the service answers (see cli._serve)
             app.state.new_local_token = await ensure_local_token(runtime.store, settings)
-            yield
+            access_log.install()
+            notifications = Notifications(
+                runtime.store, token_cache_seconds=settings.token_cache_seconds
+            )
+            app.state.notifications = notifications
+            await notifications.start()
+            await notifications.wait_listening(LISTEN_AT_START_SECONDS)
+            # the built-in worker: the same slots as `chunkmatch worker`, in this process
+            worker = Worker(runtime, notifications=notifications) if settings.serve_worker else None
+            worker_run = asyncio.create_task(worker.run(), name="worker") if worker else None
+
+            def begin_shutdown() -> None:
+                """SIGTERM: end the event streams, start no new chunk (service.server)."""
+                notifications.close_streams()
+                if worker is not None:
+                    worker.stopping.set()
+
+            app.state.begin_shutdown = begin_shutdown
+            try:
+                yield
+            finally:
+                begin_shutdown()
+                if worker_run is not None:
+                    await worker_run
+                await notifications.stop()
 
     routes = [
         Route("/", index_page, methods=["GET"]),
@@ -92,6 +123,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/jobs/cleanup", JobsCleanup),
         Route("/api/jobs/{job_id}", JobDetail),
         Route("/api/jobs/{job_id}/process", JobProcess),
+        Route("/api/jobs/{job_id}/events", JobEvents),
+        Route("/api/jobs/{job_id}/events-ticket", JobEventsTicket),
         Route("/api/jobs/{job_id}/cancel", JobCancel),
         Route("/api/jobs/{job_id}/pause", JobPause),
         Route("/api/jobs/{job_id}/resume", JobResume),

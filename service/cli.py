@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from service.exceptions import ConfigurationError
 from service.settings import Settings
@@ -59,11 +60,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.app import create_app
     from service.database import checked_data_dir
+    from service.server import ChunkmatchServer
 
     if settings.database_url is None:
         checked_data_dir(settings.data_dir)  # refuse a bad data directory before starting
+    if args.no_worker:
+        settings = replace(settings, serve_worker=False)
     app = create_app(settings)
-    server = uvicorn.Server(
+    server = ChunkmatchServer(
         uvicorn.Config(
             app,
             host=args.host,
@@ -182,6 +186,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve.add_argument("--host", default=settings.host)
     serve.add_argument("--port", type=int, default=settings.port)
     serve.add_argument("--open", action="store_true", help="open the page in a web browser")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not advance jobs in this process (as CHUNKMATCH_SERVE_WORKER=off): only "
+        "/process calls, the cron route and `chunkmatch worker` do",
+    )
     serve.set_defaults(handler=_serve)
 
     worker = sub.add_parser("worker", help="advance runnable jobs in the background")

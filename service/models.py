@@ -135,6 +135,7 @@ class Job:
     # {"step": "catalog_index" | "peers", "progress": 0..1} while the index the job needs
     # is being built (see Engine.start_preparation); None when ready
     preparation: Mapping[str, Any] | None = None
+    version: int = 0  # per-job, increased by every change of its row (the SSE event id)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -179,6 +180,7 @@ class Job:
             catalog_version=row["catalog_version"],
             items_version=row["items_version"],
             preparation=row["preparation"],
+            version=row.get("version", 0),
         )
 
     @property
@@ -239,6 +241,7 @@ class Job:
             "catalogVersion": self.catalog_version,
             "itemsVersion": self.items_version,
             "preparation": None if self.preparation is None else dict(self.preparation),
+            "version": self.version,
         }
 
 

@@ -122,6 +122,13 @@ def build_spec(routes: list[Any]) -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "an API token (`chunkmatch token create`)",
                 },
+                "eventsTicket": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "ticket",
+                    "description": "a ticket from POST /api/jobs/{job_id}/events-ticket, for "
+                    "that job's GET /api/jobs/{job_id}/events only (browsers' EventSource)",
+                },
                 "cronSecret": {
                     "type": "http",
                     "scheme": "bearer",

@@ -53,6 +53,7 @@ def start_server_thread(
 ) -> tuple[uvicorn.Server, threading.Thread]:
     """Serve chunkmatch from a thread of this process on 127.0.0.1:``port``; wait until up."""
     from service.app import create_app
+    from service.server import ChunkmatchServer
 
     config = uvicorn.Config(
         create_app(replace(settings, port=port)),
@@ -61,7 +62,7 @@ def start_server_thread(
         log_level="warning",
         log_config=None,  # uvicorn's records go to the root logger's handlers, like ours
     )
-    server = uvicorn.Server(config)
+    server = ChunkmatchServer(config)
     thread = threading.Thread(target=server.run, name=f"chunkmatch-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

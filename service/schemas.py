@@ -133,6 +133,7 @@ COMPONENTS: dict[str, Schema] = {
             "catalogVersion",
             "itemsVersion",
             "preparation",
+            "version",
         ],
         {
             "id": STRING,
@@ -204,6 +205,10 @@ COMPONENTS: dict[str, Schema] = {
                 "peers (step peers) the job needs are being built, before its first chunk: "
                 "what is being built and how far (0..1); a /process call meanwhile waits "
                 "for it briefly and answers without a chunk; null when ready",
+            },
+            "version": {
+                "type": "integer",
+                "description": "increases with every change of the job (its events' id)",
             },
         },
     ),
@@ -453,3 +458,21 @@ CLEANUP_ANSWER = _obj(
         "daysOld": NUMBER,
     },
 )
+EVENTS_TICKET = _obj(
+    ["success", "ticket", "expiresAt"],
+    {
+        "success": SUCCESS,
+        "ticket": {
+            "type": "string",
+            "description": "pass as ?ticket= to GET /api/jobs/{job_id}/events (that job only)",
+        },
+        "expiresAt": {**TIMESTAMP, "description": "connect before this (60 s)"},
+    },
+)
+JOB_EVENTS = {
+    "type": "string",
+    "description": "Server-Sent Events: `event: progress` frames whose `id:` is the job's "
+    "version and whose `data:` is the job's JSON (as GET /api/jobs/{job_id} shows it): one on "
+    "connect, then one per committed change; comment lines keep the stream open; it ends "
+    "after a finished job's event",
+}

@@ -40,6 +40,8 @@ DEFAULT_RATE_PER_SECOND = 50.0  # requests per second per token (sustained), per
 DEFAULT_RATE_BURST = 200  # requests a token may send at once before the rate applies
 DEFAULT_MAX_PROJECTS_PER_OWNER = 1000
 DEFAULT_MAX_RECORDS_PER_PROJECT = 5_000_000  # catalog records, and items, each
+DEFAULT_SSE_KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies open
+DEFAULT_TOKEN_CACHE_SECONDS = 10.0  # a token's owner is remembered this long per process
 
 
 def _is_root() -> bool:
@@ -90,6 +92,17 @@ def default_data_dir(env: Mapping[str, str], *, is_root: bool) -> Path:
         return ROOT_DATA_DIR
     home = env.get("HOME")
     return (Path(home) if home else Path.home()) / ".local" / "share" / "chunkmatch"
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigurationError(f"{name} must be 'on' or 'off', got {raw!r}")
 
 
 def _cron_secret(raw: str | None) -> str | None:
@@ -148,6 +161,9 @@ class Settings:
     rate_burst: int = DEFAULT_RATE_BURST
     max_projects_per_owner: int = DEFAULT_MAX_PROJECTS_PER_OWNER
     max_records_per_project: int = DEFAULT_MAX_RECORDS_PER_PROJECT
+    serve_worker: bool = True  # `chunkmatch serve` runs the worker's slots in-process
+    sse_keepalive_seconds: float = DEFAULT_SSE_KEEPALIVE_SECONDS
+    token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
 
     def __repr__(self) -> str:  # never print secrets
         return f"Settings(database_url={'set' if self.database_url else None}, ...)"
@@ -238,6 +254,16 @@ class Settings:
             ),
             max_records_per_project=_int(
                 env, "CHUNKMATCH_MAX_RECORDS_PER_PROJECT", DEFAULT_MAX_RECORDS_PER_PROJECT
+            ),
+            serve_worker=_switch(env, "CHUNKMATCH_SERVE_WORKER", True),
+            sse_keepalive_seconds=_float(
+                env,
+                "CHUNKMATCH_SSE_KEEPALIVE_SECONDS",
+                DEFAULT_SSE_KEEPALIVE_SECONDS,
+                minimum=0.05,
+            ),
+            token_cache_seconds=_float(
+                env, "CHUNKMATCH_TOKEN_CACHE_SECONDS", DEFAULT_TOKEN_CACHE_SECONDS, minimum=0.0
             ),
         )
 

@@ -88,11 +88,40 @@ def wrap_unavailable(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper  # type: ignore[return-value]
 
 
+def touches_job(
+    job_of: Callable[..., Any] | None,
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Mark a method that may change a job's row (``job_of(*args)`` names it; ``None``: any
+    job): :attr:`Store.on_job_write` hears of it before and after, so that a process's
+    in-memory snapshots never outlive a change this process made (NOTIFY tells the rest)."""
+
+    def mark(fn: Callable[..., T]) -> Callable[..., T]:
+        @wraps(fn)
+        async def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+            job_id = str(job_of(*args, **kwargs)) if job_of is not None else None
+            self._job_written(job_id)
+            try:
+                return await fn(self, *args, **kwargs)
+            finally:
+                self._job_written(job_id)
+
+        return wrapper  # type: ignore[return-value]
+
+    return mark
+
+
 class Store:
     """chunkmatch's data, in PostgreSQL."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        # told of every change this process makes to a job (its id; None: possibly any)
+        self.on_job_write: Callable[[str | None], None] | None = None
+        self._listeners: dict[int, list[tuple[str, Callable[..., None]]]] = {}
+
+    def _job_written(self, job_id: str | None) -> None:
+        if self.on_job_write is not None:
+            self.on_job_write(job_id)
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
@@ -237,6 +266,7 @@ class Store:
         return UploadResult(inserted=staged - updated, updated=updated)
 
     @wrap_unavailable
+    @touches_job(None)
     async def delete_project(self, project_id: uuid.UUID, *, force: bool = False) -> bool:
         """Delete the project with everything that names it; ``False`` if there is none.
 
@@ -256,6 +286,7 @@ class Store:
             return await conn.fetchval(queries["delete_project"], project_id) is not None
 
     @wrap_unavailable
+    @touches_job(None)
     async def delete_record(self, project_id: uuid.UUID, kind: str, record_id: str) -> bool:
         """Delete one record of ``kind`` (catalog|items), every version of it, and its
         matches; ``False`` if there is no such record."""
@@ -347,6 +378,7 @@ class Store:
         return [Job.from_row(r) for r in rows]
 
     @wrap_unavailable
+    @touches_job(lambda job_id, *a, **k: job_id)
     async def set_job_status(
         self,
         job_id: uuid.UUID,
@@ -376,6 +408,7 @@ class Store:
             return Job.from_row(row) if row else None
 
     @wrap_unavailable
+    @touches_job(lambda job_id, *a, **k: job_id)
     async def record_chunk_error(
         self, job_id: uuid.UUID | str, error: str, *, retry_in_seconds: float
     ) -> Job | None:
@@ -398,6 +431,7 @@ class Store:
         return dict(row)
 
     @wrap_unavailable
+    @touches_job(None)
     async def delete_finished_jobs(self, *, days_old: float, owner: str | None = None) -> int:
         async with self._tx() as conn:
             deleted = await conn.fetchval(queries["delete_finished_jobs"], days_old, owner)
@@ -408,17 +442,59 @@ class Store:
     @wrap_unavailable
     async def listen_for_jobs(self, on_job: Callable[[str], None]) -> asyncpg.Connection:
         """A dedicated connection calling ``on_job(job_id)`` when a job becomes runnable."""
+        return await self.listen({JOBS_CHANNEL: on_job})
+
+    @wrap_unavailable
+    async def listen(
+        self,
+        channels: Mapping[str, Callable[[str], None]],
+        *,
+        on_lost: Callable[[], None] | None = None,
+    ) -> asyncpg.Connection:
+        """A dedicated connection calling ``channels[channel](payload)`` for each NOTIFY,
+        and ``on_lost()`` if the connection closes (release it with
+        :meth:`release_listener`)."""
         conn = await self.pool.acquire()
+        added: list[tuple[str, Callable[..., None]]] = []
+        self._listeners[id(conn)] = added
+        try:
+            for channel, on_payload in channels.items():
 
-        def callback(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-            on_job(payload)
+                def callback(
+                    _conn: Any, _pid: int, _channel: str, payload: str, on=on_payload
+                ) -> None:
+                    on(payload)
 
-        await conn.add_listener(JOBS_CHANNEL, callback)
+                await conn.add_listener(channel, callback)
+                added.append((channel, callback))
+            if on_lost is not None:
+                conn.add_termination_listener(lambda _conn: on_lost())
+        except BaseException:
+            await self.release_listener(conn)
+            raise
         return conn
 
+    @staticmethod
+    def listener_closed(conn: asyncpg.Connection) -> bool:
+        """True once a listening connection is gone (a pool's connection lost to a
+        terminated backend is handed back to the pool and refuses even this question)."""
+        try:
+            return conn.is_closed()
+        except asyncpg.InterfaceError:
+            return True
+
     async def release_listener(self, conn: asyncpg.Connection) -> None:
+        for channel, callback in self._listeners.pop(id(conn), []):
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(channel, callback)
         with contextlib.suppress(Exception):
             await self.pool.release(conn)
+
+    @wrap_unavailable
+    async def job_snapshots(self, job_ids: Sequence[str]) -> dict[str, tuple[Job, str]]:
+        """The jobs of ``job_ids`` that exist, each with its project's owner."""
+        rows = await self.pool.fetch(queries["job_snapshots"], [_uuid(j) for j in job_ids])
+        return {str(r["id"]): (Job.from_row(r), r["owner"]) for r in rows}
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -433,8 +509,38 @@ class Store:
 
     @wrap_unavailable
     async def principal_for(self, token: str) -> Principal | None:
-        row = await self.pool.fetchrow(queries["token_principal"], token_hash(token))
+        return await self.principal_for_hash(token_hash(token))
+
+    @wrap_unavailable
+    async def principal_for_hash(self, hashed: str) -> Principal | None:
+        row = await self.pool.fetchrow(queries["token_principal"], hashed)
         return Principal(row["owner"], row["is_admin"]) if row else None
+
+    @wrap_unavailable
+    async def create_event_ticket(
+        self, job_id: uuid.UUID, token: str, *, ttl_seconds: float
+    ) -> tuple[str, datetime]:
+        """A new ticket (shown once, stored as a hash) to open ``job_id``'s events as
+        ``token``'s owner within ``ttl_seconds``; and when it expires."""
+        ticket = new_token()
+        expires_at = await self.pool.fetchval(
+            queries["insert_event_ticket"],
+            token_hash(ticket),
+            job_id,
+            token_hash(token),
+            float(ttl_seconds),
+        )
+        return ticket, expires_at
+
+    @wrap_unavailable
+    async def ticket_principal(
+        self, ticket: str, job_id: uuid.UUID
+    ) -> tuple[Principal, str] | None:
+        """Who ``ticket`` acts for on ``job_id``'s events, and its token's hash."""
+        row = await self.pool.fetchrow(
+            queries["event_ticket_principal"], token_hash(ticket), job_id
+        )
+        return (Principal(row["owner"], row["is_admin"]), row["token_hash"]) if row else None
 
     @wrap_unavailable
     async def list_tokens(self) -> list[ApiToken]:
@@ -471,6 +577,7 @@ class Store:
     # -- chunks ------------------------------------------------------------------------
 
     @wrap_unavailable
+    @touches_job(lambda job_id, *a, **k: job_id)
     async def claim_chunk(
         self, job_id: uuid.UUID, *, owner: str, lease_seconds: float
     ) -> ClaimOutcome | None:
@@ -578,6 +685,7 @@ class Store:
         return [(r["record_id"], r["text"]) for r in rows]
 
     @wrap_unavailable
+    @touches_job(lambda chunk, *a, **k: chunk.job_id)
     async def commit_chunk(
         self,
         chunk: ChunkClaim,
@@ -784,6 +892,7 @@ class Store:
         return [ChunkRecord.from_row(r) for r in rows]
 
     @wrap_unavailable
+    @touches_job(lambda job_id, *a, **k: job_id)
     async def retry_failed_items(self, job_id: uuid.UUID) -> Job | None:
         """Put the job's failed items back in its current stage's queue (job reopened)."""
         async with self._tx() as conn:
@@ -820,6 +929,7 @@ class Store:
         )
 
     @wrap_unavailable
+    @touches_job(lambda chunk, *a, **k: chunk.job_id)
     async def release_chunk(self, chunk: ChunkClaim) -> None:
         await self.pool.execute(
             queries["release_chunk"], _uuid(chunk.job_id), chunk.seq, chunk.owner

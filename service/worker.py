@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 
 from service.exceptions import DatabaseUnavailable
+from service.notify import Notifications
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 
@@ -27,8 +28,13 @@ MAX_OUTAGE_BACKOFF_SECONDS = 10.0
 
 
 class Worker:
-    def __init__(self, runtime: Runtime) -> None:
+    """The slots that advance runnable jobs; ``chunkmatch worker`` runs them alone, and
+    ``chunkmatch serve`` beside the web app, woken by the app's own listener
+    (``notifications``) instead of a second LISTEN connection."""
+
+    def __init__(self, runtime: Runtime, *, notifications: Notifications | None = None) -> None:
         self.runtime = runtime
+        self.notifications = notifications
         self.settings = runtime.settings
         self.stopping = asyncio.Event()
         self._wakeups = [asyncio.Event() for _ in range(self.settings.worker_concurrency)]
@@ -39,7 +45,11 @@ class Worker:
             event.set()
 
     async def run(self) -> None:
-        listener = asyncio.create_task(self._listen(), name="worker-listen")
+        if self.notifications is not None:
+            self.notifications.on_runnable(self.wake)
+            listener = asyncio.create_task(self.stopping.wait(), name="worker-listen")
+        else:
+            listener = asyncio.create_task(self._listen(), name="worker-listen")
         housekeeping = asyncio.create_task(self._housekeeping(), name="worker-retention")
         slots = [
             asyncio.create_task(self._slot(n), name=f"worker-slot-{n}")
@@ -115,7 +125,7 @@ class Worker:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                while not conn.is_closed():
+                while not store.listener_closed(conn):
                     await asyncio.sleep(1.0)
                 self.wake()  # the connection dropped: look for work we may have missed
             finally:

@@ -8,6 +8,10 @@
 //   const manager = new JobManager();
 //   const job = await manager.startJob(projectId, 'enhanced', (j) => render(j));
 //   manager.cleanup(); // stop every loop and timer (e.g. when the page goes away)
+//
+// Progress is pushed by the server as Server-Sent Events (`watch`): EventSource with a
+// short-lived ticket in browsers, a streamed fetch with the bearer header in Node; polling
+// when neither works. This module is the only code of chunkmatch that speaks HTTP.
 
 /**
  * @typedef {'pending'|'processing'|'completed'|'failed'|'cancelled'} JobStatus
@@ -33,6 +37,7 @@
  * @property {string|null} completedAt
  * @property {string|null} error
  * @property {object|null} config
+ * @property {number} [version]  increases with every change of the job
  *
  * @typedef {object} JobConfig
  * @property {string[]} [itemFields]
@@ -65,6 +70,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 2000;
 
 /** The controls of ApiClient.controlJob, as the routes name them. */
 export const JOB_ACTIONS = Object.freeze(['pause', 'resume', 'cancel', 'retry', 'retry-failed']);
+/** Event-stream connections that may fail in a row before `watch` falls back to polling. */
+export const MAX_STREAM_FAILURES = 3;
 
 /** @type {Required<RetryPolicy>} */
 export const DEFAULT_RETRY_POLICY = Object.freeze({
@@ -228,6 +235,78 @@ function queryString(params) {
 }
 
 /**
+ * The ApiError of an error answer (its JSON `error` when there is one).
+ * @param {Response} response
+ * @param {any} payload  the parsed body, or null
+ */
+function errorFromAnswer(response, payload) {
+  const error = payload?.error ?? {};
+  const message =
+    typeof error.message === 'string' && error.message
+      ? error.message
+      : `HTTP ${response.status} ${response.statusText || ''}`.trim();
+  return new ApiError(message, {
+    status: response.status,
+    code: typeof error.code === 'string' ? error.code : null,
+    details: error.details ?? null,
+    retryAfterMs: parseRetryAfter(response.headers.get('Retry-After')),
+  });
+}
+
+/**
+ * @typedef {{id: string|null, event: string, data: string}} StreamEvent
+ */
+
+/**
+ * Parse Server-Sent Events from a stream of text chunks (as they arrive, split anywhere).
+ * Comment lines are skipped; `id` is the frame's own `id:` field (null without one).
+ * @param {AsyncIterable<string>} chunks
+ * @returns {AsyncGenerator<StreamEvent>}
+ */
+export async function* parseEventStream(chunks) {
+  let buffer = '';
+  for await (const chunk of chunks) {
+    buffer += chunk;
+    const frames = buffer.split(/\r\n\r\n|\n\n|\r\r/);
+    buffer = frames.pop() ?? '';
+    for (const frame of frames) {
+      /** @type {StreamEvent} */
+      const event = { id: null, event: 'message', data: '' };
+      const data = [];
+      for (const line of frame.split(/\r\n|\n|\r/)) {
+        if (line === '' || line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let value = colon < 0 ? '' : line.slice(colon + 1);
+        if (value.startsWith(' ')) value = value.slice(1);
+        if (field === 'data') data.push(value);
+        else if (field === 'id') event.id = value;
+        else if (field === 'event') event.event = value;
+      }
+      if (data.length) yield { ...event, data: data.join('\n') };
+    }
+  }
+}
+
+/**
+ * A fetch Response body as text chunks; releases the body when the consumer stops.
+ * @param {ReadableStream<Uint8Array>} body
+ */
+async function* textChunks(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      yield decoder.decode(value, { stream: true });
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/**
  * Thin client for the chunkmatch HTTP API. Every method retries transient failures
  * per its retry policy and throws ApiError for error answers.
  */
@@ -315,17 +394,58 @@ export class ApiClient {
         code: 'invalid_response',
       });
     }
-    const error = payload?.error ?? {};
-    const message =
-      typeof error.message === 'string' && error.message
-        ? error.message
-        : `HTTP ${response.status} ${response.statusText || ''}`.trim();
-    throw new ApiError(message, {
-      status: response.status,
-      code: typeof error.code === 'string' ? error.code : null,
-      details: error.details ?? null,
-      retryAfterMs: parseRetryAfter(response.headers.get('Retry-After')),
+    throw errorFromAnswer(response, payload);
+  }
+
+  /**
+   * Open a job's event stream with the bearer header (fetch streaming; Node 20, or a
+   * browser that wants no ticket): an async iterator of its events. Throws ApiError for
+   * an error answer.
+   * @param {string} jobId
+   * @param {{lastEventId?: string|null, signal?: AbortSignal}} [options]
+   * @returns {Promise<AsyncGenerator<StreamEvent>>}
+   */
+  async openEvents(jobId, { lastEventId = null, signal } = {}) {
+    /** @type {Record<string, string>} */
+    const headers = { Accept: 'text/event-stream' };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (lastEventId != null) headers['Last-Event-ID'] = String(lastEventId);
+    const response = await this._fetch(this.url(`/api/jobs/${encodeURIComponent(jobId)}/events`), {
+      method: 'GET',
+      headers,
+      signal,
     });
+    const type = response.headers.get('Content-Type') ?? '';
+    if (!response.ok || !type.startsWith('text/event-stream') || !response.body) {
+      const text = await response.text().catch(() => '');
+      let payload = null;
+      try {
+        payload = text ? JSON.parse(text) : null;
+      } catch {
+        payload = null;
+      }
+      if (response.ok) {
+        throw new ApiError('The server sent no event stream', { status: 501, code: 'no_stream' });
+      }
+      throw errorFromAnswer(response, payload);
+    }
+    return parseEventStream(textChunks(response.body));
+  }
+
+  /**
+   * A short-lived ticket (60 s to connect) opening this job's event stream only.
+   * @param {string} jobId
+   * @returns {Promise<{ticket: string, expiresAt: string}>}
+   */
+  async eventsTicket(jobId, { signal } = {}) {
+    const path = `/api/jobs/${encodeURIComponent(jobId)}/events-ticket`;
+    const answer = await this.request('POST', path, { signal });
+    return { ticket: answer.ticket, expiresAt: answer.expiresAt };
+  }
+
+  /** URL of a job's event stream for an EventSource, with its ticket. */
+  eventsUrl(jobId, ticket) {
+    return this.url(`/api/jobs/${encodeURIComponent(jobId)}/events${queryString({ ticket })}`);
   }
 
   // -- endpoints ---------------------------------------------------------------
@@ -514,6 +634,60 @@ function progressKey(job) {
   return [job.status, job.currentStage, job.processedItems, job.matchesFound].join('|');
 }
 
+/** Is `job` a later state than `than`? By version (every change bumps it) when known. */
+function isNewer(job, than) {
+  if (typeof job.version === 'number' && typeof than.version === 'number') {
+    return job.version > than.version;
+  }
+  return progressKey(job) !== progressKey(than);
+}
+
+/**
+ * `onUpdate`, called one at a time and only with states newer than the last it got
+ * (answers of our own process calls and pushed events arrive interleaved).
+ * @param {JobUpdateCallback} [onUpdate]
+ */
+function newestOnly(onUpdate) {
+  let chain = Promise.resolve();
+  /** @type {{(job: Job): Promise<void>, latest: Job|null}} */
+  const report = Object.assign(
+    (/** @type {Job} */ job) => {
+      const run = chain.then(async () => {
+        if (report.latest && !isNewer(job, report.latest)) return;
+        report.latest = job;
+        await onUpdate?.(job);
+      });
+      chain = run.catch(() => {});
+      return run;
+    },
+    { latest: /** @type {Job|null} */ (null) },
+  );
+  return report;
+}
+
+/** An error thrown by the caller's onUpdate: rejects watch() as it is, never retried. */
+class CallbackFailure extends Error {
+  /** @param {unknown} cause */
+  constructor(cause) {
+    super('onUpdate failed');
+    this.cause = cause;
+  }
+}
+
+function canStreamFetch() {
+  return typeof ReadableStream === 'function' && typeof TextDecoder === 'function';
+}
+
+/** Does this error mean the server has no event stream (an older server)? */
+function noEventStream(error) {
+  return (
+    error instanceof ApiError &&
+    (error.code === 'no_stream' ||
+      error.status === 405 ||
+      (error.status === 404 && /^no route /.test(error.message)))
+  );
+}
+
 /**
  * Drives and watches chunked jobs. One manager may run several loops at once;
  * `cleanup()` stops them all.
@@ -544,8 +718,10 @@ export class JobManager {
    * Create a job and drive it to the end, one chunk after another with no pause
    * between successful chunks.
    *
-   * `onUpdate` is called (and awaited, if it returns a promise) with the job after
-   * creation and after every chunk; an exception from it stops the loop and rejects.
+   * `onUpdate` is called (and awaited, if it returns a promise, one call at a time) with
+   * the job after creation, after every chunk it advances, and with every state pushed
+   * by `watch` (chunks the server's worker or another client commits), each newer than
+   * the last; an exception from it stops the loop and rejects.
    * Resolves with the completed job; rejects with
    * JobEndedError when the job ends failed or cancelled, ApiError for a 4xx answer
    * (or a transient error that outlasted the retry policy), AbortError after cleanup()
@@ -560,13 +736,15 @@ export class JobManager {
   async startJob(projectId, jobType, onUpdate, { config, signal, onRetry } = {}) {
     const combined = anySignal([this._controller.signal, signal]);
     const job = await this.api.createJob(projectId, jobType, { config, signal: combined });
-    await onUpdate?.(job);
-    return this.drive(job, onUpdate, { signal: combined, onRetry });
+    const report = newestOnly(onUpdate);
+    await report(job);
+    return this._driveAndWatch(job, report, { signal: combined, onRetry });
   }
 
   /**
    * Drive an existing job (e.g. one resumed after a page reload) to the end.
-   * Same contract as startJob.
+   * Same contract as startJob (updates come from its own process calls and, through
+   * `watch`, from whoever else advances the job: the server's worker, another tab).
    * @param {Job|string} jobOrId
    * @param {JobUpdateCallback} [onUpdate]
    * @param {{signal?: AbortSignal, onRetry?: RetryCallback}} [options]
@@ -574,24 +752,177 @@ export class JobManager {
    */
   async drive(jobOrId, onUpdate, { signal, onRetry } = {}) {
     const combined = anySignal([this._controller.signal, signal]);
-    let job =
+    const job =
       typeof jobOrId === 'string' ? await this.api.getJob(jobOrId, { signal: combined }) : jobOrId;
+    return this._driveAndWatch(job, newestOnly(onUpdate), { signal: combined, onRetry });
+  }
+
+  /**
+   * Call process until the job ends, and watch its events meanwhile; whichever sees
+   * the end first stops the other.
+   * @param {Job} job
+   * @param {ReturnType<typeof newestOnly>} report
+   * @param {{signal: AbortSignal, onRetry?: RetryCallback}} options
+   */
+  async _driveAndWatch(job, report, { signal, onRetry }) {
+    const stop = new AbortController();
+    const inner = anySignal([signal, stop.signal]);
+    const advancing = this._advance(job, report, { signal: inner, onRetry });
+    const watching = this.watch(job.id, report, { signal: inner }).then((final) => {
+      if (final.status !== 'completed') throw new JobEndedError(final);
+      return final;
+    });
+    try {
+      const final = await Promise.race([advancing, watching]);
+      return report.latest ?? final;
+    } catch (error) {
+      if (signal.aborted) throw abortError();
+      throw error;
+    } finally {
+      stop.abort(abortError('the job ended'));
+      advancing.catch(() => {});
+      watching.catch(() => {});
+    }
+  }
+
+  /**
+   * @param {Job} job
+   * @param {JobUpdateCallback} report
+   * @param {{signal: AbortSignal, onRetry?: RetryCallback}} options
+   */
+  async _advance(job, report, { signal, onRetry }) {
     let stalled = 0;
     while (!isTerminal(job.status)) {
       const before = progressKey(job);
-      ({ job } = await this.api.processJob(job.id, { signal: combined, onRetry }));
-      await onUpdate?.(job);
+      ({ job } = await this.api.processJob(job.id, { signal, onRetry }));
+      await report(job);
       if (progressKey(job) === before && !isTerminal(job.status)) {
         // Someone else holds the chunk: wait a little (growing to the poll interval)
         // instead of spinning on the server.
         stalled += 1;
-        await sleep(Math.min(this.pollIntervalMs, 50 * 2 ** stalled), combined);
+        await sleep(Math.min(this.pollIntervalMs, 50 * 2 ** stalled), signal);
       } else {
         stalled = 0;
       }
     }
     if (job.status !== 'completed') throw new JobEndedError(job);
     return job;
+  }
+
+  /**
+   * Watch a job until it reaches a terminal status, whoever drives it: the server pushes
+   * each new state (Server-Sent Events: an EventSource opened with a short-lived ticket
+   * in browsers, a streamed fetch with the bearer header in Node), and a dropped stream
+   * is reopened where it left off. Falls back to polling (`startPolling`) where streams
+   * are not available or keep failing. Resolves with the final job whatever its status;
+   * `onUpdate` gets every new state.
+   * @param {string} jobId
+   * @param {JobUpdateCallback} [onUpdate]
+   * @param {{signal?: AbortSignal, transport?: 'auto'|'eventsource'|'fetch'|'poll'}} [options]
+   * @returns {Promise<Job>}
+   */
+  async watch(jobId, onUpdate, { signal, transport = 'auto' } = {}) {
+    const combined = anySignal([this._controller.signal, signal]);
+    let mode = transport;
+    if (mode === 'auto') {
+      if (typeof EventSource === 'function' && this.api.token) mode = 'eventsource';
+      else mode = canStreamFetch() ? 'fetch' : 'poll';
+    }
+    /** @type {number|null} */
+    let lastId = null;
+    /** @type {Job|null} */
+    let last = null;
+    let failures = 0;
+    while (mode !== 'poll' && failures < MAX_STREAM_FAILURES) {
+      let progressed = false;
+      /** @param {StreamEvent} event @returns {Promise<boolean>} the job has ended */
+      const deliver = async (event) => {
+        if (event.event !== 'progress') return false;
+        const id = event.id == null || event.id === '' ? null : Number(event.id);
+        if (id !== null && lastId !== null && id <= lastId) return false; // seen already
+        const job = JSON.parse(event.data);
+        if (id !== null) lastId = id;
+        last = job;
+        progressed = true;
+        try {
+          await onUpdate?.(job);
+        } catch (error) {
+          throw new CallbackFailure(error);
+        }
+        return isTerminal(job.status);
+      };
+      try {
+        if (mode === 'eventsource') await this._watchEventSource(jobId, deliver, combined);
+        else await this._watchFetch(jobId, deliver, lastId, combined);
+      } catch (error) {
+        if (error instanceof CallbackFailure) throw error.cause;
+        if (isAbortError(error) || combined.aborted) throw combined.aborted ? abortError() : error;
+        if (noEventStream(error)) break;
+        // 401, 404, 422: polling would be refused the same way
+        if (error instanceof ApiError && !error.retryable) throw error;
+      }
+      if (last && isTerminal(last.status)) return last;
+      failures = progressed ? 0 : failures + 1;
+      await sleep(failures ? backoffDelay(failures, this.api.retry) : 0, combined);
+    }
+    return this.startPolling(jobId, onUpdate, this.pollIntervalMs, { signal: combined });
+  }
+
+  /**
+   * One event-stream connection by fetch; ends when the stream does (or the job has).
+   * @param {string} jobId
+   * @param {(event: StreamEvent) => Promise<boolean>} deliver
+   * @param {number|null} lastId
+   * @param {AbortSignal} signal
+   */
+  async _watchFetch(jobId, deliver, lastId, signal) {
+    const events = await this.api.openEvents(jobId, { lastEventId: lastId, signal });
+    for await (const event of events) {
+      if (await deliver(event)) return;
+    }
+  }
+
+  /**
+   * One EventSource connection, opened with a fresh ticket; ends at the job's end, or
+   * when the connection closes or fails (EventSource would retry with the same ticket,
+   * which may have expired: watch reopens it with a new one instead).
+   * @param {string} jobId
+   * @param {(event: StreamEvent) => Promise<boolean>} deliver
+   * @param {AbortSignal} signal
+   * @returns {Promise<void>}
+   */
+  async _watchEventSource(jobId, deliver, signal) {
+    const { ticket } = await this.api.eventsTicket(jobId, { signal });
+    return new Promise((resolve, reject) => {
+      const source = new EventSource(this.api.eventsUrl(jobId, ticket));
+      let chain = Promise.resolve();
+      /** @param {() => void} settle */
+      const finish = (settle) => {
+        source.close();
+        signal.removeEventListener('abort', onAbort);
+        settle();
+      };
+      const onAbort = () => finish(() => reject(abortError()));
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
+      signal.addEventListener('abort', onAbort, { once: true });
+      source.addEventListener('progress', (message) => {
+        const { data, lastEventId } = /** @type {MessageEvent} */ (message);
+        chain = chain
+          .then(() => deliver({ id: lastEventId || null, event: 'progress', data }))
+          .then(
+            (ended) => {
+              if (ended) finish(() => resolve());
+            },
+            (error) => finish(() => reject(error)),
+          );
+      });
+      source.addEventListener('error', () => {
+        chain = chain.then(() => finish(() => resolve()));
+      });
+    });
   }
 
   /**

@@ -31,6 +31,9 @@ from service.store import Store
 
 TEMPLATE_DB = f"chunkmatch_template_{os.getpid()}"
 TEST_CRON_SECRET = "test-cron-secret-0123456789abcdef0123456789"
+# servers under test have no built-in worker unless a test asks for one (serve_worker=True):
+# most tests advance jobs chunk by chunk with /process and check exactly what each did
+TEST_ENV = {"CHUNKMATCH_SERVE_WORKER": "off"}
 
 
 def dsn_for(dsn: str, database: str) -> str:
@@ -149,7 +152,7 @@ async def live_server(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[Li
     name = await make_database(pg_server_dsn, "live")
     dsn = dsn_for(pg_server_dsn, name)
     settings = replace(
-        Settings.from_env({}),
+        Settings.from_env(TEST_ENV),
         database_url=dsn,
         lease_seconds=10.0,
         cron_secret=TEST_CRON_SECRET,
@@ -179,7 +182,7 @@ async def server_with(pg_server_dsn: str, **overrides: Any) -> AsyncIterator[Liv
     name = await make_database(pg_server_dsn, "own")
     dsn = dsn_for(pg_server_dsn, name)
     alice, bob, admin = await make_tokens(dsn, ("alice", False), ("bob", False), ("root", True))
-    settings = replace(Settings.from_env({}), database_url=dsn, **overrides)
+    settings = replace(Settings.from_env(TEST_ENV), database_url=dsn, **overrides)
     port = free_port()
     server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
     try:

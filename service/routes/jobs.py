@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from matching import DEFAULT_CANDIDATES
 from service import schemas as S
@@ -102,9 +102,16 @@ class Jobs(HTTPEndpoint):
 
 class JobDetail(HTTPEndpoint):
     @operation("A job and its progress", responses={200: S.JOB_ANSWER})
-    async def get(self, request: Request) -> JSONResponse:
-        job = await _job(request)
-        return JSONResponse({"success": True, "job": job.to_json()})
+    async def get(self, request: Request) -> Response:
+        # the poll every client repeats: from this process's snapshot when it is fresh
+        job_id = path_id(request, "job_id", "job")
+        snapshot = await request.app.state.notifications.job(str(job_id))
+        if snapshot is None or not snapshot.visible_to(principal(request)):
+            raise NotFound(f"no job with id {job_id}")
+        return Response(
+            b'{"success":true,"job":' + snapshot.job_json() + b"}",
+            media_type="application/json",
+        )
 
     @operation(
         "Change a job's status by hand (e.g. mark a stuck job failed)",

@@ -833,3 +833,23 @@ UPDATE projects SET catalog_version = catalog_version + 1 WHERE id = $1;
 -- bump_items_version --
 -- The items changed without an upload (an item deleted): peers are rebuilt.
 UPDATE projects SET items_version = items_version + 1 WHERE id = $1;
+
+-- job_snapshots --
+-- The jobs of ids $1 with their project's owner (what a process keeps in memory).
+SELECT j.*, p.owner FROM matching_jobs j
+JOIN projects p ON p.id = j.project_id
+WHERE j.id = ANY($1::uuid[]);
+
+-- insert_event_ticket --
+-- A short-lived ticket (by hash) to open job $2's event stream as token $3, until $4 s from now.
+WITH pruned AS (DELETE FROM event_tickets WHERE expires_at < now() - interval '1 minute')
+INSERT INTO event_tickets (ticket_hash, job_id, token_hash, expires_at)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+RETURNING expires_at;
+
+-- event_ticket_principal --
+-- Who ticket $1 acts for (and with which token), if it is unexpired, for job $2, and its
+-- token is live.
+SELECT t.owner, t.is_admin, t.token_hash FROM event_tickets e
+JOIN api_tokens t ON t.token_hash = e.token_hash AND t.revoked_at IS NULL
+WHERE e.ticket_hash = $1 AND e.job_id = $2 AND e.expires_at > now();

@@ -77,3 +77,23 @@ def products(n: int, prefix: str = "") -> list[dict[str, Any]]:
         }
         for i in range(n)
     ]
+
+
+async def sse_frames(response: httpx.Response):
+    """The frames of an event stream as they arrive: dicts with ``id``, ``event`` and
+    ``data`` (the JSON decoded), or ``{"comment": text}`` for a comment line."""
+    import json
+
+    frame: dict[str, Any] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if frame:
+                if "data" in frame:
+                    frame["data"] = json.loads(frame["data"])
+                yield frame
+            frame = {}
+        elif line.startswith(":"):
+            yield {"comment": line[1:].strip()}
+        else:
+            name, _, value = line.partition(":")
+            frame[name] = value[1:] if value.startswith(" ") else value

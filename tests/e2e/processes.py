@@ -24,6 +24,8 @@ def process_env(dsn: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHUNKMATCH_", "JOB_"))}
     env.update(DATABASE_URL=dsn, JOB_LEASE_SECONDS="10", CHUNKMATCH_LOG_LEVEL="WARNING")
     env.update(CHUNKMATCH_RATE_LIMIT="0")  # dozens of drivers share one token here
+    # each test says who drives its jobs; a server's built-in worker only when it asks
+    env.update(CHUNKMATCH_SERVE_WORKER="off")
     env.update(extra)
     return env
 

@@ -302,13 +302,13 @@ async def test_page_detects_encodings_reads_xlsx_and_keeps_long_errors_in_bounds
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            page = await open_project_page(browser, live_server, "Detected", viewport={"width": 420, "height": 900})
+            page = await open_project_page(
+                browser, live_server, "Detected", viewport={"width": 420, "height": 900}
+            )
             # a Windows-1252 CSV and an .xlsx, with the Encoding menu left as it is
             await page.set_input_files(
                 "#items-file",
-                files=[
-                    {"name": "i.csv", "mimeType": "text/csv", "buffer": items.encode("cp1252")}
-                ],
+                files=[{"name": "i.csv", "mimeType": "text/csv", "buffer": items.encode("cp1252")}],
             )
             await page.wait_for_selector('#items-id-field option[value="id"]', state="attached")
             await page.click("#items-upload")
@@ -360,5 +360,64 @@ async def test_page_detects_encodings_reads_xlsx_and_keeps_long_errors_in_bounds
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SCREENSHOTS / "page-long-error.png"), full_page=True)
             assert width <= 420, (width, wide)
+        finally:
+            await browser.close()
+
+
+async def test_page_shows_progress_the_server_pushes(live_server, tmp_path: Path) -> None:
+    """The page's own chunk calls are held: the bar can only move by the job's events
+    (EventSource, opened with a ticket) while another client drives the job."""
+    import httpx
+    from playwright.async_api import async_playwright
+
+    catalog_csv, items_csv = write_csvs(tmp_path)
+    requests: list[str] = []
+    held = []
+
+    async def hold(route) -> None:
+        held.append(route)  # never let through: the page advances nothing
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await open_project_page(browser, live_server, "Pushed progress")
+            page.on("request", lambda r: requests.append(r.url))
+            await page.route("**/api/jobs/*/process", hold)
+            await upload(
+                page, "catalog", catalog_csv, id_field="sku", encoding="utf-8", match_column="name"
+            )
+            await upload(
+                page, "items", items_csv, id_field="code", encoding="cp1252", match_column="title"
+            )
+            await page.fill("#chunk-size", str(CHUNK_SIZE))
+            async with page.expect_request("**/events-ticket") as ticket_request:
+                await page.click("#start-job")
+            job_id = (await ticket_request.value).url.split("/")[-2]
+            async with asyncio.timeout(TIMEOUT_MS / 1000):  # the page opens its stream
+                while not any("/events?ticket=" in u for u in requests):
+                    await asyncio.sleep(0.05)
+            seen: list[float] = []
+            async with httpx.AsyncClient(
+                base_url=live_server.url, headers=live_server.headers(), timeout=60
+            ) as client:
+                while True:
+                    job = (await client.post(f"/api/jobs/{job_id}/process")).json()["job"]
+                    if job["status"] == "completed":
+                        break
+                    await page.wait_for_function(
+                        "(n) => Number(document.querySelector('#progress-bar')"
+                        ".getAttribute('aria-valuenow')) >= n - 0.05",  # shown to 0.1 %
+                        arg=job["progressPercentage"],
+                        timeout=TIMEOUT_MS,
+                    )
+                    seen.append(float(await page.get_attribute("#progress-bar", "aria-valuenow")))
+            await page.wait_for_selector('#job-status[data-status="completed"]', timeout=TIMEOUT_MS)
+            assert await page.get_attribute("#progress-bar", "aria-valuenow") == "100"
+            assert len(seen) >= ROWS // CHUNK_SIZE - 1 and 0 < seen[0] < 100
+            assert held, "the page did try to drive the job itself"
+            ticketed = [u for u in requests if "/events?ticket=" in u]
+            assert ticketed and all(f"/api/jobs/{job_id}/events" in u for u in ticketed)
         finally:
             await browser.close()

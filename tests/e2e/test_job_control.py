@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 
 from service.settings import Settings
-from tests.conftest import TEST_CRON_SECRET, free_port, run_server_in_thread
+from tests.conftest import TEST_CRON_SECRET, TEST_ENV, free_port, run_server_in_thread
 from tests.e2e.helpers import create_job, create_project, drive, products, upload
 
 CRON = {"Authorization": f"Bearer {TEST_CRON_SECRET}"}
@@ -108,7 +108,7 @@ async def test_cron_route_is_closed_without_a_secret(pg_server_dsn, template_dsn
     from tests.conftest import drop_database, dsn_for, make_database
 
     name = await make_database(pg_server_dsn, "nocron")
-    settings = replace(Settings.from_env({}), database_url=dsn_for(pg_server_dsn, name))
+    settings = replace(Settings.from_env(TEST_ENV), database_url=dsn_for(pg_server_dsn, name))
     port = free_port()
     server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)
     try:

@@ -34,6 +34,10 @@ async def test_served_document(client: httpx.AsyncClient) -> None:
     spec = r.json()
     assert spec["openapi"].startswith("3.")
     assert "/api/jobs/{job_id}/process" in spec["paths"]
+    events = spec["paths"]["/api/jobs/{job_id}/events"]["get"]
+    assert "text/event-stream" in events["responses"]["200"]["content"]
+    assert events["security"] == [{"token": []}, {"eventsTicket": []}]
+    assert "/api/jobs/{job_id}/events-ticket" in spec["paths"]
     assert spec["paths"]["/api/health"]["get"]["security"] == []
 
 
@@ -47,11 +51,21 @@ def test_schemathesis_finds_no_server_error_or_contract_break(live_server, tmp_p
         jid = job.json()["job"]["id"]
         # deleting the project would leave every later request a 404: that one gets its own
         doomed = c.post("/api/projects", json={"name": "doomed"}).json()["project"]["id"]
+        # a live job's event stream stays open: the stream's run watches a finished job
+        done = c.post("/api/projects", json={"name": "finished"}).json()["project"]["id"]
+        c.post(f"/api/projects/{done}/catalog", json={"records": products(5, "c")})
+        c.post(f"/api/projects/{done}/items", json={"records": products(5, "i")})
+        finished = c.post(
+            "/api/jobs/create", json={"projectId": done, "jobType": "enhanced"}
+        ).json()["job"]["id"]
+        assert c.post(f"/api/jobs/{finished}/process").json()["job"]["status"] == "completed"
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         f'[parameters]\n"path.project_id" = "{pid}"\n"path.job_id" = "{jid}"\n'
         f'[[operations]]\ninclude-name = "DELETE /api/projects/{{project_id}}"\n'
         f'parameters = {{ "path.project_id" = "{doomed}" }}\n'
+        f'[[operations]]\ninclude-name = "GET /api/jobs/{{job_id}}/events"\n'
+        f'parameters = {{ "path.job_id" = "{finished}" }}\n'
     )
     result = subprocess.run(
         [

@@ -14,6 +14,7 @@ import pytest
 
 from service.settings import Settings
 from tests.conftest import (
+    TEST_ENV,
     drop_database,
     dsn_for,
     free_port,
@@ -75,7 +76,7 @@ async def provider_servers(
         "search_url": fake_searxng.url,
         "chunk_time_budget_seconds": 3.0,
     }
-    settings = replace(Settings.from_env({}), database_url=dsn, **{**wired, **overrides})
+    settings = replace(Settings.from_env(TEST_ENV), database_url=dsn, **{**wired, **overrides})
     ports = [free_port() for _ in range(count)]
     servers = [await asyncio.to_thread(run_server_in_thread, settings, p) for p in ports]
     clients = [

@@ -135,6 +135,8 @@ export async function startFaultProxy(target, rules) {
       },
     );
     forward.on('error', () => req.socket.destroy());
+    // a client that goes away (e.g. an aborted event stream) closes its upstream request too
+    res.on('close', () => forward.destroy());
     req.pipe(forward);
   });
 

@@ -5,7 +5,13 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { before, describe, test } from 'node:test';
 
-import { ApiClient, ApiError, JobEndedError, JobManager } from '../../static/job-manager.js';
+import {
+  ApiClient,
+  ApiError,
+  JobEndedError,
+  JobManager,
+  MAX_STREAM_FAILURES,
+} from '../../static/job-manager.js';
 import {
   SERVER_URL,
   SKIP_REASON,
@@ -219,6 +225,72 @@ describe('JobManager against a real server', { skip: SKIP_REASON }, () => {
     assert.ok(seen.length >= 1);
     assert.ok(isNonDecreasing(seen.map((j) => j.processedItems)));
     watcher.cleanup();
+  });
+
+  test('watch follows a job another client drives, pushed as events', TEST_TIMEOUT, async (t) => {
+    const project = await createProjectWithData('watch');
+    const api = new ApiClient({ baseUrl: SERVER_URL, token: TOKEN });
+    const job = await api.createJob(project.id, 'enhanced', { config: CONFIG });
+    const proxy = await startFaultProxy(SERVER_URL, []);
+    try {
+      const watcher = managerFor(t, { baseUrl: proxy.url, pollIntervalMs: 60_000 });
+      const seen = [];
+      const watching = watcher.watch(job.id, (j) => seen.push(j));
+      // drive only once the watcher is connected, so that every chunk is something it sees
+      while (seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let state = job; state.status !== 'completed'; ) {
+        ({ job: state } = await api.processJob(job.id));
+      }
+      const watched = await watching;
+      assert.equal(watched.status, 'completed');
+      assert.equal(watched.processedItems, 120);
+      assert.deepEqual(seen.at(-1), watched);
+      const versions = seen.map((j) => j.version);
+      assert.ok(versions.every((v, i) => i === 0 || v > versions[i - 1]), `${versions}`);
+      // every chunk (120 items / 20) was pushed, with no poll at all
+      const processed = new Set(seen.map((j) => j.processedItems));
+      for (const n of [20, 40, 60, 80, 100, 120]) assert.ok(processed.has(n), `${[...processed]}`);
+      assert.equal(proxy.requests(/\/events$/, 'GET').length, 1);
+      assert.equal(proxy.requests(new RegExp(`/api/jobs/${job.id}$`), 'GET').length, 0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('watch reopens a dropped stream, then falls back to polling', TEST_TIMEOUT, async (t) => {
+    const project = await createProjectWithData('watch-fallback', 40);
+    const api = new ApiClient({ baseUrl: SERVER_URL, token: TOKEN });
+    const job = await api.createJob(project.id, 'enhanced', { config: CONFIG });
+    const proxy = await startFaultProxy(SERVER_URL, [
+      { method: 'GET', path: /\/events$/, count: 1, fault: 'drop' },
+      { method: 'GET', path: /\/events$/, count: 100, fault: { status: 503 } },
+    ]);
+    try {
+      const watcher = managerFor(t, { baseUrl: proxy.url, pollIntervalMs: 20, retry: FAST_RETRY });
+      const seen = [];
+      const watching = watcher.watch(job.id, (j) => seen.push(j));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      for (let state = job; state.status !== 'completed'; ) {
+        ({ job: state } = await api.processJob(job.id));
+      }
+      const watched = await watching;
+      assert.equal(watched.status, 'completed');
+      assert.ok(isNonDecreasing(seen.map((j) => j.processedItems)));
+      // MAX_STREAM_FAILURES streams in a row gave nothing (one dropped, two refused): polls
+      assert.equal(proxy.requests(/\/events$/, 'GET').length, MAX_STREAM_FAILURES);
+      assert.ok(proxy.requests(new RegExp(`/api/jobs/${job.id}$`), 'GET').length >= 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('watch rejects for a job that is not there', TEST_TIMEOUT, async (t) => {
+    const watcher = managerFor(t, { baseUrl: SERVER_URL });
+    await assert.rejects(watcher.watch('00000000-0000-0000-0000-000000000000'), (error) => {
+      assert.ok(error instanceof ApiError);
+      assert.equal(error.status, 404);
+      return true;
+    });
   });
 
   test('two managers can drive the same job together', TEST_TIMEOUT, async (t) => {

@@ -8,6 +8,7 @@ import {
   ApiError,
   DEFAULT_RETRY_POLICY,
   backoffDelay,
+  parseEventStream,
   parseRetryAfter,
 } from '../../static/job-manager.js';
 
@@ -124,4 +125,19 @@ test('a first-time 409 on create is not adopted: someone else runs that job', as
   const { fetch } = scriptedFetch([conflict]);
   const api = new ApiClient({ fetch, retry: fast });
   await assert.rejects(api.createJob('p1', 'enhanced'), (error) => error.status === 409);
+});
+
+test('parseEventStream reads frames split anywhere, skipping comments', async () => {
+  const text =
+    ': keep-alive\n\nid: 3\nevent: progress\ndata: {"a":\ndata: 1}\n\n' +
+    'id: 4\r\nevent: progress\r\ndata: {"b":2}\r\n\r\n: bye\n\n';
+  async function* pieces() {
+    for (let i = 0; i < text.length; i += 5) yield text.slice(i, i + 5);
+  }
+  const events = [];
+  for await (const event of parseEventStream(pieces())) events.push(event);
+  assert.deepEqual(events, [
+    { id: '3', event: 'progress', data: '{"a":\n1}' },
+    { id: '4', event: 'progress', data: '{"b":2}' },
+  ]);
 });
