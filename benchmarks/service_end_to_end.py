@@ -43,7 +43,9 @@ CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
 
 
 @contextlib.contextmanager
-def server() -> Iterator[tuple[str, int, str]]:
+def server(*, worker: bool = False) -> Iterator[tuple[str, int, str]]:
+    """A ``chunkmatch serve`` on a free port with its own embedded PostgreSQL; without the
+    built-in worker unless ``worker`` (then nothing but the benchmark advances a job)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -52,6 +54,7 @@ def server() -> Iterator[tuple[str, int, str]]:
         os.environ,
         CHUNKMATCH_DATA_DIR=data_dir,
         CHUNKMATCH_LOG_LEVEL=os.environ.get("CHUNKMATCH_LOG_LEVEL", "INFO"),
+        CHUNKMATCH_SERVE_WORKER="on" if worker else "off",
     )
     # the server's log goes to a file: the throughput run waits for lines in it
     log = open(Path(data_dir) / "server.log", "w")  # noqa: SIM115 - closed below
@@ -128,7 +131,9 @@ class JobRun:
     preparations: list[dict]  # the job's `preparation` as those answers showed it
 
 
-def run_job(client: httpx.Client, project_id: str, config: dict) -> JobRun:
+def run_job(client: httpx.Client, project_id: str, config: dict, *, watch: bool = False) -> JobRun:
+    """Create an ``enhanced`` job and drive it with back-to-back ``/process`` calls, or
+    (``watch``) only poll it while the server's built-in worker drives it."""
     started = time.perf_counter()
     job = check(
         client.post(
@@ -137,6 +142,9 @@ def run_job(client: httpx.Client, project_id: str, config: dict) -> JobRun:
         )
     )["job"]
     run = JobRun(job, 0.0, [], [], [job["preparation"]] if job.get("preparation") else [])
+    while watch and job["status"] in ("pending", "processing"):
+        time.sleep(0.05)
+        job = check(client.get(f"/api/jobs/{job['id']}"))["job"]
     while job["status"] in ("pending", "processing"):
         t = time.perf_counter()
         before = job["processedItems"]
@@ -153,6 +161,19 @@ def run_job(client: httpx.Client, project_id: str, config: dict) -> JobRun:
     if job["status"] != "completed":
         raise SystemExit(f"job ended {job['status']}: {job['error']}")
     return run
+
+
+def chunk_durations(client: httpx.Client, job_id: str) -> list[float]:
+    """The job's chunk durations in seconds, in order, as its chunks route records them."""
+    out: list[float] = []
+    cursor = None
+    while True:
+        params = {"limit": 500} | ({"cursor": cursor} if cursor else {})
+        page = check(client.get(f"/api/jobs/{job_id}/chunks", params=params))
+        out += [c["durationMs"] / 1000 for c in page["chunks"]]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return out
 
 
 def all_matches(client: httpx.Client, job_id: str) -> dict[str, str]:
@@ -198,7 +219,7 @@ def throughput(args: argparse.Namespace) -> None:
     n_items = args.items or args.n
     catalog, items, gold = make_synthetic(args.n, n_items, seed=args.seed)
     with (
-        server() as (url, pid, token),
+        server(worker=args.worker) as (url, pid, token),
         httpx.Client(
             base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
         ) as client,
@@ -214,8 +235,9 @@ def throughput(args: argparse.Namespace) -> None:
         config: dict[str, object] = {"chunkSize": args.chunk_size} if args.chunk_size else {}
         if args.threshold is not None:
             config["threshold"] = args.threshold
-        run = run_job(client, project_id, config)
-        job, elapsed, calls = run.job, run.elapsed, run.chunk_times
+        run = run_job(client, project_id, config, watch=args.worker)
+        job, elapsed = run.job, run.elapsed
+        calls = run.chunk_times or chunk_durations(client, job["id"])
         total = time.perf_counter() - started
         predicted = all_matches(client, job["id"])
         matchable = [i for i, c in gold.items() if c is not None]
@@ -232,7 +254,8 @@ def throughput(args: argparse.Namespace) -> None:
             )
         )
         print(
-            f"job: {len(calls)} chunks of {job['chunkSize']}, create->completed {elapsed:.2f}s "
+            f"job ({'driven by the built-in worker' if args.worker else 'back-to-back /process'}): "
+            f"{len(calls)} chunks of {job['chunkSize']}, create->completed {elapsed:.2f}s "
             f"= {job['totalItems'] / elapsed:,.0f} items/s end to end"
         )
         steps = [f"{p['step']} {p['progress']:.0%}" for p in run.preparations]
@@ -275,6 +298,12 @@ def main() -> None:
         "--no-wait",
         action="store_true",
         help="create the job the moment the uploads answer (the user's path)",
+    )
+    t.add_argument(
+        "--worker",
+        action="store_true",
+        help="the server's built-in worker drives the job (nobody calls /process); "
+        "chunk times then come from the job's chunks route",
     )
     t.set_defaults(fn=throughput)
     args = parser.parse_args()
