@@ -45,7 +45,12 @@ async def test_stream_sends_state_then_every_chunk_and_ends(client, live_server)
         frames = sse_frames(r)
         first = await anext(frames)
         assert first["event"] == "progress" and first["data"]["status"] == "pending"
-        assert first["data"] == (await client.get(f"/api/jobs/{job['id']}")).json()["job"]
+        now = (await client.get(f"/api/jobs/{job['id']}")).json()["job"]
+        # the job's preparation may write its row in between: then the answer is newer
+        if now["version"] == first["data"]["version"]:
+            assert first["data"] == now
+        else:
+            assert now["version"] > first["data"]["version"] == int(first["id"])
         events.append(first)
         driving = asyncio.create_task(drive(client, job["id"]))
         async for frame in frames:  # the stream ends by itself after the terminal event
@@ -86,8 +91,12 @@ async def test_comment_lines_keep_a_quiet_stream_open(pg_server_dsn, template_ds
         async with c.stream("GET", f"/api/jobs/{job['id']}/events") as r:
             frames = sse_frames(r)
             assert (await anext(frames))["event"] == "progress"
-            assert "comment" in await asyncio.wait_for(anext(frames), 5)
-            assert "comment" in await asyncio.wait_for(anext(frames), 5)
+            # the job's preparation may still push a state or two; then the stream is quiet
+            comments = 0
+            async with asyncio.timeout(5):
+                while comments < 2:
+                    frame = await anext(frames)
+                    comments += "comment" in frame
 
 
 async def test_another_owner_gets_no_events_and_no_ticket(client, live_server) -> None:
