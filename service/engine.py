@@ -103,7 +103,7 @@ class Engine:
         # job id -> the task building what the job needs (True when it is ready)
         self._preparations: dict[str, asyncio.Task[bool]] = {}
         # (project id, stage) -> (prior items/s, when fetched: monotonic seconds)
-        self._prior_rates: dict[tuple[str, str], tuple[float, float]] = {}
+        self._prior_rates: dict[tuple[str, str], tuple[dict[str, float], float]] = {}
 
     async def process_next_chunk(
         self, job_id: uuid.UUID, *, preparation_wait: float = PREPARATION_WAIT_SECONDS
@@ -151,7 +151,7 @@ class Engine:
             outcome,
             later_stages_eta=_later_stages_eta(job, chunk.stage),
             prepare_seconds=prepare_seconds,
-            prior_rate=await self._prior_rate(job, job.stages[chunk.stage - 1]),
+            **await self._prior(job, job.stages[chunk.stage - 1]),
         )
         if committed is None:
             current = await self.store.get_job(job_id)
@@ -319,7 +319,13 @@ class Engine:
     async def _prior_rate(self, job: Job, stage: str) -> float:
         """What ``stage`` is expected to run at before (and, fading, beside) the job's own
         chunks: the median rate of recent completed jobs' same stage (the owner's first),
-        else :data:`PRIOR_ITEMS_PER_SECOND`. Cached per process for a few minutes."""
+        else :data:`PRIOR_ITEMS_PER_SECOND`."""
+        return (await self._prior(job, stage))["prior_rate"]
+
+    async def _prior(self, job: Job, stage: str) -> dict[str, float]:
+        """The stage's prior rate and how many chunks it counts for (a default constant
+        less than this deployment's history), as ``commit_chunk`` takes them; cached per
+        process for :data:`PRIOR_RATE_TTL_SECONDS`."""
         key = (job.project_id, stage)
         cached = self._prior_rates.get(key)
         if cached is not None and time.monotonic() - cached[1] < PRIOR_RATE_TTL_SECONDS:
@@ -328,9 +334,15 @@ class Engine:
             rates = await self.store.recent_stage_rates(job.project_id, stage, jobs=PRIOR_RATE_JOBS)
         except DatabaseUnavailable:
             rates = []
-        rate = statistics.median(rates) if rates else PRIOR_ITEMS_PER_SECOND[stage]
-        self._prior_rates[key] = (rate, time.monotonic())
-        return rate
+        if rates:
+            prior = {"prior_rate": statistics.median(rates), "prior_chunks": eta.PRIOR_CHUNKS}
+        else:
+            prior = {
+                "prior_rate": PRIOR_ITEMS_PER_SECOND[stage],
+                "prior_chunks": eta.DEFAULT_PRIOR_CHUNKS,
+            }
+        self._prior_rates[key] = (prior, time.monotonic())
+        return prior
 
     async def _await_preparation(self, job: Job, wait: float) -> ChunkOutcome | None:
         """Wait up to ``wait`` seconds for the job's preparation; None when the chunk may

@@ -710,6 +710,7 @@ class Store:
         later_stages_eta: float = 0.0,
         prepare_seconds: float = 0.0,
         prior_rate: float | None = None,
+        prior_chunks: float = eta.PRIOR_CHUNKS,
     ) -> Job | None:
         """Commit a chunk's matches, its items' outcomes and the job's progress and usage in
         one transaction; when the chunk ends its stage, queue the next stage or complete the
@@ -818,7 +819,12 @@ class Store:
                 outcome.waiting_reason,
             )
             row = await self._set_eta(
-                conn, Job.from_row(row), chunk, later_stages_eta, outcome.wait_seconds, prior_rate
+                conn,
+                Job.from_row(row),
+                chunk,
+                later_stages_eta,
+                outcome.wait_seconds,
+                (prior_rate, prior_chunks),
             )
             return await self._settle_stage(conn, Job.from_row(row))
 
@@ -829,7 +835,7 @@ class Store:
         chunk: ChunkClaim,
         later_stages_seconds: float,
         wait_seconds: float | None,
-        prior_rate: float | None = None,
+        prior: tuple[float | None, float] = (None, 0.0),
     ) -> asyncpg.Record:
         """The job's rate and ETA after ``chunk`` (service/eta.py), recorded on the chunk
         too; the job's row is locked by this commit, so its counts are the latest."""
@@ -840,7 +846,9 @@ class Store:
             eta.WARMUP_CHUNKS,
             ETA_CHUNKS,
         )
-        rate = eta.stage_rate([eta.ChunkTiming(**dict(r)) for r in rows], prior_rate=prior_rate)
+        rate = eta.stage_rate(
+            [eta.ChunkTiming(**dict(r)) for r in rows], prior_rate=prior[0], prior_chunks=prior[1]
+        )
         seconds = eta.eta_seconds(
             job.stage_total - job.stage_processed,
             rate,
