@@ -258,11 +258,10 @@ class Engine:
                 await self.store.set_job_preparation(job.id, None)
 
     async def _report_preparation(self, job: Job) -> None:
-        """Write the preparation's progress and ETA to the job's row until cancelled."""
-        catalog_records = 0
-        with contextlib.suppress(DatabaseUnavailable):
-            project = await self.store.get_project(uuid.UUID(job.project_id), owner=None)
-            catalog_records = project.catalog_count if project else 0
+        """Write the preparation's progress and ETA to the job's row until cancelled (the
+        first write at once, the ETA from the second on: a build done within the first half
+        second, a small catalog's, writes nothing more)."""
+        first, catalog_records = True, 0
         # the step under way, its progress when first seen and when that was
         seen: tuple[object, float, float] | None = None
         while True:
@@ -271,13 +270,17 @@ class Engine:
             if state is not None and (seen is None or seen[0] != state["step"]):
                 seen = (state["step"], float(state["progress"]), now)
             seconds = None
-            if state is not None and seen is not None:
-                with contextlib.suppress(DatabaseUnavailable):
+            with contextlib.suppress(DatabaseUnavailable):
+                if not first and state is not None and seen is not None:
                     seconds = await self._preparation_eta(
                         job, state, seen, now, catalog_records=catalog_records
                     )
-            with contextlib.suppress(DatabaseUnavailable):
                 await self.store.set_job_preparation(job.id, state, eta_seconds=seconds)
+            if first:
+                first = False
+                with contextlib.suppress(DatabaseUnavailable):
+                    project = await self.store.get_project(uuid.UUID(job.project_id), owner=None)
+                    catalog_records = project.catalog_count if project else 0
             await asyncio.sleep(PREPARATION_REPORT_SECONDS)
 
     async def _preparation_eta(
