@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import socket
+import statistics
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from matching.peers import PeerSet
 from matching.results import MatchResult
+from service import eta
 from service.catalog_index import CatalogEntry, IndexCache, IndexKey, PeersKey
 from service.exceptions import DatabaseUnavailable
 from service.models import ChunkClaim, Job, StageOutcome
@@ -46,7 +48,17 @@ PREPARATION_INLINE_SECONDS = 0.5
 the same call (a small catalog), instead of an answer without a chunk."""
 
 PREPARATION_REPORT_SECONDS = 0.5
-"""How often a preparation under way writes its progress to the job's row."""
+"""How often a preparation under way writes its progress (and ETA) to the job's row."""
+
+PREPARATION_RECORDS_PER_SECOND = {"catalog_index": 15_000.0, "peers": 20_000.0}
+"""Known build rates per record (catalog records, items) for a preparation's ETA before
+the build has shown its own pace (2 shared cores, 20k records / 100k items)."""
+
+PRIOR_RATE_JOBS = 5
+"""Recent completed jobs whose median rate of a stage is its prior rate (service/eta.py)."""
+
+PRIOR_RATE_TTL_SECONDS = 300.0
+"""How long a process keeps a stage's prior rate before asking PostgreSQL again."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,8 @@ class Engine:
         self.retry_max_seconds = retry_max_seconds
         # job id -> the task building what the job needs (True when it is ready)
         self._preparations: dict[str, asyncio.Task[bool]] = {}
+        # (project id, stage) -> (prior items/s, when fetched: monotonic seconds)
+        self._prior_rates: dict[tuple[str, str], tuple[dict[str, float], float]] = {}
 
     async def process_next_chunk(
         self, job_id: uuid.UUID, *, preparation_wait: float = PREPARATION_WAIT_SECONDS
@@ -135,8 +149,9 @@ class Engine:
             chunk,
             job.project_id,
             outcome,
-            later_stages_eta=_later_stages_eta(job, chunk),
+            later_stages_eta=_later_stages_eta(job, chunk.stage),
             prepare_seconds=prepare_seconds,
+            **await self._prior(job, job.stages[chunk.stage - 1]),
         )
         if committed is None:
             current = await self.store.get_job(job_id)
@@ -243,10 +258,94 @@ class Engine:
                 await self.store.set_job_preparation(job.id, None)
 
     async def _report_preparation(self, job: Job) -> None:
+        """Write the preparation's progress and ETA to the job's row until cancelled (the
+        first write at once, the ETA from the second on: a build done within the first half
+        second, a small catalog's, writes nothing more)."""
+        first, catalog_records = True, 0
+        # the step under way, its progress when first seen and when that was
+        seen: tuple[object, float, float] | None = None
         while True:
+            state = self.preparation_state(job)
+            now = time.monotonic()
+            if state is not None and (seen is None or seen[0] != state["step"]):
+                seen = (state["step"], float(state["progress"]), now)
+            seconds = None
             with contextlib.suppress(DatabaseUnavailable):
-                await self.store.set_job_preparation(job.id, self.preparation_state(job))
+                if not first and state is not None and seen is not None:
+                    seconds = await self._preparation_eta(
+                        job, state, seen, now, catalog_records=catalog_records
+                    )
+                await self.store.set_job_preparation(job.id, state, eta_seconds=seconds)
+            if first:
+                first = False
+                with contextlib.suppress(DatabaseUnavailable):
+                    project = await self.store.get_project(uuid.UUID(job.project_id), owner=None)
+                    catalog_records = project.catalog_count if project else 0
             await asyncio.sleep(PREPARATION_REPORT_SECONDS)
+
+    async def _preparation_eta(
+        self,
+        job: Job,
+        state: Mapping[str, object],
+        seen: tuple[object, float, float],
+        now: float,
+        *,
+        catalog_records: int,
+    ) -> float | None:
+        """The ETA of a job still being prepared: the build's step left (its own pace, or
+        known rates per record), the peers if still to come, then the job's items at the
+        stage's prior rate and the later stages at theirs."""
+        step = str(state["step"])
+        records = catalog_records if step == "catalog_index" else job.total_items
+        prior_build = records / PREPARATION_RECORDS_PER_SECOND[step]
+        build = eta.build_seconds_left(
+            float(state["progress"]),
+            progress_seen=seen[1],
+            elapsed=now - seen[2],
+            prior_seconds=prior_build,
+        )
+        if step == "catalog_index" and self._index_keys(job)[1] is not None:
+            build += job.total_items / PREPARATION_RECORDS_PER_SECOND["peers"]
+        stage = _stage(job)
+        if job.stage_total:
+            remaining = job.stage_total - job.stage_processed
+        else:
+            remaining = job.total_items - job.processed_items
+        return eta.eta_seconds(
+            max(0, remaining),
+            # a job prepared again mid-way (another process, a restart) has its own rate
+            job.items_per_second or await self._prior_rate(job, stage),
+            later_stages_seconds=_later_stages_eta(job, max(job.current_stage, 1)),
+            preparation_seconds=build,
+        )
+
+    async def _prior_rate(self, job: Job, stage: str) -> float:
+        """What ``stage`` is expected to run at before (and, fading, beside) the job's own
+        chunks: the median rate of recent completed jobs' same stage (the owner's first),
+        else :data:`PRIOR_ITEMS_PER_SECOND`."""
+        return (await self._prior(job, stage))["prior_rate"]
+
+    async def _prior(self, job: Job, stage: str) -> dict[str, float]:
+        """The stage's prior rate and how many chunks it counts for (a default constant
+        less than this deployment's history), as ``commit_chunk`` takes them; cached per
+        process for :data:`PRIOR_RATE_TTL_SECONDS`."""
+        key = (job.project_id, stage)
+        cached = self._prior_rates.get(key)
+        if cached is not None and time.monotonic() - cached[1] < PRIOR_RATE_TTL_SECONDS:
+            return cached[0]
+        try:
+            rates = await self.store.recent_stage_rates(job.project_id, stage, jobs=PRIOR_RATE_JOBS)
+        except DatabaseUnavailable:
+            rates = []
+        if rates:
+            prior = {"prior_rate": statistics.median(rates), "prior_chunks": eta.PRIOR_CHUNKS}
+        else:
+            prior = {
+                "prior_rate": PRIOR_ITEMS_PER_SECOND[stage],
+                "prior_chunks": eta.DEFAULT_PRIOR_CHUNKS,
+            }
+        self._prior_rates[key] = (prior, time.monotonic())
+        return prior
 
     async def _await_preparation(self, job: Job, wait: float) -> ChunkOutcome | None:
         """Wait up to ``wait`` seconds for the job's preparation; None when the chunk may
@@ -393,10 +492,10 @@ def _preparation(step: str, progress: float) -> dict[str, object]:
     return {"step": step, "progress": round(min(max(progress, 0.0), 1.0), 3)}
 
 
-def _later_stages_eta(job: Job, chunk: ChunkClaim) -> float:
-    """Seconds the stages after this chunk's may take, at their prior rates, for items not
-    yet finished (an upper bound: some will be matched before they get there)."""
-    later = job.stages[chunk.stage :]
+def _later_stages_eta(job: Job, stage: int) -> float:
+    """Seconds the stages after ``stage`` (1-based) may take, at their prior rates, for items
+    not yet finished (an upper bound: some will be matched before they get there)."""
+    later = job.stages[stage:]
     unfinished = max(0, job.total_items - job.processed_items)
     return sum(unfinished / PRIOR_ITEMS_PER_SECOND[stage] for stage in later)
 

@@ -356,13 +356,28 @@ class Store:
         return Job.from_row(row) if row else None
 
     @wrap_unavailable
-    async def set_job_preparation(self, job_id: str, preparation: Mapping[str, Any] | None) -> None:
-        """Record what the job's preparation is building (``None``: ready)."""
+    async def set_job_preparation(
+        self,
+        job_id: str,
+        preparation: Mapping[str, Any] | None,
+        *,
+        eta_seconds: float | None = None,
+    ) -> None:
+        """Record what the job's preparation is building (``None``: ready) and, unless
+        None, the ETA it gives meanwhile."""
         await self.pool.execute(
             queries["set_job_preparation"],
             _uuid(job_id),
             None if preparation is None else dict(preparation),
+            None if eta_seconds is None else round(eta_seconds, 1),
         )
+
+    @wrap_unavailable
+    async def recent_stage_rates(self, project_id: str, stage: str, *, jobs: int) -> list[float]:
+        """Items per second the stage ``stage`` ran at in the latest ``jobs`` completed jobs
+        that had it, those of the project's owner first (its first chunk left out)."""
+        rows = await self.pool.fetch(queries["recent_stage_rates"], _uuid(project_id), stage, jobs)
+        return [float(r["items_per_second"]) for r in rows]
 
     @wrap_unavailable
     async def get_owned_job(self, job_id: uuid.UUID, *, owner: str | None) -> Job | None:
@@ -694,6 +709,8 @@ class Store:
         *,
         later_stages_eta: float = 0.0,
         prepare_seconds: float = 0.0,
+        prior_rate: float | None = None,
+        prior_chunks: float = eta.PRIOR_CHUNKS,
     ) -> Job | None:
         """Commit a chunk's matches, its items' outcomes and the job's progress and usage in
         one transaction; when the chunk ends its stage, queue the next stage or complete the
@@ -802,7 +819,12 @@ class Store:
                 outcome.waiting_reason,
             )
             row = await self._set_eta(
-                conn, Job.from_row(row), chunk, later_stages_eta, outcome.wait_seconds
+                conn,
+                Job.from_row(row),
+                chunk,
+                later_stages_eta,
+                outcome.wait_seconds,
+                (prior_rate, prior_chunks),
             )
             return await self._settle_stage(conn, Job.from_row(row))
 
@@ -813,6 +835,7 @@ class Store:
         chunk: ChunkClaim,
         later_stages_seconds: float,
         wait_seconds: float | None,
+        prior: tuple[float | None, float] = (None, 0.0),
     ) -> asyncpg.Record:
         """The job's rate and ETA after ``chunk`` (service/eta.py), recorded on the chunk
         too; the job's row is locked by this commit, so its counts are the latest."""
@@ -823,7 +846,9 @@ class Store:
             eta.WARMUP_CHUNKS,
             ETA_CHUNKS,
         )
-        rate = eta.stage_rate([eta.ChunkTiming(**dict(r)) for r in rows])
+        rate = eta.stage_rate(
+            [eta.ChunkTiming(**dict(r)) for r in rows], prior_rate=prior[0], prior_chunks=prior[1]
+        )
         seconds = eta.eta_seconds(
             job.stage_total - job.stage_processed,
             rate,

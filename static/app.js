@@ -3,7 +3,7 @@
 import { ApiError, JobEndedError, JobManager, isAbortError, isTerminal, isWorkbook } from '/static/job-manager.js';
 import { Dashboard } from '/static/views/dashboard.js';
 import { dateTime, decimal, duration, element, integer, jobState, percent } from '/static/views/format.js';
-import { JobView } from '/static/views/job-view.js';
+import { CANCEL_CONFIRM, JobView } from '/static/views/job-view.js';
 
 const TOKEN_KEY = 'chunkmatch.token';
 const COLUMNS_KEY = 'chunkmatch.columns'; // + `.${projectId}.${kind}`: the match columns chosen
@@ -371,10 +371,12 @@ function renderJob(job) {
   $('job-stage').textContent = job.currentStageName ? `Stage ${job.currentStage}: ${job.currentStageName}` : '';
 
   const pct = Math.max(0, Math.min(100, Number(job.progressPercentage ?? 0)));
+  // while the job is being prepared the bar shows the preparation's progress
+  const barPct = shown.state === 'preparing' ? Math.max(0, Math.min(100, shown.progress ?? 0)) : pct;
   const bar = $('progress-bar');
-  bar.setAttribute('aria-valuenow', String(Math.round(pct * 10) / 10));
+  bar.setAttribute('aria-valuenow', String(Math.round(barPct * 10) / 10));
   bar.dataset.status = shown.state;
-  $('progress-fill').style.width = `${pct}%`;
+  $('progress-fill').style.width = `${barPct}%`;
   const processed = `${integer.format(job.processedItems)} / ${integer.format(job.totalItems)}`;
   $('progress-text').textContent = `${processed} items (${percent(pct)})`;
 
@@ -496,7 +498,8 @@ function resumeJob(jobId) {
 }
 
 async function cancelJob() {
-  if (!state.job) return;
+  // as the job view's Cancel: a cancelled job cannot be resumed
+  if (!state.job || !window.confirm(CANCEL_CONFIRM)) return;
   const job = await manager.cancel(state.job.id);
   renderJob(job);
 }

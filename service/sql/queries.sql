@@ -225,9 +225,42 @@ UPDATE matching_jobs SET total_items = $2, stage_total = $2 WHERE id = $1;
 SELECT * FROM matching_jobs WHERE id = $1;
 
 -- set_job_preparation --
--- What the job's preparation is doing ($2: {"step", "progress"}), or NULL once it is ready.
-UPDATE matching_jobs SET preparation = $2::jsonb
-WHERE id = $1 AND preparation IS DISTINCT FROM $2::jsonb;
+-- What the job's preparation is doing ($2: {"step", "progress"}), or NULL once it is ready,
+-- and (not NULL $3) the ETA it gives meanwhile: the build left and its items at a prior rate.
+UPDATE matching_jobs
+SET preparation = $2::jsonb,
+    eta_seconds = COALESCE($3::float8, eta_seconds),
+    estimated_completion = CASE WHEN $3::float8 IS NULL THEN estimated_completion
+                                ELSE now() + make_interval(secs => $3::float8) END
+WHERE id = $1 AND (preparation IS DISTINCT FROM $2::jsonb
+                   OR ($3::float8 IS NOT NULL AND eta_seconds IS DISTINCT FROM $3::float8));
+
+-- recent_stage_rates --
+-- Items per second the stage named $2 ran at in the latest $3 completed jobs that had it,
+-- those of the owner of project $1 first, then anyone's: each job's stage items, its first
+-- chunk left out, over the wall clock from the end of that chunk to the end of its last.
+WITH recent AS (
+    SELECT j.id, array_position(j.stages, $2::text) AS stage
+    FROM matching_jobs j
+    JOIN projects p ON p.id = j.project_id
+    WHERE j.status = 'completed' AND $2::text = ANY(j.stages)
+    ORDER BY p.owner = (SELECT owner FROM projects WHERE id = $1) DESC, j.completed_at DESC
+    LIMIT $3
+), spans AS (
+    SELECT r.id,
+           sum(c.items) FILTER (WHERE c.seq > first.seq) AS items,
+           extract(epoch FROM max(c.finished_at)
+                   - max(c.finished_at) FILTER (WHERE c.seq = first.seq))::float8 AS seconds
+    FROM recent r
+    CROSS JOIN LATERAL (
+        SELECT min(f.seq) AS seq FROM job_chunks f WHERE f.job_id = r.id AND f.stage = r.stage
+    ) first
+    JOIN job_chunks c ON c.job_id = r.id AND c.stage = r.stage AND c.status = 'done'
+    GROUP BY r.id
+)
+SELECT items / seconds AS items_per_second
+FROM spans
+WHERE items > 0 AND seconds > 0;
 
 -- get_owned_job --
 -- One job, if its project belongs to owner $2 (NULL: any).

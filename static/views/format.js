@@ -44,7 +44,8 @@ export function jobState(job) {
   if (prep && !['completed', 'failed', 'cancelled'].includes(job.status)) {
     const raw = prep.progress ?? prep.percentage ?? null;
     const progress = raw == null ? null : Number(raw) <= 1 ? Number(raw) * 100 : Number(raw);
-    return { state: 'preparing', label: prep.label ?? prep.stage ?? 'Preparing', progress };
+    const label = prep.label ?? prep.stage ?? (progress == null ? 'Preparing' : `Preparing ${Math.round(progress)} %`);
+    return { state: 'preparing', label, progress };
   }
   const labels = { cancelled: 'cancelled', pending: 'pending', processing: 'processing' };
   return { state: job.status, label: labels[job.status] ?? job.status, progress: null };

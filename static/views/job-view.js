@@ -12,6 +12,9 @@ const CHUNK_PAGE = 5000;
 const MATCH_PAGE = 50;
 const CHUNK_REFRESH_MS = 2000;
 
+/** What a cancel asks first, wherever the page offers one. */
+export const CANCEL_CONFIRM = 'Cancel this job? A cancelled job cannot be resumed; its committed matches stay.';
+
 /** The controls, each shown only where the job's state allows it. */
 export const JOB_CONTROLS = Object.freeze([
   { action: 'pause', label: 'Pause', when: (job) => LIVE.includes(job.status) },
@@ -20,7 +23,7 @@ export const JOB_CONTROLS = Object.freeze([
     action: 'cancel',
     label: 'Cancel',
     when: (job) => [...LIVE, 'paused'].includes(job.status),
-    confirm: 'Cancel this job? A cancelled job cannot be resumed; its committed matches stay.',
+    confirm: CANCEL_CONFIRM,
   },
   { action: 'retry', label: 'Retry', when: (job) => job.status === 'failed' },
   {

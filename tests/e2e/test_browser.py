@@ -398,6 +398,20 @@ async def test_page_shows_progress_the_server_pushes(live_server, tmp_path: Path
             async with asyncio.timeout(TIMEOUT_MS / 1000):  # the page opens its stream
                 while not any("/events?ticket=" in u for u in requests):
                     await asyncio.sleep(0.05)
+            # the Match view's Cancel asks first, as the job view's does: dismissed, the
+            # job goes on
+            asked: list[str] = []
+
+            async def dismiss(dialog) -> None:
+                asked.append(dialog.message)
+                await dialog.dismiss()
+
+            page.once("dialog", dismiss)
+            await page.click("#cancel-job")
+            async with asyncio.timeout(TIMEOUT_MS / 1000):
+                while not asked:
+                    await asyncio.sleep(0.05)
+            assert "cannot be resumed" in asked[0]
             seen: list[float] = []
             async with httpx.AsyncClient(
                 base_url=live_server.url, headers=live_server.headers(), timeout=60
@@ -417,6 +431,7 @@ async def test_page_shows_progress_the_server_pushes(live_server, tmp_path: Path
             assert await page.get_attribute("#progress-bar", "aria-valuenow") == "100"
             assert len(seen) >= ROWS // CHUNK_SIZE - 1 and 0 < seen[0] < 100
             assert held, "the page did try to drive the job itself"
+            assert not any(u.endswith(f"/api/jobs/{job_id}/cancel") for u in requests)
             ticketed = [u for u in requests if "/events?ticket=" in u]
             assert ticketed and all(f"/api/jobs/{job_id}/events" in u for u in ticketed)
         finally:

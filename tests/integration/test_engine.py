@@ -10,6 +10,7 @@ import pytest
 from service.catalog_index import IndexCache
 from service.engine import Engine
 from service.models import Project, StageOutcome
+from service.stage_runners import PRIOR_ITEMS_PER_SECOND
 from service.stages import resolve_job
 from service.store import Store, to_json_text
 
@@ -392,3 +393,53 @@ async def test_parallel_drivers_of_a_preparing_job_claim_no_chunk(store: Store) 
     outcomes = [await engine.process_next_chunk(job_id) for _ in range(3)]
     assert [o.processed for o in outcomes] == [10, 10, 10]
     assert outcomes[-1].job.status == "completed"
+
+
+async def _eta_in_row(store: Store, job_id: uuid.UUID) -> float:
+    """The job's ETA once its preparation has written one (deadline 10 s)."""
+    async with asyncio.timeout(10):
+        while (job := await store.get_job(job_id)).eta_seconds is None:
+            await asyncio.sleep(0.02)
+    return job.eta_seconds
+
+
+async def test_a_preparing_job_has_an_eta_from_the_prior_rate(store: Store) -> None:
+    project = await _project(store, n_items=3000, n_catalog=30)
+    cache = GatedCache()
+    engine = Engine(store, cache, lease_seconds=30)
+    created = engine.start_preparation(await _job(store, project, chunk_size=1000))
+    job_id = uuid.UUID(created.id)
+    # no completed job yet: the default prior rate, plus the build still to come
+    at_default = 3000 / PRIOR_ITEMS_PER_SECOND["enhanced"]
+    eta = await _eta_in_row(store, job_id)
+    assert at_default < eta < at_default + 5
+    waiting = await engine.process_next_chunk(job_id, preparation_wait=0.05)
+    assert waiting.preparing and waiting.job.eta_seconds is not None
+    cache.gate.set()
+    outcome = await engine.process_next_chunk(job_id)
+    while outcome.job.status != "completed":
+        outcome = await engine.process_next_chunk(job_id)
+
+    # the completed job's own rate (its first chunk left out) is the next job's prior
+    [rate] = await store.recent_stage_rates(project.id, "enhanced", jobs=5)
+    assert rate > 0
+    fresh = Engine(store, GatedCache(), lease_seconds=30)
+    later = await _job(store, project, chunk_size=1000)
+    assert await fresh._prior_rate(later, "enhanced") == pytest.approx(rate)
+    fresh.start_preparation(later)
+    eta = await _eta_in_row(store, uuid.UUID(later.id))
+    assert eta >= round(3000 / rate, 1)
+    fresh._preparations[later.id].cancel()
+
+
+async def test_recent_stage_rates_prefer_the_owners_jobs_and_skip_other_stages(
+    store: Store,
+) -> None:
+    assert await store.recent_stage_rates(str(uuid.uuid4()), "enhanced", jobs=5) == []
+    project = await _project(store, n_items=30, n_catalog=30)
+    engine = Engine(store, IndexCache(max_entries=4), lease_seconds=30)
+    job_id = uuid.UUID((await _job(store, project)).id)
+    while (await engine.process_next_chunk(job_id)).job.status != "completed":
+        pass
+    assert len(await store.recent_stage_rates(project.id, "enhanced", jobs=5)) == 1
+    assert await store.recent_stage_rates(project.id, "ai", jobs=5) == []
