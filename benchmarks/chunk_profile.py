@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import functools
 import json
+import os
 import pstats
 import statistics
 import sys
@@ -54,6 +56,16 @@ def timed(name: str, fn):  # noqa: ANN001, ANN201 - a benchmark's wrapper
             cpu[name].append(time.process_time() - c)
 
     return wrapper
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (PostgreSQL's backends) so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def explain_insert(pool, job, rows) -> None:  # noqa: ANN001
@@ -133,29 +145,39 @@ async def main(args: argparse.Namespace) -> None:
             return outcome
 
         stage_runners.RUNNERS["enhanced"] = timed("stage (match + rows)", keeping)
+        backends = [
+            r["pid"]
+            for r in await pool.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            )
+        ]
         profiler = cProfile.Profile() if args.profile else None
         done = 0
         while done < args.chunks:
             if profiler:
                 profiler.enable()
-            w, c = time.perf_counter(), time.process_time()
+            w, c, pg = time.perf_counter(), time.process_time(), _cpu_seconds(backends)
             outcome = await engine.process_next_chunk(uuid.UUID(job.id))
             wall["whole chunk"].append(time.perf_counter() - w)
             cpu["whole chunk"].append(time.process_time() - c)
+            wall["postgres backends"].append(0.0)
+            cpu["postgres backends"].append(_cpu_seconds(backends) - pg)
             if profiler:
                 profiler.disable()
             if outcome is None or not outcome.processed:
                 break
             done += 1
         print(f"{done} chunks of {config['chunkSize']} items, {args.n:,} x {args.n:,}")
-        print(f"{'section':24} {'wall ms':>9} {'CPU ms':>9}  (median per chunk)")
+        print(f"{'section':24} {'wall ms':>9} {'CPU ms':>9} {'mean CPU':>9}  (per chunk)")
         for name in wall:
             if len(wall[name]) < done // 2:
                 continue
             print(
                 f"{name:24} {1000 * statistics.median(wall[name]):9.1f} "
-                f"{1000 * statistics.median(cpu[name]):9.1f}"
+                f"{1000 * statistics.median(cpu[name]):9.1f} "
+                f"{1000 * statistics.mean(cpu[name]):9.1f}"
             )
+        print("(wall and CPU: medians; CPU is this process's, the backends' is PostgreSQL's)")
         if args.explain:
             await explain_insert(pool, job, last_rows)
         if profiler:
