@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -111,6 +111,12 @@ class CatalogEntry:
         repr=False,
     )
 
+    # the texts each peer set was built from, by item id: a chunk's items are read from
+    # here instead of PostgreSQL (kept only while the same peer set is cached)
+    _peer_texts: dict[PeersKey, tuple[PeerSet, dict[str, str]]] = field(
+        default_factory=dict, repr=False
+    )
+
     @property
     def _peers(self) -> OrderedDict[PeersKey, PeerSet]:
         return self._peer_sets._entries
@@ -132,9 +138,21 @@ class CatalogEntry:
         async def build(progress: Progress) -> tuple[PeerSet, int]:
             items = await load()
             peers = await asyncio.to_thread(self.index.peers, items, progress=progress)
+            self._peer_texts[key] = (peers, dict(items))
             return peers, len(items)
 
-        return await self._peer_sets.get_or_build(key, build)
+        peers = await self._peer_sets.get_or_build(key, build)
+        for old in [k for k in self._peer_texts if self._peer_sets.peek(k) is None]:
+            del self._peer_texts[old]  # its peer set left the cache
+        return peers
+
+    def peer_texts(self, key: PeersKey) -> Mapping[str, str] | None:
+        """The item texts (by id) the cached peers for ``key`` were built from; None
+        when those peers are not cached."""
+        kept = self._peer_texts.get(key)
+        if kept is None or self._peer_sets.peek(key) is not kept[0]:
+            return None
+        return kept[1]
 
 
 class IndexCache(VersionedCache[CatalogEntry]):

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from math import isfinite
 
 from matching.llm import LLMItem, candidates_for_items
 from matching.peers import PeerSet
@@ -45,9 +46,30 @@ ONE_TO_ONE_CANDIDATES = 5
 """Candidates per item a one-to-one job may fall back on when a better item holds its best."""
 
 
+_float_json = float.__repr__  # what json.dumps writes for a finite float
+_string_json = json.encoder.encode_basestring_ascii
+
+
 def explanation_json(result: MatchResult) -> str:
-    """A match's explanation as the JSON stored with it."""
-    return json.dumps([e.as_dict() for e in result.explanation])
+    """A match's explanation as the JSON stored with it: what ``json.dumps`` of its
+    evidence dicts gives (compact), written directly for finite floats, twice as fast (a
+    chunk writes thousands; PostgreSQL parses them into jsonb)."""
+    parts = []
+    for e in result.explanation:
+        value, contribution = e.value, e.contribution
+        if (
+            type(value) is float
+            and type(contribution) is float
+            and isfinite(value)
+            and isfinite(contribution)
+        ):
+            parts.append(
+                f'{{"signal":{_string_json(e.signal)},"value":{_float_json(value)},'
+                f'"contribution":{_float_json(contribution)}}}'
+            )
+        else:
+            parts.append(json.dumps(e.as_dict(), separators=(",", ":")))
+    return "[" + ",".join(parts) + "]"
 
 
 async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:

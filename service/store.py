@@ -672,6 +672,18 @@ class Store:
         return [(r["item_id"], r["text"]) for r in rows]
 
     @wrap_unavailable
+    async def chunk_item_ids(self, chunk: ChunkClaim) -> list[str]:
+        """The ids of the chunk's items, in order."""
+        rows = await self.pool.fetch(
+            queries["chunk_item_ids"],
+            _uuid(chunk.job_id),
+            chunk.ord_from,
+            chunk.ord_to,
+            chunk.stage,
+        )
+        return [r["item_id"] for r in rows]
+
+    @wrap_unavailable
     async def versions(self, project_id: str) -> tuple[int, int]:
         """The project's catalog and items versions (each bumped by an upload of its kind)."""
         row = await self.pool.fetchrow(queries["project_versions"], _uuid(project_id))

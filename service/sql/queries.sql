@@ -566,6 +566,13 @@ SELECT c.record_id, chunkmatch_text(c.data, $2::text[]) AS text
 FROM catalog_records c
 WHERE c.project_id = $1 AND c.version_from <= $3 AND (c.version_to IS NULL OR c.version_to > $3);
 
+-- chunk_item_ids --
+-- The ids of the chunk's items, in order (their texts come from the job's peers in memory).
+SELECT ji.item_id
+FROM job_items ji
+WHERE ji.job_id = $1 AND ji.stage = $4 AND ji.ord > $2 AND ji.ord <= $3
+ORDER BY ji.ord;
+
 -- finish_chunk --
 -- Compare-and-set on the lease: only the driver still holding it may commit the chunk
 -- ($6: milliseconds of it spent building the index or peers).
