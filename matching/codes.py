@@ -147,6 +147,10 @@ def _code_of_token(raw: str) -> str | None:
     return token if is_model_code(token) else None
 
 
+# A word starting with an ASCII digit, and the word after it ("" when none).
+_NUMBER_WORD = re.compile(r"(?<!\S)([0-9]\S*)(?=\s+(\S+)|)")
+
+
 def extract_numbers(text: str) -> frozenset[str]:
     """Return the numbers and quantities among the normalised tokens of ``text``.
 
@@ -169,8 +173,18 @@ def numbers_in_key(key: str) -> frozenset[str]:
     >>> numbers_in_key("seagate 750 gb drive") == numbers_in_key("seagate 750gb drive")
     True
     """
-    if key.isascii() and not _HAS_DIGIT.search(key):
-        return _NO_CODES
+    if key.isascii():
+        # only a word starting with a digit can be a number or a quantity
+        found = set()
+        for word, following in _NUMBER_WORD.findall(key):
+            if word.isdigit():
+                if len(following) >= 2 and _QUANTITY.match(word + following):
+                    found.add(word + following)
+                else:
+                    found.add(word)
+            elif _QUANTITY.match(word):
+                found.add(word)
+        return frozenset(found) if found else _NO_CODES
     words = key.split()
     found = set()
     for position, word in enumerate(words):
