@@ -76,7 +76,11 @@ def extract_codes(text: str) -> frozenset[str]:
     >>> sorted(extract_codes("Panasonic 2-Line Phone KX-TS208W, Garmin 010-10609-00"))
     ['0101060900', 'kxts208w']
     """
-    folded = fold_text(text)
+    return _codes_of_folded(fold_text(text))
+
+
+def _codes_of_folded(folded: str) -> frozenset[str]:
+    """:func:`extract_codes` of a text already folded."""
     if folded.isascii() and not _HAS_DIGIT.search(folded):
         # a code has a digit; the many digit-free titles need no token work
         return _NO_CODES
@@ -120,7 +124,8 @@ def own_codes(text: str) -> frozenset[str]:
             any(word in lowered for word in _REFERENCE_WORDS)
             and _ANY_REFERENCE_WORD.search(lowered)
         ):
-            return extract_codes(" ".join(text.split()[:CODE_LEAD_TOKENS]))
+            # for ASCII, folding is lowercasing, done already
+            return _codes_of_folded(" ".join(lowered.split()[:CODE_LEAD_TOKENS]))
     kept: list[str] = []
     reference = False
     for word in text.split()[:CODE_LEAD_TOKENS]:
