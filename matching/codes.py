@@ -11,6 +11,7 @@ UPCs such as ``010-10609-00``). Quantities with a unit (``500GB``, ``1080p``,
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 
 from matching.normalise import fold_text, normalise_text
@@ -75,8 +76,21 @@ def extract_codes(text: str) -> frozenset[str]:
     >>> sorted(extract_codes("Panasonic 2-Line Phone KX-TS208W, Garmin 010-10609-00"))
     ['0101060900', 'kxts208w']
     """
-    codes = map(_code_of_token, _CODE_TOKEN.findall(fold_text(text)))
-    return frozenset(code for code in codes if code is not None)
+    return _codes_of_folded(fold_text(text))
+
+
+def _codes_of_folded(folded: str) -> frozenset[str]:
+    """:func:`extract_codes` of a text already folded."""
+    if folded.isascii() and not _HAS_DIGIT.search(folded):
+        # a code has a digit; the many digit-free titles need no token work
+        return _NO_CODES
+    # letter-only tokens are never codes: leaving them out keeps them from crowding
+    # the cache of token verdicts
+    candidates = itertools.filterfalse(str.isalpha, _CODE_TOKEN.findall(folded))
+    return frozenset(filter(None, map(_code_of_token, candidates)))
+
+
+_NO_CODES: frozenset[str] = frozenset()
 
 
 CODE_LEAD_TOKENS = 16
@@ -85,6 +99,11 @@ description, which names other products' codes (the processor, the printer it fi
 
 _REFERENCE_WORDS = frozenset({"for", "with", "fits", "compatible", "supports", "replaces", "works"})
 _SEPARATORS = frozenset({"-", "/", "|", ";", "\u2013", "\u2014"})
+# A word that, lowercased and stripped of ",;:()", is a reference word (as own_codes
+# tests it); finding none in an ASCII text lets own_codes keep every lead word at once.
+_ANY_REFERENCE_WORD = re.compile(
+    r"(?:^|\s)[,;:()]*(?:" + "|".join(sorted(_REFERENCE_WORDS)) + r")[,;:()]*(?=\s|$)"
+)
 
 
 def own_codes(text: str) -> frozenset[str]:
@@ -97,6 +116,16 @@ def own_codes(text: str) -> frozenset[str]:
     >>> sorted(own_codes("Ink Cartridge For PIXMA iP1600, iP6210D Printers - 0617B002 Canon"))
     ['0617b002']
     """
+    if text.isascii():
+        if not _HAS_DIGIT.search(text):
+            return _NO_CODES
+        lowered = text.lower()
+        if not (
+            any(word in lowered for word in _REFERENCE_WORDS)
+            and _ANY_REFERENCE_WORD.search(lowered)
+        ):
+            # for ASCII, folding is lowercasing, done already
+            return _codes_of_folded(" ".join(lowered.split()[:CODE_LEAD_TOKENS]))
     kept: list[str] = []
     reference = False
     for word in text.split()[:CODE_LEAD_TOKENS]:
@@ -112,12 +141,19 @@ def own_codes(text: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=CODE_TOKEN_CACHE_SIZE)
 def _code_of_token(raw: str) -> str | None:
     """The model code a candidate token stands for, or None."""
-    if len(raw) < MIN_CODE_LENGTH or raw.isalpha() or _COUNTED_WORD.match(raw):
+    if len(raw) < MIN_CODE_LENGTH or raw.isalpha():
         return None
-    if _DATE.match(raw) or _ZIP4.match(raw):
-        return None
-    token = _JOINERS.sub("", raw.strip("-/."))
+    token = raw
+    # counted words, dates and ZIP+4 codes all have a joiner
+    if "-" in raw or "/" in raw or "." in raw:
+        if _COUNTED_WORD.match(raw) or _DATE.match(raw) or _ZIP4.match(raw):
+            return None
+        token = _JOINERS.sub("", raw.strip("-/."))
     return token if is_model_code(token) else None
+
+
+# A word starting with an ASCII digit, and the word after it ("" when none).
+_NUMBER_WORD = re.compile(r"(?<!\S)([0-9]\S*)(?=\s+(\S+)|)")
 
 
 def extract_numbers(text: str) -> frozenset[str]:
@@ -142,6 +178,18 @@ def numbers_in_key(key: str) -> frozenset[str]:
     >>> numbers_in_key("seagate 750 gb drive") == numbers_in_key("seagate 750gb drive")
     True
     """
+    if key.isascii():
+        # only a word starting with a digit can be a number or a quantity
+        found = set()
+        for word, following in _NUMBER_WORD.findall(key):
+            if word.isdigit():
+                if len(following) >= 2 and _QUANTITY.match(word + following):
+                    found.add(word + following)
+                else:
+                    found.add(word)
+            elif _QUANTITY.match(word):
+                found.add(word)
+        return frozenset(found) if found else _NO_CODES
     words = key.split()
     found = set()
     for position, word in enumerate(words):

@@ -91,7 +91,11 @@ class CatalogIndex:
         >>> seen[-1]
         1.0
         """
-        report = progress or no_progress
+        with _batch_allocations():
+            return cls._build(records, progress or no_progress)
+
+    @classmethod
+    def _build(cls, records: Sequence[tuple[str, str]], report: Progress) -> CatalogIndex:
         ids = [str(record_id) for record_id, _ in records]
         if len(set(ids)) != len(ids):
             duplicate = next(i for i, n in Counter(ids).items() if n > 1)
@@ -135,7 +139,10 @@ class CatalogIndex:
         so every chunk sees the same rivals. ``progress`` as in :meth:`build`."""
         if self._scorer is None:
             raise InvalidArgumentError("an empty catalog has no vocabulary for peers")
-        report = progress or no_progress
+        with _batch_allocations():
+            return self._peers(items, progress or no_progress)
+
+    def _peers(self, items: Sequence[tuple[str, str]], report: Progress) -> PeerSet:
         texts = [_as_text(t) for _, t in items]
         keys = map_reporting(normalise_text, texts, scaled(report, 0.0, 0.1))
         peers = PeerSet.build(
@@ -441,12 +448,15 @@ class CatalogIndex:
 
 @contextlib.contextmanager
 def _batch_allocations() -> Iterator[None]:
-    """Hold the cycle collector while a call allocates its many short-lived results.
+    """Hold the cycle collector while a call allocates its many small objects.
 
     Scoring a chunk makes hundreds of thousands of small objects that reference
     counting frees at once; with a large index alive, the collector's passes over them
-    cost more than an eighth of the time. Nothing here makes cycles, so pausing it
-    only delays the collection of other code's garbage until the call returns.
+    cost more than an eighth of the time. Building an index or peers keeps millions
+    (every record's codes, numbers and marks), and each pass the collector makes over
+    those that survive costs more the more there are: about a third of the build.
+    Nothing here makes cycles, so pausing it only delays the collection of other
+    code's garbage until the call returns.
     """
     was_enabled = gc.isenabled()
     gc.disable()

@@ -38,7 +38,9 @@ def fold_text(text: str) -> str:
 
 
 def _normalise_once(text: str) -> str:
-    return " ".join(_NON_ALNUM.sub(" ", fold_text(text)).split())
+    # Whitespace is non-alphanumeric too: once every run of it and of punctuation is one
+    # space, stripping the ends is all that joining the split words would still do.
+    return _NON_ALNUM.sub(" ", fold_text(text)).strip()
 
 
 def normalise_text(text: str) -> str:

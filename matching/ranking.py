@@ -122,7 +122,9 @@ class CandidateScorer:
         key_marks = map_reporting(_marks_of, keys, scaled(report, 0.65, 1.0))
         return cls(
             keys=keys,
-            codes=[_compact(c for c in cs if c in signal_frequency) for cs in codes],
+            codes=[
+                _compact(c for c in cs if c in signal_frequency) if cs else _EMPTY for cs in codes
+            ],
             numbers=numbers,
             marks=key_marks,
             code_frequency=signal_frequency,
@@ -357,7 +359,8 @@ _EMPTY: tuple[str, ...] = ()
 
 
 def _numbers_of(key: str) -> tuple[str, ...]:
-    return _compact(numbers_in_key(key))
+    # a frozenset's values are distinct already: _compact without its set()
+    return tuple(sorted(numbers_in_key(key))) or _EMPTY
 
 
 def _marks_of(key: str) -> Marks:

@@ -155,7 +155,10 @@ def years_in_key(key: str) -> frozenset[str]:
     >>> sorted(years_in_key("math success deluxe 2007 for 1998 pcs 20071"))
     ['1998', '2007']
     """
-    return frozenset(_YEAR.findall(key)) if key else _NONE
+    # every year has "19" or "20" in it: most texts are settled by the substring tests
+    if not key or ("19" not in key and "20" not in key):
+        return _NONE
+    return frozenset(_YEAR.findall(key))
 
 
 def _words_pattern(words: frozenset[str]) -> re.Pattern[str]:
@@ -166,6 +169,9 @@ _ACCESSORY = _words_pattern(ACCESSORY_WORDS)
 _EDITION = _words_pattern(EDITION_WORDS)
 _COLOUR = _words_pattern(COLOUR_WORDS)
 _NONE: frozenset[str] = frozenset()
+_MARKED_WORDS = ACCESSORY_WORDS | EDITION_WORDS | COLOUR_WORDS
+_WORD_RUN = re.compile(r"\w+")
+_HAS_DIGIT = re.compile(r"\d")
 
 
 def quantities_in_key(key: str) -> tuple[tuple[str, str], ...]:
@@ -240,14 +246,27 @@ def marks(key: str) -> Marks:
     >>> marks("acme tv") is NO_MARKS
     True
     """
-    colours = frozenset(_COLOUR.findall(key)) if key else _NONE
-    found = (
-        quantities_in_key(key),
-        accessory_words(key),
-        edition_words(key),
-        colours,
-        years_in_key(key),
-    )
+    if not key:
+        return NO_MARKS
+    # One pass for the three word lists: a whole-word match is a run of word characters,
+    # so the runs that are marked words are what each list's pattern would find.
+    named = _MARKED_WORDS.intersection(_WORD_RUN.findall(key))
+    if _HAS_DIGIT.search(key):
+        quantities, years = quantities_in_key(key), years_in_key(key)
+    else:  # quantities and years need a digit
+        quantities, years = (), _NONE
+    if not (named or quantities or years):
+        return NO_MARKS
+    if named:
+        found = (
+            quantities,
+            ACCESSORY_WORDS & named,
+            EDITION_WORDS & named,
+            COLOUR_WORDS & named,
+            years,
+        )
+    else:
+        found = (quantities, _NONE, _NONE, _NONE, years)
     return NO_MARKS if found == NO_MARKS else found
 
 

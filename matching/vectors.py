@@ -49,6 +49,27 @@ def _idf(document_frequency: np.ndarray, n_documents: int) -> np.ndarray:
     return (np.log((1.0 + n_documents) / (1.0 + document_frequency)) + 1.0).astype(np.float32)
 
 
+def _code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The code points of ``texts``, each padded with one space on both sides, joined;
+    with each padded text's length."""
+    padded = [f" {text} " for text in texts]
+    lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+    points = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
+    return points, lengths
+
+
+def _ngram_starts(lengths: np.ndarray, total: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(document_index, start)`` of every n-gram that stays within its padded text."""
+    per_text = np.maximum(lengths - (n - 1), 0)
+    docs = np.repeat(np.arange(len(lengths), dtype=np.int64), per_text)
+    # an n-gram starts at a text's offset plus its rank among that text's n-grams
+    offsets = np.cumsum(lengths) - lengths
+    rank = np.arange(len(docs), dtype=np.int64) - np.repeat(
+        np.cumsum(per_text) - per_text, per_text
+    )
+    return docs, offsets[docs] + rank
+
+
 def char_ngram_keys(texts: Sequence[str], *, n: int = NGRAM_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(document_index, key)`` for every character n-gram in ``texts``.
 
@@ -61,23 +82,59 @@ def char_ngram_keys(texts: Sequence[str], *, n: int = NGRAM_SIZE) -> tuple[np.nd
     """
     if n * _BITS_PER_CHAR > 64:
         raise ValueError("n-grams longer than 3 characters do not fit a 64-bit key")
-    padded = [f" {text} " for text in texts]
-    lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
-    joined = "".join(padded)
-    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    total = len(points)
-    if total < n:
+    points, lengths = _code_points(texts)
+    if len(points) < n:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
-    doc_of_position = np.repeat(np.arange(len(padded), dtype=np.int64), lengths)
-    ends = np.cumsum(lengths)
-    starts = np.arange(total - n + 1, dtype=np.int64)
-    docs = doc_of_position[: total - n + 1]
-    valid = starts + n <= ends[docs]
-    keys = points[: total - n + 1].copy()
+    docs, starts = _ngram_starts(lengths, len(points), n)
+    wide = points.astype(np.uint64)
+    keys = wide[starts]
     for offset in range(1, n):
         keys <<= np.uint64(_BITS_PER_CHAR)
-        keys |= points[offset : total - n + 1 + offset]
-    return docs[valid], keys[valid]
+        keys |= wide[starts + offset]
+    return docs, keys
+
+
+DENSE_NGRAM_LIMIT = 1 << 22
+"""Largest number of possible n-grams (alphabet size to the n) for which the vocabulary
+is fitted through a lookup table instead of sorting and searching the n-gram keys."""
+
+
+def _fit_ngrams(texts: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(document_index, column, vocabulary)`` of the n-grams of ``texts``: the sorted
+    distinct keys of :func:`char_ngram_keys` and each n-gram's position among them.
+
+    Catalog texts use few distinct characters: numbering them in code-point order
+    makes an n-gram a small integer that orders as its key does, so a table indexed by
+    it replaces ``np.unique`` and ``np.searchsorted`` over millions of keys.
+    """
+    points, lengths = _code_points(texts)
+    if len(points) >= n:
+        present = np.bincount(points, minlength=1) > 0
+        alphabet = np.flatnonzero(present).astype(np.uint64)
+        size = len(alphabet)
+        if size**n <= DENSE_NGRAM_LIMIT:
+            ranks = (np.cumsum(present, dtype=np.int64) - 1)[points]
+            docs, starts = _ngram_starts(lengths, len(points), n)
+            dense = ranks[starts]
+            for offset in range(1, n):
+                dense *= size
+                dense += ranks[starts + offset]
+            seen = np.zeros(size**n, dtype=bool)
+            seen[dense] = True
+            used = np.flatnonzero(seen)
+            column_of = np.zeros(size**n, dtype=np.int64)
+            column_of[used] = np.arange(len(used), dtype=np.int64)
+            vocabulary = np.zeros(len(used), dtype=np.uint64)
+            for position in range(n):
+                digit = (used // size ** (n - 1 - position)) % size
+                vocabulary <<= np.uint64(_BITS_PER_CHAR)
+                vocabulary |= alphabet[digit]
+            return docs, column_of[dense], vocabulary
+    docs, keys = char_ngram_keys(texts, n=n)
+    # unique + searchsorted is several times faster than unique(return_inverse=True),
+    # which argsorts every n-gram.
+    vocabulary = np.unique(keys)
+    return docs, np.searchsorted(vocabulary, keys), vocabulary
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -97,11 +154,7 @@ class CharNgramVectoriser:
     @classmethod
     def fit(cls, texts: Sequence[str]) -> tuple[CharNgramVectoriser, sp.csr_matrix]:
         """Fit on ``texts`` and return the vectoriser with their matrix."""
-        docs, keys = char_ngram_keys(texts)
-        # unique + searchsorted is several times faster than unique(return_inverse=True),
-        # which argsorts every n-gram.
-        vocabulary = np.unique(keys)
-        cols = np.searchsorted(vocabulary, keys)
+        docs, cols, vocabulary = _fit_ngrams(texts, NGRAM_SIZE)
         counts = _csr_from_pairs(docs, cols, len(texts), len(vocabulary))
         df = np.bincount(counts.indices, minlength=len(vocabulary))
         idf = _idf(df, len(texts))

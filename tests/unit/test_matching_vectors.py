@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matching.retrieval
+import matching.vectors
 from matching.retrieval import MIN_QUERY_TERMS, NgramRetriever, postings_cap
 from matching.vectors import (
     CharNgramVectoriser,
@@ -33,6 +34,21 @@ def test_char_ngram_keys_are_exact_and_stay_within_documents() -> None:
     assert len(set(keys.tolist())) == 4
     again_docs, again_keys = char_ngram_keys(["ba"])
     assert again_keys.tolist() == keys[2:].tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="ab c\u00e9\U0001f600", max_size=8), max_size=6))
+def test_char_fit_through_the_alphabet_table_matches_sorting_the_keys(
+    texts: list[str],
+) -> None:
+    table_vec, table_matrix = CharNgramVectoriser.fit(texts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matching.vectors, "DENSE_NGRAM_LIMIT", 0)
+        sorted_vec, sorted_matrix = CharNgramVectoriser.fit(texts)
+    assert table_vec.vocabulary.tolist() == sorted_vec.vocabulary.tolist()
+    assert table_vec.idf.tolist() == sorted_vec.idf.tolist()
+    for part in ("data", "indices", "indptr"):
+        assert getattr(table_matrix, part).tolist() == getattr(sorted_matrix, part).tolist()
 
 
 def test_char_ngram_keys_handle_astral_code_points() -> None:
