@@ -37,8 +37,11 @@ MIN_CHUNK_SECONDS = 0.001
 PRIOR_CHUNKS = 2.0
 """How many measured chunks a stage's prior rate (recent jobs' rate of the same stage, see
 :func:`stage_rate`) counts for: after one chunk it weighs two thirds, after 20 a tenth."""
-DEFAULT_PRIOR_CHUNKS = 0.5
-"""What a default prior rate (a constant, not this deployment's history) counts for."""
+DEFAULT_PRIOR_CHUNKS = 0.0
+"""What a default prior rate (a constant, not this deployment's history) counts for once a
+chunk is measured: nothing. A constant guessed on another machine pulled the first chunks'
+estimate 40 % off on a quiet 2-core machine (``benchmarks/eta_accuracy.py``); it only gives
+an ETA before the first chunk."""
 MIN_BUILD_PROGRESS = 0.02
 """Progress a build must have made under our eyes before its own pace is extrapolated."""
 
