@@ -8,6 +8,7 @@ description); this module runs them and hands out the frozen records of
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import uuid
@@ -858,9 +859,13 @@ class Store:
             eta.WARMUP_CHUNKS,
             ETA_CHUNKS,
         )
-        rate = eta.stage_rate(
-            [eta.ChunkTiming(**dict(r)) for r in rows], prior_rate=prior[0], prior_chunks=prior[1]
-        )
+        timings = [eta.ChunkTiming(**dict(r)) for r in rows]
+        if len(timings) == 1:
+            # a stage's lone first chunk: its span ends at this commit's end, not at the
+            # commit's start (finished_at), or its rate leaves the matches insert out
+            now = await conn.fetchval(queries["clock_now"])
+            timings[0] = dataclasses.replace(timings[0], finished=max(timings[0].finished, now))
+        rate = eta.stage_rate(timings, prior_rate=prior[0], prior_chunks=prior[1])
         seconds = eta.eta_seconds(
             job.stage_total - job.stage_processed,
             rate,

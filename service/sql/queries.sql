@@ -893,3 +893,7 @@ RETURNING expires_at;
 SELECT t.owner, t.is_admin, t.token_hash FROM event_tickets e
 JOIN api_tokens t ON t.token_hash = e.token_hash AND t.revoked_at IS NULL
 WHERE e.ticket_hash = $1 AND e.job_id = $2 AND e.expires_at > now();
+
+-- clock_now --
+-- The database's clock now (not the transaction's start), in epoch seconds.
+SELECT extract(epoch FROM clock_timestamp())::float8;
