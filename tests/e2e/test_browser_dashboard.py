@@ -221,6 +221,7 @@ async def test_the_page_remembers_columns_links_a_409_and_shows_the_progress(
         running = (await client.get("/api/jobs", params={"projectId": project_id})).json()
         job_id = running["jobs"][0]["id"]
         # a second start is a 409 that links to the job already running
+        page.once("dialog", lambda dialog: dialog.accept())  # the cancel asks first
         await page.click("#cancel-job")  # the page's own cancel: a neutral state
         release.set()
         await page.wait_for_selector('#job-status[data-status="cancelled"]')
