@@ -180,27 +180,23 @@ def numbers_in_key(key: str) -> frozenset[str]:
     """
     if key.isascii():
         # only a word starting with a digit can be a number or a quantity
-        found = set()
-        for word, following in _NUMBER_WORD.findall(key):
-            if word.isdigit():
-                if len(following) >= 2 and _QUANTITY.match(word + following):
-                    found.add(word + following)
-                else:
-                    found.add(word)
-            elif _QUANTITY.match(word):
-                found.add(word)
-        return frozenset(found) if found else _NO_CODES
-    words = key.split()
-    found = set()
-    for position, word in enumerate(words):
-        if word.isalpha():
-            continue
-        if word.isdigit():
-            following = words[position + 1] if position + 1 < len(words) else ""
-            if len(following) >= 2 and _QUANTITY.match(word + following):
-                found.add(word + following)
-            else:
-                found.add(word)
-        elif _QUANTITY.match(word):
-            found.add(word)
-    return frozenset(found)
+        pairs = _NUMBER_WORD.findall(key)
+    else:
+        words = key.split()
+        pairs = [
+            (word, words[n + 1] if n + 1 < len(words) else "")
+            for n, word in enumerate(words)
+            if not word.isalpha()
+        ]
+    found = {n for n in (_number_of(word, following) for word, following in pairs) if n}
+    return frozenset(found) if found else _NO_CODES
+
+
+def _number_of(word: str, following: str) -> str | None:
+    """The number or quantity a word stands for (with its unit when the next word is
+    one), or None."""
+    if word.isdigit():
+        if len(following) >= 2 and _QUANTITY.match(word + following):
+            return word + following
+        return word
+    return word if _QUANTITY.match(word) else None
