@@ -22,12 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from service_end_to_end import check, server, upload_rows, wait_for_log  # noqa: E402
+from service_end_to_end import check, server_client, upload_rows, wait_for_log  # noqa: E402
 from synthetic import make_synthetic  # noqa: E402
 
 FORMER_WINDOW = 10  # chunks the former estimator averaged over
@@ -46,12 +44,7 @@ def _former_eta(
 
 def run(args: argparse.Namespace) -> None:
     catalog, items, _ = make_synthetic(args.catalog, args.items, seed=args.seed)
-    with (
-        server() as (url, pid, token),
-        httpx.Client(
-            base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
-        ) as client,
-    ):
+    with server_client() as (client, pid):
         project = check(client.post("/api/projects", json={"name": "eta"}))["project"]["id"]
         upload_rows(client, project, "catalog", catalog)
         upload_rows(client, project, "items", items)

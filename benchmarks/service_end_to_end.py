@@ -43,9 +43,10 @@ CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
 
 
 @contextlib.contextmanager
-def server(*, worker: bool = False) -> Iterator[tuple[str, int, str]]:
+def server(*, worker: bool = False, **env_extra: str) -> Iterator[tuple[str, int, str]]:
     """A ``chunkmatch serve`` on a free port with its own embedded PostgreSQL; without the
-    built-in worker unless ``worker`` (then nothing but the benchmark advances a job)."""
+    built-in worker unless ``worker`` (then nothing but the benchmark advances a job);
+    ``env_extra``: more settings. Yields its URL, process id and admin token."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -55,6 +56,7 @@ def server(*, worker: bool = False) -> Iterator[tuple[str, int, str]]:
         CHUNKMATCH_DATA_DIR=data_dir,
         CHUNKMATCH_LOG_LEVEL=os.environ.get("CHUNKMATCH_LOG_LEVEL", "INFO"),
         CHUNKMATCH_SERVE_WORKER="on" if worker else "off",
+        **env_extra,
     )
     # the server's log goes to a file: the throughput run waits for lines in it
     log = open(Path(data_dir) / "server.log", "w")  # noqa: SIM115 - closed below
@@ -80,6 +82,18 @@ def server(*, worker: bool = False) -> Iterator[tuple[str, int, str]]:
         proc.wait(60)
         log.close()
         print(f"(server log: {log.name})")
+
+
+@contextlib.contextmanager
+def server_client(*, worker: bool = False) -> Iterator[tuple[httpx.Client, int]]:
+    """:func:`server` and an HTTP client holding its admin token; yields (client, pid)."""
+    with (
+        server(worker=worker) as (url, pid, token),
+        httpx.Client(
+            base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
+        ) as client,
+    ):
+        yield client, pid
 
 
 def wait_for_log(pid: int, needle: str, timeout: float = 300) -> float:
@@ -183,12 +197,7 @@ def all_matches(client: httpx.Client, job_id: str) -> dict[str, str]:
 
 def quality(args: argparse.Namespace) -> None:
     sets = ALL_SETS if args.all else (ABT_BUY,) + tuple(s for s in ALL_SETS if s is not ABT_BUY)
-    with (
-        server() as (url, _pid, token),
-        httpx.Client(
-            base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
-        ) as client,
-    ):
+    with server_client() as (client, _pid):
         print(f"{'set':34s} {'P':>6s} {'R':>6s} {'F1':>6s} {'items':>6s} {'s':>6s}")
         for spec in sets:
             folder = DATA_DIR / spec.folder
@@ -218,12 +227,7 @@ def quality(args: argparse.Namespace) -> None:
 def throughput(args: argparse.Namespace) -> None:
     n_items = args.items or args.n
     catalog, items, gold = make_synthetic(args.n, n_items, seed=args.seed)
-    with (
-        server(worker=args.worker) as (url, pid, token),
-        httpx.Client(
-            base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
-        ) as client,
-    ):
+    with server_client(worker=args.worker) as (client, pid):
         project_id = check(client.post("/api/projects", json={"name": "bench"}))["project"]["id"]
         started = time.perf_counter()
         t_cat = upload_rows(client, project_id, "catalog", catalog)

@@ -28,12 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from service_end_to_end import all_matches, check, run_job, server, upload_rows  # noqa: E402
+from service_end_to_end import all_matches, check, run_job, server_client, upload_rows  # noqa: E402
 from synthetic import make_synthetic  # noqa: E402
 
 
@@ -43,12 +41,7 @@ def top1(predicted: dict[str, str], gold: dict[str, str | None]) -> float:
 
 
 def run_chunkmatch(catalog: list[dict], items: list[dict], threshold: float | None) -> dict:
-    with (
-        server() as (url, _pid, token),
-        httpx.Client(
-            base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
-        ) as client,
-    ):
+    with server_client() as (client, _pid):
         project_id = check(client.post("/api/projects", json={"name": "vs"}))["project"]["id"]
         started = time.perf_counter()
         upload_rows(client, project_id, "catalog", catalog)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -254,3 +255,15 @@ def stop_serve(proc: subprocess.Popen) -> None:
             proc.wait(60)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+async def wait_until(predicate, *, timeout: float, interval: float = 0.05):
+    """Await ``predicate()`` every ``interval`` seconds until it returns something truthy
+    (returned), or fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

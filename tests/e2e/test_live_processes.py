@@ -24,6 +24,7 @@ from tests.e2e.processes import (
     job_invariants,
     process_env,
     seed_project,
+    wait_until,
 )
 
 
@@ -37,16 +38,6 @@ async def _job_row(dsn: str, job_id: str) -> asyncpg.Record:
 
 async def _drain(frames) -> list[dict]:
     return [f async for f in frames]
-
-
-async def _until(predicate, *, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 async def test_sigterm_stops_the_built_in_worker_promptly_and_loses_nothing(db_dsn) -> None:
@@ -94,7 +85,7 @@ async def test_sigterm_stops_the_built_in_worker_promptly_and_loses_nothing(db_d
             async def completed() -> bool:
                 return (await _job_row(db_dsn, job_id))["status"] == "completed"
 
-            await _until(completed, timeout=120, interval=0.2)
+            await wait_until(completed, timeout=120, interval=0.2)
         finally:
             second.stop()
         counts = await job_invariants(db_dsn, job_id)
@@ -126,7 +117,7 @@ async def test_events_and_polls_follow_commits_of_another_process(db_dsn) -> Non
                     r = await c.get(f"{a.url}/api/jobs/{job_id}")
                     return r.json()["job"]["processedItems"] == want
 
-                await _until(a_polls_it, timeout=1.0, interval=0.01)
+                await wait_until(a_polls_it, timeout=1.0, interval=0.01)
             rest = [f async for f in frames]
         assert (seen + [f["data"] for f in rest])[-1]["status"] == "completed"
         counts = await job_invariants(db_dsn, job_id)
@@ -171,7 +162,7 @@ async def test_a_revoked_token_stops_working_on_every_process_within_a_second(db
                 async def refused(url=s.url) -> bool:
                     return (await c.get(f"{url}/api/jobs")).status_code == 401
 
-                await _until(refused, timeout=1.0, interval=0.01)
+                await wait_until(refused, timeout=1.0, interval=0.01)
             took = time.monotonic() - revoked_at
             for frames in streams:  # the open streams of that token end as well
                 rest = await asyncio.wait_for(_drain(frames), 1.0)

@@ -24,6 +24,7 @@ from tests.e2e.processes import (
     job_invariants,
     seed_project,
     start_worker,
+    wait_until,
 )
 
 DEADLINE_SECONDS = 180.0
@@ -167,16 +168,6 @@ async def test_database_restart_in_the_middle_of_a_job() -> None:
     print(f"\noutage test: {statuses.count(503)} answers 503 during the outage, {counts}")
 
 
-async def _wait_for(predicate, timeout: float = DEADLINE_SECONDS, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
-
 async def _job_status(dsn: str, job_id: str) -> str:
     conn = await asyncpg.connect(dsn)
     try:
@@ -209,7 +200,7 @@ async def test_worker_wakes_on_notify_and_sigterm_loses_nothing(db_dsn: str) -> 
         _, job_id = await asyncio.to_thread(
             seed_project, server.url, token, 6000, 3000, chunk_size=200
         )
-        await _wait_for(lambda: _chunks(db_dsn, job_id, "status = 'done'"), timeout=30)
+        await wait_until(lambda: _chunks(db_dsn, job_id, "status = 'done'"), timeout=30)
         woke_after = time.monotonic() - created
         assert woke_after < 30  # far below the 120 s poll: NOTIFY woke it
 
@@ -221,7 +212,7 @@ async def test_worker_wakes_on_notify_and_sigterm_loses_nothing(db_dsn: str) -> 
         if await _job_status(db_dsn, job_id) != "completed":
             second = start_worker(db_dsn, WORKER_POLL_SECONDS="0.5")
             try:
-                await _wait_for(lambda: _is_completed(db_dsn, job_id), timeout=120)
+                await wait_until(lambda: _is_completed(db_dsn, job_id), timeout=120)
             finally:
                 second.terminate()
                 second.wait(40)
@@ -245,15 +236,16 @@ async def test_a_second_worker_takes_over_a_killed_workers_leases(db_dsn: str) -
         _, job_id = await asyncio.to_thread(
             seed_project, server.url, token, 8000, 4000, chunk_size=1000
         )
-        orphans = await _wait_for(
+        orphans = await wait_until(
             lambda: _chunks(db_dsn, job_id, "status = 'running' AND lease_expires_at > now()"),
+            timeout=DEADLINE_SECONDS,
             interval=0.005,
         )
         first.kill()  # mid-chunk: its lease is left behind
         first.wait(30)
         second = start_worker(db_dsn, WORKER_POLL_SECONDS="0.5", WORKER_CONCURRENCY="2")
         try:
-            await _wait_for(lambda: _is_completed(db_dsn, job_id), timeout=120)
+            await wait_until(lambda: _is_completed(db_dsn, job_id), timeout=120)
         finally:
             second.terminate()
             assert second.wait(40) == 0
