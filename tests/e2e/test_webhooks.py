@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from datetime import datetime
 
 import asyncpg
@@ -18,9 +19,10 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from service.webhooks import new_secret
 from tests.conftest import server_with
 from tests.e2e.helpers import create_job, create_project, products, upload
-from tests.e2e.processes import wait_until
+from tests.e2e.processes import start_worker, wait_until
 from tests.fakes.http import Drop, FakeHTTPServer, Reply, Request
 
 ALL_EVENTS = ["job.completed", "job.failed", "job.cancelled", "job.stage_completed"]
@@ -210,6 +212,40 @@ async def test_a_receiver_down_for_a_while_gets_every_event_in_order(
             jobs[1]["id"]: ["job.stage_completed", "job.completed"],
             cancelled["id"]: ["job.cancelled"],
         }
+
+
+async def test_a_separate_worker_delivers_too(pg_server_dsn, template_dsn, receiver) -> None:
+    # `chunkmatch worker` (its own process, settings from the environment) drives the job
+    # and delivers its events; the web process runs no worker and refuses loopback URLs, so
+    # the webhook is written as an operator on a private network would have it
+    private = {"CHUNKMATCH_WEBHOOK_ALLOW_PRIVATE": "true", "WORKER_POLL_SECONDS": "0.5"}
+    async with (
+        server_with(pg_server_dsn) as server,
+        httpx.AsyncClient(base_url=server.url, headers=server.headers(), timeout=60) as c,
+    ):
+        pid = await _project(c, 20, "worker")
+        conn = await asyncpg.connect(server.dsn)
+        try:
+            secret = new_secret()
+            await conn.execute(
+                "INSERT INTO webhooks (project_id, url, events, secret) VALUES ($1, $2, $3, $4)",
+                uuid.UUID(pid),
+                f"{receiver.url}/worker",
+                ["job.completed"],
+                secret,
+            )
+            receiver.secrets["/worker"] = secret
+        finally:
+            await conn.close()
+        worker = start_worker(server.dsn, **private)
+        try:
+            job = await create_job(c, pid, {"chunkSize": 5})
+            await wait_until(lambda: _arrived(receiver, 1), timeout=90)
+            assert _by_job(receiver.events()) == {job["id"]: ["job.completed"]}
+            assert receiver.bad_signatures == []
+        finally:
+            worker.terminate()
+            assert worker.wait(60) == 0
 
 
 async def test_registration_refuses_what_the_rules_forbid_and_writes_nothing(client) -> None:
