@@ -53,53 +53,38 @@ BEGIN
         TABLE = TG_TABLE_NAME;
 END $$;
 
-ALTER TABLE catalog_records DROP CONSTRAINT catalog_records_project_id_fkey;
-ALTER TABLE items DROP CONSTRAINT items_project_id_fkey;
-ALTER TABLE job_items DROP CONSTRAINT job_items_job_id_fkey;
-ALTER TABLE matches DROP CONSTRAINT matches_job_id_fkey;
 DROP INDEX items_project_seq;
 
-CREATE TRIGGER catalog_records_project AFTER INSERT ON catalog_records
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION chunkmatch_check_parents('projects', 'id', 'project_id');
-CREATE TRIGGER items_project AFTER INSERT ON items
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION chunkmatch_check_parents('projects', 'id', 'project_id');
-CREATE TRIGGER job_items_job AFTER INSERT ON job_items
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION chunkmatch_check_parents('matching_jobs', 'id', 'job_id');
-CREATE TRIGGER matches_job AFTER INSERT ON matches
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION chunkmatch_check_parents('matching_jobs', 'id', 'job_id');
-
-CREATE TRIGGER projects_catalog_records AFTER DELETE ON projects
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION chunkmatch_delete_children('catalog_records', 'project_id', 'id');
-CREATE TRIGGER projects_items AFTER DELETE ON projects
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION chunkmatch_delete_children('items', 'project_id', 'id');
-CREATE TRIGGER matching_jobs_job_items AFTER DELETE ON matching_jobs
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION chunkmatch_delete_children('job_items', 'job_id', 'id');
-CREATE TRIGGER matching_jobs_matches AFTER DELETE ON matching_jobs
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION chunkmatch_delete_children('matches', 'job_id', 'id');
-
-CREATE TRIGGER catalog_records_fixed_project BEFORE UPDATE OF project_id ON catalog_records
-    FOR EACH ROW WHEN (OLD.project_id IS DISTINCT FROM NEW.project_id)
-    EXECUTE FUNCTION chunkmatch_fixed_key('project_id');
-CREATE TRIGGER items_fixed_project BEFORE UPDATE OF project_id ON items
-    FOR EACH ROW WHEN (OLD.project_id IS DISTINCT FROM NEW.project_id)
-    EXECUTE FUNCTION chunkmatch_fixed_key('project_id');
-CREATE TRIGGER job_items_fixed_job BEFORE UPDATE OF job_id ON job_items
-    FOR EACH ROW WHEN (OLD.job_id IS DISTINCT FROM NEW.job_id)
-    EXECUTE FUNCTION chunkmatch_fixed_key('job_id');
-CREATE TRIGGER matches_fixed_job BEFORE UPDATE OF job_id ON matches
-    FOR EACH ROW WHEN (OLD.job_id IS DISTINCT FROM NEW.job_id)
-    EXECUTE FUNCTION chunkmatch_fixed_key('job_id');
-CREATE TRIGGER projects_fixed_id BEFORE UPDATE OF id ON projects
-    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
-    EXECUTE FUNCTION chunkmatch_fixed_key('id');
-CREATE TRIGGER matching_jobs_fixed_id BEFORE UPDATE OF id ON matching_jobs
-    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
-    EXECUTE FUNCTION chunkmatch_fixed_key('id');
+DO $$
+DECLARE
+    k record;
+BEGIN
+    FOR k IN SELECT * FROM (VALUES
+        ('catalog_records', 'project_id', 'projects'),
+        ('items', 'project_id', 'projects'),
+        ('job_items', 'job_id', 'matching_jobs'),
+        ('matches', 'job_id', 'matching_jobs')) AS t (child, key, parent)
+    LOOP
+        EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', k.child, k.child || '_' || k.key || '_fkey');
+        EXECUTE format(
+            'CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION chunkmatch_check_parents(%L, %L, %L)',
+            k.child || '_parent', k.child, k.parent, 'id', k.key);
+        EXECUTE format(
+            'CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS old_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION chunkmatch_delete_children(%L, %L, %L)',
+            k.parent || '_' || k.child, k.parent, k.child, k.key, 'id');
+        EXECUTE format(
+            'CREATE TRIGGER %I BEFORE UPDATE OF %I ON %I
+             FOR EACH ROW WHEN (OLD.%I IS DISTINCT FROM NEW.%I)
+             EXECUTE FUNCTION chunkmatch_fixed_key(%L)',
+            k.child || '_fixed_' || k.key, k.key, k.child, k.key, k.key, k.key);
+    END LOOP;
+    FOR k IN SELECT unnest(ARRAY['projects', 'matching_jobs']) AS parent LOOP
+        EXECUTE format(
+            'CREATE TRIGGER %I BEFORE UPDATE OF id ON %I
+             FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
+             EXECUTE FUNCTION chunkmatch_fixed_key(%L)',
+            k.parent || '_fixed_id', k.parent, 'id');
+    END LOOP;
+END $$;
