@@ -89,7 +89,7 @@ async def explain_insert(pool, job, rows) -> None:  # noqa: ANN001
 
 
 async def main(args: argparse.Namespace) -> None:
-    catalog, items, _ = make_synthetic(args.n, args.n, seed=1)
+    catalog, items, _ = make_synthetic(args.catalog or args.n, args.n, seed=1)
     folder = Path(tempfile.mkdtemp(prefix="chunkmatch-profile-"))
     embedded = EmbeddedPostgres(folder)
     dsn = embedded.start()
@@ -167,17 +167,28 @@ async def main(args: argparse.Namespace) -> None:
             if outcome is None or not outcome.processed:
                 break
             done += 1
-        print(f"{done} chunks of {config['chunkSize']} items, {args.n:,} x {args.n:,}")
-        print(f"{'section':24} {'wall ms':>9} {'CPU ms':>9} {'mean CPU':>9}  (per chunk)")
+        records = args.catalog or args.n
+        print(f"{done} chunks of {config['chunkSize']} items, {args.n:,} x {records:,} records")
+        print(
+            f"{'section':24} {'wall ms':>9} {'CPU ms':>9} {'mean CPU':>9} "
+            f"{'first 10%':>9} {'last 10%':>9}  (per chunk)"
+        )
+        tenth = max(1, done // 10)
         for name in wall:
             if len(wall[name]) < done // 2:
                 continue
+            series = wall[name]
             print(
-                f"{name:24} {1000 * statistics.median(wall[name]):9.1f} "
+                f"{name:24} {1000 * statistics.median(series):9.1f} "
                 f"{1000 * statistics.median(cpu[name]):9.1f} "
-                f"{1000 * statistics.mean(cpu[name]):9.1f}"
+                f"{1000 * statistics.mean(cpu[name]):9.1f} "
+                f"{1000 * statistics.median(series[:tenth]):9.1f} "
+                f"{1000 * statistics.median(series[-tenth:]):9.1f}"
             )
-        print("(wall and CPU: medians; CPU is this process's, the backends' is PostgreSQL's)")
+        print(
+            "(wall and CPU: medians; CPU is this process's, the backends' is PostgreSQL's;"
+            " first/last 10 %: median wall of the first and last tenth of the chunks)"
+        )
         if args.explain:
             await explain_insert(pool, job, last_rows)
         if profiler:
@@ -190,6 +201,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100000)
+    parser.add_argument("--catalog", type=int, help="catalog records (default: --n)")
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--profile", action="store_true", help="cProfile the event loop")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN the matches insert")

@@ -28,7 +28,7 @@ from service.catalog_index import CatalogEntry, IndexCache, IndexKey, PeersKey
 from service.exceptions import DatabaseUnavailable
 from service.models import ChunkClaim, Job, StageOutcome
 from service.providers import Providers
-from service.stage_runners import PRIOR_ITEMS_PER_SECOND, RUNNERS, StageContext
+from service.stage_runners import RUNNERS, StageContext, prior_items_per_second
 from service.stages import default_fields
 from service.store import Store
 
@@ -50,9 +50,9 @@ the same call (a small catalog), instead of an answer without a chunk."""
 PREPARATION_REPORT_SECONDS = 0.5
 """How often a preparation under way writes its progress (and ETA) to the job's row."""
 
-PREPARATION_RECORDS_PER_SECOND = {"catalog_index": 15_000.0, "peers": 20_000.0}
+PREPARATION_RECORDS_PER_SECOND = {"catalog_index": 23_000.0, "peers": 32_000.0}
 """Known build rates per record (catalog records, items) for a preparation's ETA before
-the build has shown its own pace (2 shared cores, 20k records / 100k items)."""
+the build has shown its own pace (2 shared cores, 20k and 100k records, 100k items)."""
 
 PRIOR_RATE_JOBS = 5
 """Recent completed jobs whose median rate of a stage is its prior rate (service/eta.py)."""
@@ -322,7 +322,7 @@ class Engine:
     async def _prior_rate(self, job: Job, stage: str) -> float:
         """What ``stage`` is expected to run at before (and, fading, beside) the job's own
         chunks: the median rate of recent completed jobs' same stage (the owner's first),
-        else :data:`PRIOR_ITEMS_PER_SECOND`."""
+        else :func:`~service.stage_runners.prior_items_per_second` for the project's catalog."""
         return (await self._prior(job, stage))["prior_rate"]
 
     async def _prior(self, job: Job, stage: str) -> dict[str, float]:
@@ -340,8 +340,12 @@ class Engine:
         if rates:
             prior = {"prior_rate": statistics.median(rates), "prior_chunks": eta.PRIOR_CHUNKS}
         else:
+            records = 0
+            with contextlib.suppress(DatabaseUnavailable):
+                project = await self.store.get_project(uuid.UUID(job.project_id), owner=None)
+                records = project.catalog_count if project else 0
             prior = {
-                "prior_rate": PRIOR_ITEMS_PER_SECOND[stage],
+                "prior_rate": prior_items_per_second(stage, records),
                 "prior_chunks": eta.DEFAULT_PRIOR_CHUNKS,
             }
         self._prior_rates[key] = (prior, time.monotonic())
@@ -511,7 +515,7 @@ def _later_stages_eta(job: Job, stage: int) -> float:
     not yet finished (an upper bound: some will be matched before they get there)."""
     later = job.stages[stage:]
     unfinished = max(0, job.total_items - job.processed_items)
-    return sum(unfinished / PRIOR_ITEMS_PER_SECOND[stage] for stage in later)
+    return sum(unfinished / prior_items_per_second(stage) for stage in later)
 
 
 def _idle_message(job: Job, *, busy: bool) -> str:

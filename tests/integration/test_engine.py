@@ -10,7 +10,7 @@ import pytest
 from service.catalog_index import IndexCache
 from service.engine import Engine
 from service.models import Project, StageOutcome
-from service.stage_runners import PRIOR_ITEMS_PER_SECOND
+from service.stage_runners import prior_items_per_second
 from service.stages import resolve_job
 from service.store import Store, to_json_text
 
@@ -410,7 +410,7 @@ async def test_a_preparing_job_has_an_eta_from_the_prior_rate(store: Store) -> N
     created = engine.start_preparation(await _job(store, project, chunk_size=1000))
     job_id = uuid.UUID(created.id)
     # no completed job yet: the default prior rate, plus the build still to come
-    at_default = 3000 / PRIOR_ITEMS_PER_SECOND["enhanced"]
+    at_default = 3000 / prior_items_per_second("enhanced", 30)
     eta = await _eta_in_row(store, job_id)
     assert at_default < eta < at_default + 5
     waiting = await engine.process_next_chunk(job_id, preparation_wait=0.05)
