@@ -320,7 +320,7 @@ COMPONENTS: dict[str, Schema] = {
             ["type", "timestamp", "data"],
             {
                 "type": {"type": "string", "enum": EVENT_TYPES},
-                "timestamp": {**TIMESTAMP, "description": "when the change was committed"},
+                "timestamp": {**TIMESTAMP, "description": "when the change was made"},
                 "data": _obj(
                     ["job"],
                     {
