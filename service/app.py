@@ -47,6 +47,7 @@ from service.routes.projects import (
     ProjectDetail,
     Projects,
 )
+from service.routes.webhooks import WebhookDeliveries, WebhookDetail, Webhooks
 from service.runtime import open_runtime
 from service.settings import Settings
 from service.worker import Worker
@@ -116,6 +117,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/projects/{project_id}/items", ItemsUpload),
         Route("/api/projects/{project_id}/catalog/{record_id}", CatalogRecord),
         Route("/api/projects/{project_id}/items/{record_id}", ItemRecord),
+        Route("/api/projects/{project_id}/webhooks", Webhooks),
+        Route("/api/projects/{project_id}/webhooks/{webhook_id}", WebhookDetail),
+        Route("/api/projects/{project_id}/webhooks/{webhook_id}/deliveries", WebhookDeliveries),
         Route("/api/jobs", Jobs),
         Route("/api/jobs/create", JobCreate),
         Route("/api/jobs/process", JobsCron),

@@ -399,3 +399,119 @@ def candidate_json(result: Any, catalog_text: str | None) -> dict[str, Any]:
         "reason": result.reason,
         "explanation": [e.as_dict() for e in result.explanation],
     }
+
+
+WEBHOOK_EVENT_TYPES = ("job.completed", "job.failed", "job.cancelled", "job.stage_completed")
+WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A project's endpoint for job events (its secret is shown once, on creation)."""
+
+    id: str
+    project_id: str
+    url: str
+    events: tuple[str, ...]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Webhook:
+        return cls(
+            id=str(row["id"]),
+            project_id=str(row["project_id"]),
+            url=row["url"],
+            events=tuple(row["events"]),
+            created_at=row["created_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "projectId": self.project_id,
+            "url": self.url,
+            "events": list(self.events),
+            "createdAt": _iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One event for one webhook: its attempts so far and what the latest one got."""
+
+    id: int
+    event_id: str
+    event_type: str
+    job_id: str
+    status: str
+    attempts: int
+    status_code: int | None
+    error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    last_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WebhookDelivery:
+        return cls(
+            id=row["id"],
+            event_id=str(row["event_id"]),
+            event_type=row["event_type"],
+            job_id=str(row["job_id"]),
+            status=row["status"],
+            attempts=row["attempts"],
+            status_code=row["status_code"],
+            error=row["error"],
+            next_attempt_at=row["next_attempt_at"] if row["status"] == "pending" else None,
+            created_at=row["created_at"],
+            last_attempt_at=row["last_attempt_at"],
+            delivered_at=row["delivered_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "eventId": self.event_id,
+            "eventType": self.event_type,
+            "jobId": self.job_id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "statusCode": self.status_code,
+            "error": self.error,
+            "nextAttemptAt": _iso(self.next_attempt_at),
+            "createdAt": _iso(self.created_at),
+            "lastAttemptAt": _iso(self.last_attempt_at),
+            "deliveredAt": _iso(self.delivered_at),
+        }
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    """A delivery leased to this process: where to send which event, signed with what."""
+
+    delivery_id: int
+    attempt: int
+    created_at: datetime
+    url: str
+    secret: str
+    event_id: str
+    event_type: str
+    stage: int | None
+    event_created_at: datetime
+    job: Job
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WebhookAttempt:
+        return cls(
+            delivery_id=row["delivery_id"],
+            attempt=row["delivery_attempts"],
+            created_at=row["delivery_created_at"],
+            url=row["webhook_url"],
+            secret=row["webhook_secret"],
+            event_id=str(row["event_id"]),
+            event_type=row["event_type"],
+            stage=row["event_stage"],
+            event_created_at=row["event_created_at"],
+            job=Job.from_row(row),  # the event's snapshot of the job's row
+        )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from service.exceptions import DatabaseUnavailable
 from service.models import FINISHED_STATUSES, Job
-from service.store import JOBS_CHANNEL, Store
+from service.store import JOBS_CHANNEL, WEBHOOKS_CHANNEL, Store
 from service.tokens import Principal, token_hash
 
 logger = logging.getLogger("chunkmatch.notify")
@@ -130,6 +130,7 @@ class Notifications:
         self._tokens: dict[str, _Token] = {}
         self._token_changes = 0
         self._runnable: list[Callable[[str], None]] = []
+        self._webhook_queued: list[Callable[[str], None]] = []
         self._to_refresh: set[str] = set()
         self._refresh_wanted = asyncio.Event()
         self._listening = asyncio.Event()
@@ -171,6 +172,11 @@ class Notifications:
         the listener reconnects (it may have missed some): the built-in worker's wake-up."""
         self._runnable.append(callback)
 
+    def on_webhook_queued(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(job_id)`` when a job's change queued webhook deliveries, and
+        (with ``""``) after the listener reconnects: the webhook dispatcher's wake-up."""
+        self._webhook_queued.append(callback)
+
     # -- the listener ----------------------------------------------------------------
 
     async def _listen_loop(self) -> None:
@@ -191,6 +197,7 @@ class Notifications:
                 JOB_EVENTS_CHANNEL: self._job_event,
                 TOKENS_CHANNEL: self._token_event,
                 JOBS_CHANNEL: self._job_runnable,
+                WEBHOOKS_CHANNEL: self._webhook_event,
             },
             on_lost=lost.set,
         )
@@ -202,6 +209,7 @@ class Notifications:
             self._to_refresh.update(self._subscribers)
             self._refresh_wanted.set()
             self._job_runnable("")
+            self._webhook_event("")
             while not self.store.listener_closed(conn) and not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), 1.0)
@@ -252,6 +260,10 @@ class Notifications:
 
     def _job_runnable(self, job_id: str) -> None:
         for callback in self._runnable:
+            callback(job_id)
+
+    def _webhook_event(self, job_id: str) -> None:
+        for callback in self._webhook_queued:
             callback(job_id)
 
     def job_written(self, job_id: str | None) -> None:

@@ -42,8 +42,10 @@ def operation(
     params: list[dict[str, Any]] | None = None,
     public: bool = False,
     security: list[dict[str, list[str]]] | None = None,
+    callbacks: dict[str, Any] | None = None,
 ) -> Callable[[F], F]:
-    """Describe a handler: its body (one schema, or one per content type) and answers."""
+    """Describe a handler: its body (one schema, or one per content type), answers, and
+    the requests it leads the service to send (OpenAPI callbacks: webhooks)."""
 
     def mark(fn: F) -> F:
         fn.__openapi__ = {  # type: ignore[attr-defined]
@@ -54,6 +56,7 @@ def operation(
             "params": params or [],
             "public": public,
             "security": security,
+            "callbacks": callbacks,
         }
         return fn
 
@@ -101,6 +104,8 @@ def build_spec(routes: list[Any]) -> dict[str, Any]:
                     "required": meta["body_required"],
                     "content": _content(meta["body"]),
                 }
+            if meta["callbacks"] is not None:
+                op["callbacks"] = meta["callbacks"]
             if meta["security"] is not None:
                 op["security"] = meta["security"]
             elif meta["public"]:

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.models import JOB_STATUSES, PREPARATION_STEPS
+from service.models import (
+    JOB_STATUSES,
+    PREPARATION_STEPS,
+    WEBHOOK_DELIVERY_STATUSES,
+    WEBHOOK_EVENT_TYPES,
+)
 from service.stages import JOB_TYPES, MAX_CHUNK_SIZE
 
 Schema = dict[str, Any]
+EVENT_TYPES = list(WEBHOOK_EVENT_TYPES)
 
 
 def ref(name: str) -> Schema:
@@ -264,6 +270,83 @@ COMPONENTS: dict[str, Schema] = {
             "createdAt": TIMESTAMP,
         },
     ),
+    "Webhook": _obj(
+        ["id", "projectId", "url", "events", "createdAt"],
+        {
+            "id": STRING,
+            "projectId": STRING,
+            "url": STRING,
+            "events": {"type": "array", "items": {"type": "string", "enum": EVENT_TYPES}},
+            "createdAt": TIMESTAMP,
+        },
+    ),
+    "WebhookDelivery": _obj(
+        [
+            "id",
+            "eventId",
+            "eventType",
+            "jobId",
+            "status",
+            "attempts",
+            "statusCode",
+            "error",
+            "nextAttemptAt",
+            "createdAt",
+            "lastAttemptAt",
+            "deliveredAt",
+        ],
+        {
+            "id": INTEGER,
+            "eventId": {**STRING, "description": "the webhook-id header of every attempt"},
+            "eventType": {"type": "string", "enum": EVENT_TYPES},
+            "jobId": STRING,
+            "status": {
+                "type": "string",
+                "enum": list(WEBHOOK_DELIVERY_STATUSES),
+                "description": "pending (to be attempted, again), delivered (a 2xx), failed "
+                "(given up after CHUNKMATCH_WEBHOOK_RETRY_HOURS)",
+            },
+            "attempts": INTEGER,
+            "statusCode": {**INTEGER, "nullable": True},
+            "error": {**STRING, "nullable": True},
+            "nextAttemptAt": NULLABLE_TIMESTAMP,
+            "createdAt": TIMESTAMP,
+            "lastAttemptAt": NULLABLE_TIMESTAMP,
+            "deliveredAt": NULLABLE_TIMESTAMP,
+        },
+    ),
+    "WebhookEvent": {
+        **_obj(
+            ["type", "timestamp", "data"],
+            {
+                "type": {"type": "string", "enum": EVENT_TYPES},
+                "timestamp": {**TIMESTAMP, "description": "when the change was made"},
+                "data": _obj(
+                    ["job"],
+                    {
+                        "job": {
+                            **ref("Job"),
+                            "description": "the job as the change left it",
+                        },
+                        "stage": _obj(
+                            ["number", "name"],
+                            {"number": INTEGER, "name": {**STRING, "nullable": True}},
+                        ),
+                    },
+                    closed=False,
+                ),
+            },
+            closed=False,
+        ),
+        "description": "The body POSTed to a webhook's URL for each job event: "
+        "job.completed, job.failed, job.cancelled, and job.stage_completed (with data.stage: "
+        "the stage that ended). Headers (Standard Webhooks 1.0): webhook-id (the event's id, "
+        "the same on every attempt: de-duplicate by it), webhook-timestamp (Unix seconds of "
+        "the attempt), webhook-signature (v1,<base64 HMAC-SHA256 of "
+        '"{webhook-id}.{webhook-timestamp}.{body}" keyed with the base64-decoded secret after '
+        "whsec_>). Any 2xx answer within 10 s is success; anything else (a redirect included) "
+        "is retried with exponential backoff for at least 24 h, a job's events in order.",
+    },
 }
 
 # -- request bodies ---------------------------------------------------------------------
@@ -475,4 +558,70 @@ JOB_EVENTS = {
     "version and whose `data:` is the job's JSON (as GET /api/jobs/{job_id} shows it): one on "
     "connect, then one per committed change; comment lines keep the stream open; it ends "
     "after a finished job's event",
+}
+
+WEBHOOK_CREATE = _obj(
+    ["url", "events"],
+    {
+        "url": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 2048,
+            "description": "https, resolving to public addresses only (unless "
+            "CHUNKMATCH_WEBHOOK_ALLOW_PRIVATE=true)",
+        },
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": EVENT_TYPES},
+        },
+    },
+)
+_WEBHOOK = COMPONENTS["Webhook"]
+WEBHOOK_CREATED = _obj(
+    ["success", "webhook"],
+    {
+        "success": SUCCESS,
+        "webhook": _obj(
+            [*_WEBHOOK["required"], "secret"],
+            {
+                **_WEBHOOK["properties"],
+                "secret": {
+                    "type": "string",
+                    "description": "whsec_ + base64 of 32 random bytes; shown only here",
+                },
+            },
+        ),
+    },
+)
+WEBHOOK_LIST = _obj(
+    ["success", "webhooks"],
+    {"success": SUCCESS, "webhooks": {"type": "array", "items": ref("Webhook")}},
+)
+WEBHOOK_DELIVERIES = _obj(
+    ["success", "deliveries", "nextBefore"],
+    {
+        "success": SUCCESS,
+        "deliveries": {"type": "array", "items": ref("WebhookDelivery")},
+        "nextBefore": {**INTEGER, "nullable": True},
+    },
+)
+WEBHOOK_CALLBACKS = {
+    "jobEvent": {
+        "{$request.body#/url}": {
+            "post": {
+                "summary": "A job event, signed (Standard Webhooks 1.0)",
+                "parameters": [
+                    {"name": name, "in": "header", "required": True, "schema": STRING}
+                    for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref("WebhookEvent")}},
+                },
+                "responses": {"2XX": {"description": "received; any other answer is retried"}},
+            }
+        }
+    }
 }

@@ -42,6 +42,9 @@ DEFAULT_MAX_PROJECTS_PER_OWNER = 1000
 DEFAULT_MAX_RECORDS_PER_PROJECT = 5_000_000  # catalog records, and items, each
 DEFAULT_SSE_KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies open
 DEFAULT_TOKEN_CACHE_SECONDS = 10.0  # a token's owner is remembered this long per process
+DEFAULT_WEBHOOK_RETRY_BASE_SECONDS = 5.0  # first wait after a failed delivery, then doubled
+DEFAULT_WEBHOOK_RETRY_MAX_SECONDS = 3600.0  # longest wait between two attempts
+DEFAULT_WEBHOOK_RETRY_HOURS = 24.0  # a delivery is attempted for this long, then given up
 
 
 def _is_root() -> bool:
@@ -164,6 +167,11 @@ class Settings:
     serve_worker: bool = True  # `chunkmatch serve` runs the worker's slots in-process
     sse_keepalive_seconds: float = DEFAULT_SSE_KEEPALIVE_SECONDS
     token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
+    # webhooks to http:// and to loopback / private / link-local / multicast addresses
+    webhook_allow_private: bool = False
+    webhook_retry_base_seconds: float = DEFAULT_WEBHOOK_RETRY_BASE_SECONDS
+    webhook_retry_max_seconds: float = DEFAULT_WEBHOOK_RETRY_MAX_SECONDS
+    webhook_retry_hours: float = DEFAULT_WEBHOOK_RETRY_HOURS
 
     def __repr__(self) -> str:  # never print secrets
         return f"Settings(database_url={'set' if self.database_url else None}, ...)"
@@ -264,6 +272,22 @@ class Settings:
             ),
             token_cache_seconds=_float(
                 env, "CHUNKMATCH_TOKEN_CACHE_SECONDS", DEFAULT_TOKEN_CACHE_SECONDS, minimum=0.0
+            ),
+            webhook_allow_private=_switch(env, "CHUNKMATCH_WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_retry_base_seconds=_float(
+                env,
+                "CHUNKMATCH_WEBHOOK_RETRY_BASE_SECONDS",
+                DEFAULT_WEBHOOK_RETRY_BASE_SECONDS,
+                minimum=0.01,
+            ),
+            webhook_retry_max_seconds=_float(
+                env,
+                "CHUNKMATCH_WEBHOOK_RETRY_MAX_SECONDS",
+                DEFAULT_WEBHOOK_RETRY_MAX_SECONDS,
+                minimum=0.01,
+            ),
+            webhook_retry_hours=_float(
+                env, "CHUNKMATCH_WEBHOOK_RETRY_HOURS", DEFAULT_WEBHOOK_RETRY_HOURS, minimum=24.0
             ),
         )
 

@@ -34,6 +34,9 @@ from service.models import (
     Project,
     StageOutcome,
     UploadResult,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
 )
 from service.stages import STAGE_NAMES, stage_chunk_size
 from service.tokens import Principal, new_token, shown_prefix, token_hash
@@ -454,11 +457,6 @@ class Store:
             if deleted:  # record versions only those jobs could see go too
                 await _prune_versions(conn, None)
             return deleted
-
-    @wrap_unavailable
-    async def listen_for_jobs(self, on_job: Callable[[str], None]) -> asyncpg.Connection:
-        """A dedicated connection calling ``on_job(job_id)`` when a job becomes runnable."""
-        return await self.listen({JOBS_CHANNEL: on_job})
 
     @wrap_unavailable
     async def listen(
@@ -993,8 +991,106 @@ class Store:
         )
         return [MatchRow.from_row(r) for r in rows]
 
+    # -- webhooks --------------------------------------------------------------------------
+
+    @wrap_unavailable
+    async def create_webhook(
+        self,
+        project_id: uuid.UUID,
+        url: str,
+        events: Sequence[str],
+        secret: str,
+        *,
+        max_webhooks: int,
+    ) -> Webhook:
+        """A new webhook of the project; QuotaExceeded when it has ``max_webhooks``."""
+        async with self._tx() as conn:
+            await conn.fetchrow(queries["lock_project"], project_id)
+            row = await conn.fetchrow(
+                queries["create_webhook"], project_id, url, list(events), secret, max_webhooks
+            )
+        if row is None:
+            raise QuotaExceeded(
+                f"a project may have at most {max_webhooks} webhooks; delete one first"
+            )
+        return Webhook.from_row(row)
+
+    @wrap_unavailable
+    async def list_webhooks(self, project_id: uuid.UUID) -> list[Webhook]:
+        rows = await self.pool.fetch(queries["list_webhooks"], project_id)
+        return [Webhook.from_row(r) for r in rows]
+
+    @wrap_unavailable
+    async def get_webhook(self, project_id: uuid.UUID, webhook_id: uuid.UUID) -> Webhook | None:
+        row = await self.pool.fetchrow(queries["get_webhook"], project_id, webhook_id)
+        return Webhook.from_row(row) if row else None
+
+    @wrap_unavailable
+    async def delete_webhook(self, project_id: uuid.UUID, webhook_id: uuid.UUID) -> bool:
+        return (
+            await self.pool.fetchval(queries["delete_webhook"], project_id, webhook_id) is not None
+        )
+
+    @wrap_unavailable
+    async def webhook_deliveries(
+        self, webhook_id: uuid.UUID, *, before: int | None, limit: int
+    ) -> list[WebhookDelivery]:
+        """A webhook's deliveries, newest first, with ids below ``before`` (None: all)."""
+        rows = await self.pool.fetch(queries["webhook_deliveries"], webhook_id, before, limit)
+        return [WebhookDelivery.from_row(r) for r in rows]
+
+    @wrap_unavailable
+    async def claim_webhook_deliveries(
+        self, *, owner: str, limit: int, lease_seconds: float
+    ) -> list[WebhookAttempt]:
+        """Lease up to ``limit`` due deliveries (each its job's oldest pending event for its
+        webhook), in event order."""
+        rows = await self.pool.fetch(
+            queries["claim_webhook_deliveries"], limit, owner, lease_seconds
+        )
+        return [WebhookAttempt.from_row(r) for r in rows]
+
+    @wrap_unavailable
+    async def webhook_delivered(self, delivery_id: int, *, owner: str, status_code: int) -> bool:
+        row = await self.pool.fetchval(
+            queries["webhook_delivered"], delivery_id, owner, status_code
+        )
+        return row is not None
+
+    @wrap_unavailable
+    async def webhook_attempt_failed(
+        self,
+        delivery_id: int,
+        *,
+        owner: str,
+        status_code: int | None,
+        error: str,
+        retry_in_seconds: float,
+        give_up_after_seconds: float,
+    ) -> str | None:
+        """Record a failed attempt; the delivery's status after it (``failed``: given up),
+        None when this owner no longer held the lease."""
+        return await self.pool.fetchval(
+            queries["webhook_attempt_failed"],
+            delivery_id,
+            owner,
+            status_code,
+            error,
+            retry_in_seconds,
+            give_up_after_seconds,
+        )
+
+    @wrap_unavailable
+    async def next_webhook_attempt_at(self) -> datetime | None:
+        return await self.pool.fetchval(queries["next_webhook_attempt_at"])
+
+    @wrap_unavailable
+    async def prune_webhook_deliveries(self, *, days_old: float) -> None:
+        await self.pool.execute(queries["prune_webhook_deliveries"], days_old)
+
 
 JOBS_CHANNEL = "chunkmatch_jobs"
+WEBHOOKS_CHANNEL = "chunkmatch_webhooks"  # a webhook delivery was queued (migration 012)
 
 
 def _active_conflict(job_type: str, existing: uuid.UUID | None) -> Conflict:

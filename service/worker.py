@@ -20,10 +20,13 @@ from service.exceptions import DatabaseUnavailable
 from service.notify import Notifications
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
+from service.store import JOBS_CHANNEL, WEBHOOKS_CHANNEL
+from service.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("chunkmatch.worker")
 
 RETENTION_EVERY_SECONDS = 3600.0
+WEBHOOK_DELIVERY_RETENTION_DAYS = 30  # finished webhook deliveries are kept this long
 MAX_OUTAGE_BACKOFF_SECONDS = 10.0
 
 
@@ -39,6 +42,8 @@ class Worker:
         self.stopping = asyncio.Event()
         self._wakeups = [asyncio.Event() for _ in range(self.settings.worker_concurrency)]
         self.chunks_done = 0
+        # the webhook outbox is delivered by whichever process runs a worker
+        self.webhooks = WebhookDispatcher(runtime.store, self.settings)
 
     def wake(self, _job_id: str = "") -> None:
         for event in self._wakeups:
@@ -47,6 +52,7 @@ class Worker:
     async def run(self) -> None:
         if self.notifications is not None:
             self.notifications.on_runnable(self.wake)
+            self.notifications.on_webhook_queued(self.webhooks.wake)
             listener = asyncio.create_task(self.stopping.wait(), name="worker-listen")
         else:
             listener = asyncio.create_task(self._listen(), name="worker-listen")
@@ -55,10 +61,14 @@ class Worker:
             asyncio.create_task(self._slot(n), name=f"worker-slot-{n}")
             for n in range(self.settings.worker_concurrency)
         ]
-        logger.info("worker started with %d slots", len(slots))
+        webhooks = asyncio.create_task(self.webhooks.run(self.stopping), name="worker-webhooks")
+        slots.append(webhooks)
+        logger.info("worker started with %d slots", len(slots) - 1)
         await self.stopping.wait()
-        logger.info("worker stopping: letting running chunks finish")
+        logger.info("worker stopping: letting running chunks and webhook deliveries finish")
         self.wake()
+        self.webhooks.wake()
+        # a webhook delivery cut short is sent again once its lease runs out (at least once)
         _, pending = await asyncio.wait(slots, timeout=self.settings.worker_grace_seconds)
         for task in pending:  # past the grace period: cancel; the engine releases the chunk
             task.cancel()
@@ -120,7 +130,9 @@ class Worker:
         store = self.runtime.store
         while True:
             try:
-                conn = await store.listen_for_jobs(self.wake)
+                conn = await store.listen(
+                    {JOBS_CHANNEL: self.wake, WEBHOOKS_CHANNEL: self.webhooks.wake}
+                )
             except DatabaseUnavailable:
                 await asyncio.sleep(1.0)
                 continue
@@ -128,6 +140,7 @@ class Worker:
                 while not store.listener_closed(conn):
                     await asyncio.sleep(1.0)
                 self.wake()  # the connection dropped: look for work we may have missed
+                self.webhooks.wake()
             finally:
                 await store.release_listener(conn)
 
@@ -136,6 +149,9 @@ class Worker:
         while True:
             try:
                 await self.runtime.store.prune_budget()
+                await self.runtime.store.prune_webhook_deliveries(
+                    days_old=WEBHOOK_DELIVERY_RETENTION_DAYS
+                )
                 if not days:
                     await asyncio.sleep(RETENTION_EVERY_SECONDS)
                     continue

@@ -99,7 +99,7 @@ class ProjectDetail(HTTPEndpoint):
         ],
     )
     async def delete(self, request: Request) -> Response:
-        project_id = await _owned_project(request)
+        project_id = await owned_project(request)
         force = query_flag(request, "force", default=False)
         if not await _store(request).delete_project(project_id, force=force):
             raise NotFound(f"no project with id {project_id}")
@@ -107,7 +107,7 @@ class ProjectDetail(HTTPEndpoint):
         return Response(status_code=204)
 
 
-async def _owned_project(request: Request) -> uuid.UUID:
+async def owned_project(request: Request) -> uuid.UUID:
     """The path's project id, if the caller may see that project; else a 404."""
     project_id = path_id(request, "project_id", "project")
     if await _store(request).get_project(project_id, owner=principal(request).scope) is None:
@@ -177,7 +177,7 @@ class _Upload(HTTPEndpoint):
         params=UPLOAD_PARAMS,
     )
     async def post(self, request: Request) -> JSONResponse:
-        project_id = await _owned_project(request)
+        project_id = await owned_project(request)
         content_type = media_type(request)
         if content_type in CSV_TYPES or content_type == XLSX_CONTENT_TYPE:
             answer = await _upload_table(request, project_id, self.kind, content_type)
@@ -211,7 +211,7 @@ class _Record(HTTPEndpoint):
 
     @operation("Delete one record, every version of it, and its matches", responses={204: None})
     async def delete(self, request: Request) -> Response:
-        project_id = await _owned_project(request)
+        project_id = await owned_project(request)
         record_id = request.path_params["record_id"]
         if not await _store(request).delete_record(project_id, self.kind, record_id):
             raise NotFound(f"no {self.what} with id {shown(record_id)} in project {project_id}")

@@ -897,3 +897,115 @@ WHERE e.ticket_hash = $1 AND e.job_id = $2 AND e.expires_at > now();
 -- clock_now --
 -- The database's clock now (not the transaction's start), in epoch seconds.
 SELECT extract(epoch FROM clock_timestamp())::float8;
+
+-- create_webhook --
+-- A project's new webhook, unless the project already has $5 of them.
+INSERT INTO webhooks (project_id, url, events, secret)
+SELECT $1, $2, $3::text[], $4
+WHERE (SELECT count(*) FROM webhooks WHERE project_id = $1) < $5
+RETURNING id, project_id, url, events, created_at;
+
+-- list_webhooks --
+-- A project's webhooks, oldest first (never their secrets).
+SELECT id, project_id, url, events, created_at FROM webhooks
+WHERE project_id = $1
+ORDER BY created_at, id;
+
+-- get_webhook --
+-- One webhook of project $1 (never its secret).
+SELECT id, project_id, url, events, created_at FROM webhooks
+WHERE project_id = $1 AND id = $2;
+
+-- delete_webhook --
+-- Remove a project's webhook with its deliveries (pending ones are never sent).
+DELETE FROM webhooks WHERE project_id = $1 AND id = $2 RETURNING id;
+
+-- webhook_deliveries --
+-- A webhook's deliveries, newest first, before delivery id $2 (NULL: from the newest), at most $3.
+SELECT d.id, d.event_id, d.event_type, d.job_id, d.status, d.attempts, d.status_code, d.error,
+       d.next_attempt_at, d.created_at, d.last_attempt_at, d.delivered_at
+FROM webhook_deliveries d
+WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.id < $2)
+ORDER BY d.id DESC
+LIMIT $3;
+
+-- claim_webhook_deliveries --
+-- Lease up to $1 due deliveries to owner $2 for $3 seconds, in one statement: pending, due,
+-- not leased by a live owner, and the oldest pending event of their job for their webhook
+-- (a job's later event waits for the earlier one). Each is counted as an attempt.
+WITH due AS (
+    SELECT d.id FROM webhook_deliveries d
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_deliveries e
+          WHERE e.webhook_id = d.webhook_id AND e.job_id = d.job_id
+            AND e.status = 'pending' AND e.event_seq < d.event_seq)
+    ORDER BY d.next_attempt_at, d.event_seq
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_deliveries d
+    SET lease_owner = $2,
+        lease_expires_at = now() + make_interval(secs => $3),
+        attempts = d.attempts + 1,
+        last_attempt_at = now()
+    FROM due
+    WHERE d.id = due.id
+    RETURNING d.id, d.webhook_id, d.event_id, d.attempts, d.created_at
+)
+-- The job's columns come last, as the event's snapshot (prefixed names come first).
+SELECT c.id AS delivery_id, c.attempts AS delivery_attempts, c.created_at AS delivery_created_at,
+       w.url AS webhook_url, w.secret AS webhook_secret, e.id AS event_id,
+       e.type AS event_type, e.stage AS event_stage, e.created_at AS event_created_at, j.*
+FROM claimed c
+JOIN webhooks w ON w.id = c.webhook_id
+JOIN webhook_events e ON e.id = c.event_id
+CROSS JOIN LATERAL jsonb_populate_record(NULL::matching_jobs, e.job) AS j
+ORDER BY e.seq;
+
+-- webhook_delivered --
+-- An attempt succeeded (only its lease holder may say so).
+UPDATE webhook_deliveries
+SET status = 'delivered', status_code = $3, error = NULL, delivered_at = now(),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $1 AND lease_owner = $2 AND status = 'pending'
+RETURNING id;
+
+-- webhook_attempt_failed --
+-- An attempt failed ($3 status code or NULL, $4 why): try again in $5 seconds, or give up
+-- once the delivery is older than $6 seconds.
+UPDATE webhook_deliveries
+SET status_code = $3,
+    error = $4,
+    status = CASE WHEN now() - created_at >= make_interval(secs => $6) THEN 'failed'
+                  ELSE status END,
+    next_attempt_at = CASE WHEN now() - created_at >= make_interval(secs => $6) THEN next_attempt_at
+                           ELSE now() + make_interval(secs => $5) END,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $1 AND lease_owner = $2 AND status = 'pending'
+RETURNING status;
+
+-- next_webhook_attempt_at --
+-- When the earliest delivery that may be claimed is due (its job's oldest pending event for
+-- its webhook; a leased one once its lease runs out).
+SELECT min(GREATEST(d.next_attempt_at, COALESCE(d.lease_expires_at, d.next_attempt_at)))
+FROM webhook_deliveries d
+WHERE d.status = 'pending'
+  AND NOT EXISTS (
+      SELECT 1 FROM webhook_deliveries e
+      WHERE e.webhook_id = d.webhook_id AND e.job_id = d.job_id
+        AND e.status = 'pending' AND e.event_seq < d.event_seq);
+
+-- prune_webhook_deliveries --
+-- Forget deliveries finished more than $1 days ago, and older events no delivery needs.
+WITH gone AS (
+    DELETE FROM webhook_deliveries
+    WHERE status <> 'pending'
+      AND COALESCE(delivered_at, last_attempt_at, created_at) < now() - make_interval(days => $1)
+    RETURNING id
+)
+DELETE FROM webhook_events e
+WHERE e.created_at < now() - make_interval(days => $1)
+  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                  WHERE d.event_id = e.id AND d.id NOT IN (SELECT id FROM gone));

@@ -12,6 +12,8 @@ from tests.e2e.helpers import products
 DENIED = 401
 HIDDEN = 404
 ALLOWED = {200, 201, 204, 409}  # 409: authorised, but the job's state forbids it (e.g. retry)
+# a public address (no worker runs here: nothing is sent)
+WEBHOOK = {"url": "https://93.184.215.14/hook", "events": ["job.completed"]}
 
 
 @pytest.fixture
@@ -23,6 +25,8 @@ async def world(live_server) -> dict:
         await c.post(f"/api/projects/{pid}/items", json={"records": products(30)})
         job = await c.post("/api/jobs/create", json={"projectId": pid, "jobType": "enhanced"})
         jid = job.json()["job"]["id"]
+        hook = await c.post(f"/api/projects/{pid}/webhooks", json=WEBHOOK)
+        wid = hook.json()["webhook"]["id"]
     (revoked,) = await make_tokens(live_server.dsn, ("alice", False))
     pool_dsn = live_server.dsn
     import asyncpg
@@ -34,7 +38,7 @@ async def world(live_server) -> dict:
         )
     finally:
         await conn.close()
-    return {"pid": pid, "jid": jid, "revoked": revoked}
+    return {"pid": pid, "jid": jid, "wid": wid, "revoked": revoked}
 
 
 def test_the_matrix_covers_every_api_route() -> None:
@@ -43,7 +47,13 @@ def test_the_matrix_covers_every_api_route() -> None:
     covered = {
         path.split("?")[0]
         for _, path, _, _ in routes(
-            "{project_id}", "{job_id}", "{project_id}", "{record_id}", "{item_id}"
+            "{project_id}",
+            "{job_id}",
+            "{project_id}",
+            "{record_id}",
+            "{item_id}",
+            webhook="{webhook_id}",
+            doomed_webhook="{webhook_id}",
         )
     }
     for route in create_app().routes:
@@ -53,10 +63,18 @@ def test_the_matrix_covers_every_api_route() -> None:
 
 
 def routes(
-    pid: str, jid: str, doomed: str, record: str, item: str = "0"
+    pid: str,
+    jid: str,
+    doomed: str,
+    record: str,
+    item: str = "0",
+    *,
+    webhook: str,
+    doomed_webhook: str,
 ) -> list[tuple[str, str, dict | None, int | None]]:
     """(method, path, json body, status for another owner or None for 'own scope, 2xx').
-    The deletions, last, act on a project of their own (``doomed``, with ``record``)."""
+    The deletions, last, act on a project of their own (``doomed``, with ``record`` and
+    ``doomed_webhook``)."""
     return [
         ("GET", "/api/projects", None, None),
         ("POST", "/api/projects", {"name": "p"}, None),
@@ -83,21 +101,27 @@ def routes(
         ("GET", f"/api/jobs/{jid}/items/{item}/candidates", None, HIDDEN),
         ("POST", f"/api/jobs/{jid}/cancel", None, HIDDEN),
         ("PATCH", f"/api/jobs/{jid}", {"status": "failed", "error": "x"}, HIDDEN),
+        ("GET", f"/api/projects/{pid}/webhooks", None, HIDDEN),
+        ("POST", f"/api/projects/{pid}/webhooks", WEBHOOK, HIDDEN),
+        ("GET", f"/api/projects/{pid}/webhooks/{webhook}/deliveries", None, HIDDEN),
+        ("DELETE", f"/api/projects/{doomed}/webhooks/{doomed_webhook}", None, HIDDEN),
         ("DELETE", f"/api/projects/{doomed}/items/{record}", None, HIDDEN),
         ("DELETE", f"/api/projects/{doomed}/catalog/{record}", None, HIDDEN),
         ("DELETE", f"/api/projects/{doomed}?force=true", None, HIDDEN),
     ]
 
 
-async def _doomed_project(live_server) -> str:
-    """A project of alice's with one record "x" in its catalog and items, to delete."""
+async def _doomed_project(live_server) -> tuple[str, str]:
+    """A project of alice's with one record "x" in its catalog and items, and a webhook, to
+    delete; and the webhook's id."""
     async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers()) as c:
         pid = (await c.post("/api/projects", json={"name": "doomed"})).json()["project"]["id"]
         for kind in ("catalog", "items"):
             await c.post(
                 f"/api/projects/{pid}/{kind}", json={"records": [{"id": "x", "name": "y"}]}
             )
-    return pid
+        hook = await c.post(f"/api/projects/{pid}/webhooks", json=WEBHOOK)
+    return pid, hook.json()["webhook"]["id"]
 
 
 async def test_authorization_matrix(live_server, world) -> None:
@@ -114,8 +138,10 @@ async def test_authorization_matrix(live_server, world) -> None:
     failures = []
     async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as c:
         for who, token, expected in callers:
-            doomed = await _doomed_project(live_server)
-            for method, path, body, other_status in routes(pid, jid, doomed, "x"):
+            doomed, doomed_webhook = await _doomed_project(live_server)
+            for method, path, body, other_status in routes(
+                pid, jid, doomed, "x", webhook=world["wid"], doomed_webhook=doomed_webhook
+            ):
                 headers = {}
                 if token is not None:
                     headers["Authorization"] = f"Bearer {token}" if token else "Basic abc"

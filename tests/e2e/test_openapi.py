@@ -49,6 +49,11 @@ def test_schemathesis_finds_no_server_error_or_contract_break(live_server, tmp_p
         c.post(f"/api/projects/{pid}/items", json={"records": products(40, "i")})
         job = c.post("/api/jobs/create", json={"projectId": pid, "jobType": "enhanced"})
         jid = job.json()["job"]["id"]
+        hook = c.post(
+            f"/api/projects/{pid}/webhooks",
+            json={"url": "https://93.184.215.14/hook", "events": ["job.completed"]},
+        )
+        wid = hook.json()["webhook"]["id"]
         # deleting the project would leave every later request a 404: that one gets its own
         doomed = c.post("/api/projects", json={"name": "doomed"}).json()["project"]["id"]
         # a live job's event stream stays open: the stream's run watches a finished job
@@ -62,6 +67,7 @@ def test_schemathesis_finds_no_server_error_or_contract_break(live_server, tmp_p
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         f'[parameters]\n"path.project_id" = "{pid}"\n"path.job_id" = "{jid}"\n'
+        f'"path.webhook_id" = "{wid}"\n'
         f'[[operations]]\ninclude-name = "DELETE /api/projects/{{project_id}}"\n'
         f'parameters = {{ "path.project_id" = "{doomed}" }}\n'
         f'[[operations]]\ninclude-name = "GET /api/jobs/{{job_id}}/events"\n'

@@ -49,6 +49,21 @@ PUBLIC_COLUMNS = {
         "prepare_ms",
     },
     "matches": {"job_id", "item_id", "catalog_id", "score", "method"},
+    "webhook_deliveries": {
+        "id",
+        "webhook_id",
+        "event_id",
+        "job_id",
+        "event_type",
+        "status",
+        "attempts",
+        "status_code",
+        "error",
+        "next_attempt_at",
+        "created_at",
+        "last_attempt_at",
+        "delivered_at",
+    },
 }
 
 
