@@ -15,11 +15,15 @@ from collections.abc import Iterable
 
 from matching.codes import UNITS
 
-# a dimension (60x60, 60x60cm), a range with its unit (55-250mm, normalised "55 250mm"),
-# or a number with its unit, attached or as the next word
+# a dimension (60x60, 60x60cm), two numbers before a unit (a range, 55-250mm, or a
+# decimal, 3.6 cu ft, both split by normalising: "55 250mm", "3 6 cu"), or a number with
+# its unit, attached or as the next word
 _QUANTITY = re.compile(
-    rf"\b(\d+(?:x\d+)+)[a-z]{{0,3}}\b|\b(\d{{2,}} \d{{2,}})({UNITS})\b|\b(\d+)( ?)({UNITS})\b"
+    rf"\b(\d+(?:x\d+)+)[a-z]{{0,3}}\b|\b(\d+) (\d+)( ?)({UNITS})\b|\b(\d+)( ?)({UNITS})\b"
 )
+QUANTITY_TOLERANCE = 0.05
+"""Values of one unit this close (relative) are one quantity, rounded (24.7 vs 25 cu ft)."""
+_MAX_FRACTION_DIGITS = 2
 # One-letter "units" (x, p, i, k, …) are too ambiguous as a separate word after a number.
 _MIN_SEPARATE_UNIT = 2
 # Units that name the same quantity.
@@ -205,18 +209,24 @@ def quantities_in_key(key: str) -> tuple[tuple[str, str], ...]:
     (('1080', 'p'),)
     >>> quantities_in_key("canon ef 75 300mm lens 100 240v")
     (('75-300', 'mm'), ('100-240', 'v'))
+    >>> quantities_in_key("lg 3 6 cu ft washer 14 7 megapixel 2 4ghz")
+    (('3.6', 'cu'), ('14.7', 'mp'), ('2.4', 'ghz'))
     """
     found: list[tuple[str, str]] = []
     for match in _QUANTITY.finditer(key):
-        dimension, span, span_unit, value, space, unit = match.groups()
+        dimension, first, second, pair_space, pair_unit, value, space, unit = match.groups()
         if dimension is not None:
             found.append((dimension, "x"))
-        elif span is not None:
-            low, high = span.split(" ")
-            if int(low) < int(high):  # a range runs upwards; "2 300mm" is two things
-                found.append((f"{low}-{high}", _SAME_UNIT.get(span_unit, span_unit)))
+        elif first is not None:
+            if pair_space and len(pair_unit) < _MIN_SEPARATE_UNIT:
+                continue
+            same_unit = _SAME_UNIT.get(pair_unit, pair_unit)
+            if not pair_space and min(len(first), len(second)) >= 2 and int(first) < int(second):
+                found.append((f"{first}-{second}", same_unit))  # a range runs upwards
+            elif len(second) <= _MAX_FRACTION_DIGITS:
+                found.append((f"{first}.{second}", same_unit))
             else:
-                found.append((high, _SAME_UNIT.get(span_unit, span_unit)))
+                found.append((second, same_unit))
         elif not space or len(unit) >= _MIN_SEPARATE_UNIT:
             found.append((value, _SAME_UNIT.get(unit, unit)))
     return tuple(found)
@@ -233,6 +243,8 @@ def quantity_clash(a: Iterable[tuple[str, str]], b: Iterable[tuple[str, str]]) -
     False
     >>> quantity_clash([("55-250", "mm")], [("70-300", "mm")]), quantity_clash([("70-300", "mm")], [("300", "mm")])
     (True, False)
+    >>> quantity_clash([("24.7", "cu")], [("25", "cu")]), quantity_clash([("110", "gb")], [("120", "gb")])
+    (False, True)
     """
     left: dict[str, set[str]] = {}
     for value, unit in a:
@@ -251,10 +263,17 @@ def _same_quantity(a: str, b: str) -> bool:
     (``55-250``) and the other one of its ends (a listing may give only the long end)."""
     if a == b:
         return True
-    if ("-" in a) == ("-" in b):
+    if "x" in a or "x" in b:  # dimensions: equal or not
         return False
-    span, single = (a, b) if "-" in a else (b, a)
-    return single in span.split("-")
+    if ("-" in a) != ("-" in b):
+        span, single = (a, b) if "-" in a else (b, a)
+        return any(_close(single, end) for end in span.split("-"))
+    return "-" not in a and _close(a, b)
+
+
+def _close(a: str, b: str) -> bool:
+    x, y = float(a), float(b)
+    return abs(x - y) <= QUANTITY_TOLERANCE * max(x, y)
 
 
 def accessory_words(key: str) -> frozenset[str]:
