@@ -64,19 +64,19 @@ margins over the other candidates."""
 COEFFICIENTS = np.array(
     [
         1.91,
-        2.27,
+        2.26,
         -1.49,
-        2.75,
+        2.74,
         0.80,
-        2.79,
+        2.80,
         1.83,
         -0.65,
-        -1.81,
+        -1.84,
         -0.01,
-        -1.07,
-        -2.50,
+        -1.06,
+        -2.49,
         -0.22,
-        1.41,
+        1.39,
         1.84,
         0.74,
         0.95,
@@ -84,7 +84,7 @@ COEFFICIENTS = np.array(
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -7.11
+INTERCEPT = -7.09
 """Logistic intercept of the score, calibrated at :data:`matching.acceptance.BASE_PRIOR`."""
 
 RANK_FEATURES = FEATURES + (
@@ -106,27 +106,27 @@ RANK_COEFFICIENTS = np.array(
         1.25,
         2.19,
         -1.16,
-        2.01,
-        0.59,
-        2.20,
+        2.00,
+        0.60,
+        2.21,
         4.83,
-        -0.52,
-        -0.62,
+        -0.51,
+        -0.55,
         0.00,
         -1.25,
         -1.33,
-        -1.26,
-        1.19,
+        -1.25,
+        1.18,
         0.00,
         0.17,
         3.06,
-        0.80,
+        0.79,
         0.00,
         0.00,
-        1.50,
+        1.51,
         0.66,
         0.00,
-        1.33,
+        1.34,
     ]
 )
 """Weight of each ranking feature, aligned with :data:`RANK_FEATURES` (no intercept:

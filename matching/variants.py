@@ -23,7 +23,8 @@ _QUANTITY = re.compile(
 )
 QUANTITY_TOLERANCE = 0.05
 """Values of one unit this close (relative) are one quantity, rounded (24.7 vs 25 cu ft)."""
-_MAX_FRACTION_DIGITS = 2
+_MAX_WHOLE_DIGITS = 3
+_ORDINALS = frozenset({"st", "nd", "rd", "th"})
 # One-letter "units" (x, p, i, k, …) are too ambiguous as a separate word after a number.
 _MIN_SEPARATE_UNIT = 2
 # Units that name the same quantity.
@@ -211,6 +212,8 @@ def quantities_in_key(key: str) -> tuple[tuple[str, str], ...]:
     (('75-300', 'mm'), ('100-240', 'v'))
     >>> quantities_in_key("lg 3 6 cu ft washer 14 7 megapixel 2 4ghz")
     (('3.6', 'cu'), ('14.7', 'mp'), ('2.4', 'ghz'))
+    >>> quantities_in_key("windows 7 64 bit 123 3rd street")
+    (('64', 'bit'), ('3', 'rd'))
     """
     found: list[tuple[str, str]] = []
     for match in _QUANTITY.finditer(key):
@@ -223,7 +226,10 @@ def quantities_in_key(key: str) -> tuple[tuple[str, str], ...]:
             same_unit = _SAME_UNIT.get(pair_unit, pair_unit)
             if not pair_space and min(len(first), len(second)) >= 2 and int(first) < int(second):
                 found.append((f"{first}-{second}", same_unit))  # a range runs upwards
-            elif len(second) <= _MAX_FRACTION_DIGITS:
+            elif (
+                len(second) == 1 and len(first) <= _MAX_WHOLE_DIGITS and pair_unit not in _ORDINALS
+            ):
+                # 3.6 cu; not "win 7 64 bit", nor a street number before "3rd"
                 found.append((f"{first}.{second}", same_unit))
             else:
                 found.append((second, same_unit))
