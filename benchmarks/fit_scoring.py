@@ -62,10 +62,19 @@ CLASHES = (
     "year_clash",
 )
 BINS = 10
-PRIOR = {"code_agrees": 1.5, "unique_code": 2.0, "code_differs": -1.0}
-"""Where the L2 penalty pulls each weight (else 0): model codes are strong evidence in
-any product data, but two of our three sets (software titles, papers) have almost none,
-so without a prior a fit that leaves out the third learns nothing about them."""
+PRIOR = {
+    "code_agrees": 1.5,
+    "unique_code": 2.0,
+    "code_differs": -1.0,
+    "colour_clash": -2.0,
+    "quantity_clash": -1.5,
+}
+"""Where the L2 penalty pulls each weight (else 0): model codes, and colours or quantities
+that clash (black vs silver, 16 GB vs 8 GB), are strong evidence in any product data, but
+two of our three sets (software titles, papers) have almost none, so without a prior a fit
+that leaves out the third learns nothing about them; and in the third (Abt-Buy) a few gold
+pairs join two colours of one model, so alone it keeps a colour clash near 0 (-0.3), which
+lets a sibling in another colour through wherever the own record is missing."""
 
 
 class Prepared:

@@ -9,7 +9,7 @@ unrelated real product's page (another catalog record) and two junk pages. It co
 the rule the stage used before (accept the best candidate when its score reaches the
 threshold) with :func:`matching.web_decision.choose_without_model`.
 
-    .venv/bin/python benchmarks/web_search_precision.py [--items 300] [--threshold 0.28] [--seed N]
+    .venv/bin/python benchmarks/web_search_precision.py [--items 300] [--threshold 0.26] [--seed N]
 """
 
 from __future__ import annotations

@@ -45,6 +45,10 @@ _DATE = re.compile(
     r"^(?:\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.](?:\d{2}|\d{4}))$"
 )
 _ZIP4 = re.compile(r"^\d{5}-\d{4}$")
+# a lens's f-number or aperture range (f/2.8, f/4-5.6, f3.5/5.6) is an optical figure that
+# many lenses share, not a model code; a part number after an "f" (F89-01570) has neither
+# a "/" nor a decimal point
+_APERTURE = re.compile(r"^f(?=.*[/.])/?\d{1,2}(?:\.\d)?(?:[-/]\d{1,2}(?:\.\d)?)*-?$")
 
 
 def is_model_code(token: str) -> bool:
@@ -146,7 +150,12 @@ def _code_of_token(raw: str) -> str | None:
     token = raw
     # counted words, dates and ZIP+4 codes all have a joiner
     if "-" in raw or "/" in raw or "." in raw:
-        if _COUNTED_WORD.match(raw) or _DATE.match(raw) or _ZIP4.match(raw):
+        if (
+            _COUNTED_WORD.match(raw)
+            or _DATE.match(raw)
+            or _ZIP4.match(raw)
+            or _APERTURE.match(raw.lower())
+        ):
             return None
         token = _JOINERS.sub("", raw.strip("-/."))
     return token if is_model_code(token) else None

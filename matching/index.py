@@ -29,7 +29,7 @@ from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, Evidence, MatchResult
 from matching.scoring import describe, explain_rows
 
-DEFAULT_THRESHOLD = 0.28
+DEFAULT_THRESHOLD = 0.26
 """Score (0..1) at or above which ``match`` accepts a code or fuzzy pair.
 
 Scores are calibrated probabilities that the pair is right (see

@@ -63,28 +63,28 @@ margins over the other candidates."""
 
 COEFFICIENTS = np.array(
     [
-        1.86,
-        2.14,
-        -1.48,
-        2.70,
-        0.83,
-        2.76,
-        1.82,
-        -0.61,
-        -0.09,
-        -0.00,
-        -0.91,
-        -0.31,
-        -0.21,
-        1.37,
-        1.81,
-        0.70,
-        0.92,
+        1.91,
+        2.26,
+        -1.49,
+        2.74,
+        0.80,
+        2.80,
+        1.83,
+        -0.65,
+        -1.84,
+        -0.01,
+        -1.06,
+        -2.49,
+        -0.22,
+        1.39,
+        1.84,
+        0.74,
+        0.95,
     ]
 )
 """Logistic weight of each feature (per unit), aligned with :data:`FEATURES`."""
 
-INTERCEPT = -7.02
+INTERCEPT = -7.09
 """Logistic intercept of the score, calibrated at :data:`matching.acceptance.BASE_PRIOR`."""
 
 RANK_FEATURES = FEATURES + (
@@ -103,28 +103,28 @@ help to order them even where their level says little about acceptance."""
 
 RANK_COEFFICIENTS = np.array(
     [
-        1.27,
-        2.18,
-        -1.15,
-        1.95,
+        1.25,
+        2.19,
+        -1.16,
+        2.00,
         0.60,
         2.21,
-        4.89,
-        -0.50,
-        -0.29,
+        4.83,
+        -0.51,
+        -0.55,
         0.00,
-        -1.01,
-        -1.30,
         -1.25,
-        1.16,
+        -1.33,
+        -1.25,
+        1.18,
         0.00,
         0.17,
-        3.04,
-        0.76,
+        3.06,
+        0.79,
         0.00,
         0.00,
-        1.55,
-        0.67,
+        1.51,
+        0.66,
         0.00,
         1.34,
     ]

@@ -15,8 +15,16 @@ from collections.abc import Iterable
 
 from matching.codes import UNITS
 
-# a dimension (60x60, 60x60cm), or a number with its unit, attached or as the next word
-_QUANTITY = re.compile(rf"\b(\d+(?:x\d+)+)[a-z]{{0,3}}\b|\b(\d+)( ?)({UNITS})\b")
+# a dimension (60x60, 60x60cm), two numbers before a unit (a range, 55-250mm, or a
+# decimal, 3.6 cu ft, both split by normalising: "55 250mm", "3 6 cu"), or a number with
+# its unit, attached or as the next word
+_QUANTITY = re.compile(
+    rf"\b(\d+(?:x\d+)+)[a-z]{{0,3}}\b|\b(\d+) (\d+)( ?)({UNITS})\b|\b(\d+)( ?)({UNITS})\b"
+)
+QUANTITY_TOLERANCE = 0.05
+"""Values of one unit this close (relative) are one quantity, rounded (24.7 vs 25 cu ft)."""
+_MAX_WHOLE_DIGITS = 3
+_ORDINALS = frozenset({"st", "nd", "rd", "th"})
 # One-letter "units" (x, p, i, k, …) are too ambiguous as a separate word after a number.
 _MIN_SEPARATE_UNIT = 2
 # Units that name the same quantity.
@@ -80,6 +88,7 @@ EDITION_WORDS = frozenset(
         "basic",
         "business",
         "deluxe",
+        "dlx",
         "educational",
         "enterprise",
         "express",
@@ -91,18 +100,33 @@ EDITION_WORDS = frozenset(
         "platinum",
         "premier",
         "premium",
+        "prof",
         "professional",
         "pro",
         "refurbished",
         "standard",
+        "std",
         "student",
         "teacher",
         "trial",
         "ultimate",
+        "upg",
         "upgrade",
     }
 )
 """Words that name one edition of a product among several (Pro vs Standard, Upgrade)."""
+
+_SAME_EDITION = {
+    "professional": "pro",
+    "prof": "pro",
+    "educational": "academic",
+    "student": "academic",
+    "upg": "upgrade",
+    "dlx": "deluxe",
+    "std": "standard",
+}
+"""Spellings of one edition: a Pro edition is a Professional one, a student edition an
+academic one, and retail listings abbreviate (upg, dlx, std)."""
 
 
 COLOUR_WORDS = frozenset(
@@ -144,6 +168,9 @@ COLOUR_WORDS = frozenset(
 )
 """Colour words: two listings of one model in different colours are different articles."""
 
+_SAME_COLOUR = {"gray": "grey"}
+"""Spellings of one colour."""
+
 
 _YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 """A year (1950-2049) as a word of its own: an edition's, a release's or a paper's."""
@@ -181,12 +208,31 @@ def quantities_in_key(key: str) -> tuple[tuple[str, str], ...]:
     (('16', 'gb'), ('4', 'pack'), ('500', 'gb'), ('60x60', 'x'))
     >>> quantities_in_key("1 x phone line 46xbr9 1080p")
     (('1080', 'p'),)
+    >>> quantities_in_key("canon ef 75 300mm lens 100 240v")
+    (('75-300', 'mm'), ('100-240', 'v'))
+    >>> quantities_in_key("lg 3 6 cu ft washer 14 7 megapixel 2 4ghz")
+    (('3.6', 'cu'), ('14.7', 'mp'), ('2.4', 'ghz'))
+    >>> quantities_in_key("windows 7 64 bit 123 3rd street")
+    (('64', 'bit'), ('3', 'rd'))
     """
     found: list[tuple[str, str]] = []
     for match in _QUANTITY.finditer(key):
-        dimension, value, space, unit = match.groups()
+        dimension, first, second, pair_space, pair_unit, value, space, unit = match.groups()
         if dimension is not None:
             found.append((dimension, "x"))
+        elif first is not None:
+            if pair_space and len(pair_unit) < _MIN_SEPARATE_UNIT:
+                continue
+            same_unit = _SAME_UNIT.get(pair_unit, pair_unit)
+            if not pair_space and min(len(first), len(second)) >= 2 and int(first) < int(second):
+                found.append((f"{first}-{second}", same_unit))  # a range runs upwards
+            elif (
+                len(second) == 1 and len(first) <= _MAX_WHOLE_DIGITS and pair_unit not in _ORDINALS
+            ):
+                # 3.6 cu; not "win 7 64 bit", nor a street number before "3rd"
+                found.append((f"{first}.{second}", same_unit))
+            else:
+                found.append((second, same_unit))
         elif not space or len(unit) >= _MIN_SEPARATE_UNIT:
             found.append((value, _SAME_UNIT.get(unit, unit)))
     return tuple(found)
@@ -201,6 +247,10 @@ def quantity_clash(a: Iterable[tuple[str, str]], b: Iterable[tuple[str, str]]) -
     False
     >>> quantity_clash([("16", "gb")], [("16", "mb")])
     False
+    >>> quantity_clash([("55-250", "mm")], [("70-300", "mm")]), quantity_clash([("70-300", "mm")], [("300", "mm")])
+    (True, False)
+    >>> quantity_clash([("24.7", "cu")], [("25", "cu")]), quantity_clash([("110", "gb")], [("120", "gb")])
+    (False, True)
     """
     left: dict[str, set[str]] = {}
     for value, unit in a:
@@ -208,7 +258,28 @@ def quantity_clash(a: Iterable[tuple[str, str]], b: Iterable[tuple[str, str]]) -
     right: dict[str, set[str]] = {}
     for value, unit in b:
         right.setdefault(unit, set()).add(value)
-    return any(unit in right and right[unit].isdisjoint(values) for unit, values in left.items())
+    return any(
+        unit in right and not any(_same_quantity(x, y) for x in values for y in right[unit])
+        for unit, values in left.items()
+    )
+
+
+def _same_quantity(a: str, b: str) -> bool:
+    """Whether two values of one unit may name the same thing: equal, or one a range
+    (``55-250``) and the other one of its ends (a listing may give only the long end)."""
+    if a == b:
+        return True
+    if "x" in a or "x" in b:  # dimensions: equal or not
+        return False
+    if ("-" in a) != ("-" in b):
+        span, single = (a, b) if "-" in a else (b, a)
+        return any(_close(single, end) for end in span.split("-"))
+    return "-" not in a and _close(a, b)
+
+
+def _close(a: str, b: str) -> bool:
+    x, y = float(a), float(b)
+    return abs(x - y) <= QUANTITY_TOLERANCE * max(x, y)
 
 
 def accessory_words(key: str) -> frozenset[str]:
@@ -261,13 +332,20 @@ def marks(key: str) -> Marks:
         found = (
             quantities,
             ACCESSORY_WORDS & named,
-            EDITION_WORDS & named,
-            COLOUR_WORDS & named,
+            _folded(EDITION_WORDS & named, _SAME_EDITION),
+            _folded(COLOUR_WORDS & named, _SAME_COLOUR),
             years,
         )
     else:
         found = (quantities, _NONE, _NONE, _NONE, years)
     return NO_MARKS if found == NO_MARKS else found
+
+
+def _folded(named: frozenset[str], spellings: dict[str, str]) -> frozenset[str]:
+    """``named`` with each word in one spelling of its meaning."""
+    if not named.intersection(spellings):
+        return named
+    return frozenset(spellings.get(word, word) for word in named)
 
 
 def variant_signals(item: Marks, record: Marks) -> tuple[int, int, int, int, int]:
@@ -279,6 +357,10 @@ def variant_signals(item: Marks, record: Marks) -> tuple[int, int, int, int, int
     (1, 1, 0, 0, 0)
     >>> variant_signals(marks("s550 plum"), marks("s550 cool blue"))
     (0, 0, 0, 1, 0)
+    >>> variant_signals(marks("ipod space gray"), marks("ipod space grey"))
+    (0, 0, 0, 0, 0)
+    >>> variant_signals(marks("flash pro cs3 upg"), marks("flash professional cs3 upgrade"))
+    (0, 0, 0, 0, 0)
     >>> variant_signals(marks("math success 2007"), marks("math success 2008"))
     (0, 0, 0, 0, 1)
     """

@@ -103,3 +103,61 @@ def test_variant_marks() -> None:
     )
     assert variant_signals(marks("office 2007 2008"), marks("office 2007")) == (0, 0, 0, 0, 0)
     assert variant_signals(marks("office 2007"), marks("office")) == (0, 0, 0, 0, 0)
+
+
+@given(st.sampled_from(["f/", "f", "F/"]), st.decimals(1, 32, places=1), st.booleans())
+def test_a_lens_aperture_is_not_a_model_code(prefix: str, f_number: object, zoom: bool) -> None:
+    aperture = f"{prefix}{f_number}" + ("-5.6" if zoom else "")
+    assert extract_codes(f"Canon EF 70-300mm {aperture} IS USM Lens") == frozenset()
+
+
+positive = st.integers(1, 5000)
+units = st.sampled_from(["gb", "mm", "cu", "mp", "pack", "w"])
+
+
+@given(
+    st.lists(st.tuples(positive, units), max_size=4),
+    st.lists(st.tuples(positive, units), max_size=4),
+)
+def test_a_quantity_clash_is_symmetric_and_never_with_itself(a: list, b: list) -> None:
+    from matching.variants import quantity_clash
+
+    left = [(str(v), u) for v, u in a]
+    right = [(str(v), u) for v, u in b]
+    assert quantity_clash(left, right) == quantity_clash(right, left)
+    assert not quantity_clash(left, left)
+
+
+@given(st.integers(20, 5000), st.integers(0, 4), units)
+def test_a_rounded_quantity_does_not_clash(value: int, off_percent: int, unit: str) -> None:
+    from matching.variants import quantity_clash
+
+    rounded = value * (100 + off_percent) / 100
+    assert not quantity_clash([(str(value), unit)], [(f"{rounded:.1f}", unit)])
+    assert quantity_clash([(str(value), unit)], [(str(2 * value), unit)])
+
+
+@given(st.integers(10, 99), st.integers(100, 600))
+def test_a_range_clashes_with_another_range_not_with_its_ends(low: int, high: int) -> None:
+    from matching.normalise import normalise_text
+    from matching.variants import quantities_in_key, quantity_clash
+
+    lens = quantities_in_key(normalise_text(f"zoom lens {low}-{high}mm"))
+    assert lens == ((f"{low}-{high}", "mm"),)
+    assert not quantity_clash(lens, [(str(high), "mm")])
+    assert quantity_clash(lens, [(f"{low}-{high + 50}", "mm")])
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("office pro 2007", "office professional 2007"),
+        ("endnote student edition", "endnote academic"),
+        ("office upg", "office upgrade"),
+        ("ipod space gray", "ipod space grey"),
+    ],
+)
+def test_spellings_of_one_edition_or_colour_do_not_clash(one: str, other: str) -> None:
+    from matching.variants import marks, variant_signals
+
+    assert variant_signals(marks(one), marks(other)) == (0, 0, 0, 0, 0)
