@@ -149,13 +149,28 @@ class Worker:
             await asyncio.sleep(RETENTION_EVERY_SECONDS)
 
 
-async def run_worker(settings: Settings) -> int:
+async def run_worker(settings: Settings, *, metrics_host: str | None = None) -> int:
+    """Run the worker until SIGTERM; with ``settings.worker_metrics_port``, serve its
+    ``/metrics`` on ``metrics_host`` (default ``settings.host``) meanwhile."""
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     async with open_runtime(settings) as runtime:
         worker = Worker(runtime)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stopping.set)
-        await worker.run()
+        if settings.worker_metrics_port is None:
+            await worker.run()
+        else:
+            from service.metrics_server import serve_metrics
+
+            await asyncio.gather(
+                worker.run(),
+                serve_metrics(
+                    runtime,
+                    host=metrics_host or settings.host,
+                    port=settings.worker_metrics_port,
+                    stopping=worker.stopping,
+                ),
+            )
     logger.info("worker exited after %.1fs", time.monotonic() - started)
     return 0
