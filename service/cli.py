@@ -43,12 +43,23 @@ def _announce_when_answering(server, app, host: str, port: int, open_browser: bo
     else:
         return
     url = _url(host, port)
-    print(f"chunkmatch: serving on {url}  (Ctrl+C to stop)", flush=True)
-    if app.state.new_local_token is not None:
-        print(token_announcement(app.state.new_local_token), flush=True)
-    elif app.state.settings.embedded and app.state.settings.local_token_file.exists():
-        path = app.state.settings.local_token_file.expanduser().absolute()
-        print(f"chunkmatch: the local admin token is in {path}", flush=True)
+    settings = app.state.settings
+    path = settings.local_token_file.expanduser().absolute()
+    if settings.log_format == "json":
+        # every line of the output is a JSON log record, and none holds a token: the new
+        # local token is only in its file
+        logger = logging.getLogger("chunkmatch")
+        logger.info("serving on %s", url, extra={"url": url})
+        if app.state.new_local_token is not None or (
+            settings.embedded and settings.local_token_file.exists()
+        ):
+            logger.info("the local admin token is in %s", path, extra={"token_file": str(path)})
+    else:
+        print(f"chunkmatch: serving on {url}  (Ctrl+C to stop)", flush=True)
+        if app.state.new_local_token is not None:
+            print(token_announcement(app.state.new_local_token), flush=True)
+        elif settings.embedded and settings.local_token_file.exists():
+            print(f"chunkmatch: the local admin token is in {path}", flush=True)
     if open_browser:
         webbrowser.open(url)
 

@@ -19,8 +19,10 @@ from service.access_log import redact
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # what every LogRecord has: anything else on a record came from extra= and is a field
+# (but uvicorn's color_message: its message again, with terminal colours)
 _RECORD_ATTRIBUTES = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
 )
 
 
