@@ -99,8 +99,6 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        # before the app runs: a mount changes the scope's root_path on its way in
-        route = route_template(self.routes, scope)
         status = 500  # the answer if the app raises before it starts one
         recorded = False
 
@@ -108,6 +106,13 @@ class AccessLog:
             nonlocal recorded
             recorded = True
             seconds = time.perf_counter() - started
+            # the router notes the route it chose; a request refused before routing (no
+            # token, 429) is matched here (its scope is as it came in)
+            chosen = scope.get("route")
+            if chosen is not None:
+                route = getattr(chosen, "path", None) or metrics.UNMATCHED_ROUTE
+            else:
+                route = route_template(self.routes, scope)
             metrics.http_request(route, scope["method"], status, seconds)
             if logger.isEnabledFor(logging.INFO):
                 self._log(scope, route, status, seconds)
