@@ -137,6 +137,7 @@ class Engine:
             outcome, prepare_seconds = await self._run_stage(job, chunk)
         except (asyncio.CancelledError, DatabaseUnavailable):
             # not the job's fault: give the chunk back for the next driver
+            metrics.chunk_ended(stage, "released", seconds=time.perf_counter() - started)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_chunk(chunk))
             raise

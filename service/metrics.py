@@ -53,7 +53,7 @@ UNMATCHED_ROUTE = "unmatched"  # the route label of a path no route serves (neve
 CHUNK_SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0)
 HTTP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-CHUNK_OUTCOMES = ("committed", "failed", "lost", "cancelled")
+CHUNK_OUTCOMES = ("committed", "failed", "lost", "cancelled", "released")
 
 disable_created_metrics()  # no *_created series: Prometheus needs none of them
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -63,8 +63,9 @@ GCCollector(registry=REGISTRY)
 
 CHUNKS = Counter(
     "chunkmatch_chunks_total",
-    "Chunks this process ran, by stage and outcome (committed, failed: an error, lost: its "
-    "lease was gone at commit, cancelled: the job was cancelled meanwhile)",
+    "Chunks this process ran, by stage and outcome (committed; failed: an error; lost: its "
+    "lease was gone at commit; cancelled: the job was cancelled meanwhile; released: given "
+    "back, the database down or the process stopping)",
     ["stage", "outcome"],
     registry=REGISTRY,
 )
@@ -170,7 +171,7 @@ def chunk_committed(stage: str, *, items: int, methods: Iterable[str], seconds: 
 
 
 def chunk_ended(stage: str, outcome: str, *, seconds: float) -> None:
-    """A chunk ended without a commit (``failed``, ``lost``, ``cancelled``)."""
+    """A chunk ended without a commit (``failed``, ``lost``, ``cancelled``, ``released``)."""
     CHUNKS.labels(stage, outcome).inc()
     CHUNK_SECONDS.labels(stage).observe(seconds)
 
