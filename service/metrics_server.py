@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -15,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from service.errors import EXCEPTION_HANDLERS
+from service.exceptions import ConfigurationError
 from service.headers import SecurityHeaders
 from service.routes.metrics import Metrics
 from service.runtime import Runtime
@@ -39,20 +41,32 @@ def metrics_app(runtime: Runtime) -> Starlette:
     return app
 
 
-async def serve_metrics(runtime: Runtime, *, host: str, port: int, stopping: asyncio.Event) -> None:
-    """Serve ``/metrics`` on ``host:port`` until ``stopping`` is set."""
+def bind_metrics_socket(host: str, port: int) -> socket.socket:
+    """The listening socket of the worker's metrics, bound before the worker starts: a
+    port in use is a clear error at start-up (ConfigurationError: exit code 2)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve the worker's metrics on {host}:{port} ({exc.strerror or exc}); "
+            "choose another --metrics-port or CHUNKMATCH_WORKER_METRICS_PORT"
+        ) from exc
+
+
+async def serve_metrics(runtime: Runtime, sock: socket.socket, *, stopping: asyncio.Event) -> None:
+    """Serve ``/metrics`` on the bound ``sock`` until ``stopping`` is set."""
+    host, port = sock.getsockname()[:2]
     server = _MetricsServer(
         uvicorn.Config(
             metrics_app(runtime),
-            host=host,
-            port=port,
             lifespan="off",
             log_config=None,
             access_log=False,
             log_level=runtime.settings.log_level.lower(),
         )
     )
-    serving = asyncio.create_task(server.serve(), name="worker-metrics")
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="worker-metrics")
     stopped = asyncio.create_task(stopping.wait())
     await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
     if server.started:

@@ -152,25 +152,22 @@ class Worker:
 async def run_worker(settings: Settings, *, metrics_host: str | None = None) -> int:
     """Run the worker until SIGTERM; with ``settings.worker_metrics_port``, serve its
     ``/metrics`` on ``metrics_host`` (default ``settings.host``) meanwhile."""
+    from service.metrics_server import bind_metrics_socket, serve_metrics
+
     loop = asyncio.get_running_loop()
     started = time.monotonic()
+    sock = None
+    if settings.worker_metrics_port is not None:
+        sock = bind_metrics_socket(metrics_host or settings.host, settings.worker_metrics_port)
     async with open_runtime(settings) as runtime:
         worker = Worker(runtime)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stopping.set)
-        if settings.worker_metrics_port is None:
+        if sock is None:
             await worker.run()
         else:
-            from service.metrics_server import serve_metrics
-
             await asyncio.gather(
-                worker.run(),
-                serve_metrics(
-                    runtime,
-                    host=metrics_host or settings.host,
-                    port=settings.worker_metrics_port,
-                    stopping=worker.stopping,
-                ),
+                worker.run(), serve_metrics(runtime, sock, stopping=worker.stopping)
             )
     logger.info("worker exited after %.1fs", time.monotonic() - started)
     return 0

@@ -5,6 +5,8 @@ serving its own metrics."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 import time
 import uuid
 
@@ -15,10 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import free_port, server_with
 from tests.e2e.helpers import create_job, create_project, drive, products, upload
 from tests.e2e.processes import (
+    CHUNKMATCH,
     ServiceProcess,
     auth,
     create_token,
     job_invariants,
+    process_env,
     seed_project,
     start_worker,
 )
@@ -222,3 +226,17 @@ async def test_a_worker_serves_its_own_metrics(db_dsn) -> None:
     # the jobs gauge is the same from both processes
     assert value(worker_samples, "chunkmatch_jobs", status="completed") == 1
     assert value(served, "chunkmatch_jobs", status="completed") == 1
+
+
+def test_a_worker_refuses_a_metrics_port_in_use(db_dsn) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [CHUNKMATCH, "worker", "--metrics-port", str(port)],
+            env=process_env(db_dsn),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot serve the worker's metrics on 127.0.0.1:{port}" in result.stderr
