@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from service import access_log
+from service.access_log import AccessLog
 from service.auth import TokenAuth
 from service.errors import EXCEPTION_HANDLERS
 from service.headers import SecurityHeaders
@@ -38,6 +39,7 @@ from service.routes.jobs import (
     JobRetryFailed,
     Jobs,
 )
+from service.routes.metrics import Metrics
 from service.routes.operations import JobsCleanup, JobsCron, JobsStatus
 from service.routes.projects import (
     CatalogRecord,
@@ -110,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/", index_page, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
+        Route("/metrics", Metrics),
         Route("/api/health", Health),
         Route("/api/projects", Projects),
         Route("/api/projects/{project_id}", ProjectDetail),
@@ -140,7 +143,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/jobs/{job_id}/items/{item_id}/candidates", JobItemCandidates),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders)]
+    # outermost: it times and logs every answer, the refusals of the middleware below too
+    middleware = [Middleware(AccessLog, routes=routes), Middleware(SecurityHeaders)]
     if settings.cors_origins:
         middleware.append(
             Middleware(

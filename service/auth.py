@@ -59,10 +59,7 @@ class TokenAuth:
                     retry_after=self.retry_after,
                 )
         except ChunkmatchError as exc:
-            response = await chunkmatch_error(request, exc)
-            if isinstance(exc, Unauthorized):
-                response.headers["WWW-Authenticate"] = 'Bearer realm="chunkmatch"'
-            await response(scope, receive, send)
+            await (await chunkmatch_error(request, exc))(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -81,20 +78,33 @@ class TokenAuth:
                 "an API token is required: send Authorization: Bearer <token> "
                 "(create one with `chunkmatch token create --owner NAME`)"
             )
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
-            raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
-        notifications = getattr(request.app.state, "notifications", None)
-        if notifications is not None:
-            who = await notifications.principal(token)
-        else:
-            who = await request.app.state.store.principal_for(token)
-        if who is None:
-            raise Unauthorized("the API token is not valid (unknown or revoked)")
+        token = bearer_token(header)
+        who = await token_principal(request, token)
         state["principal"], state["bearer_token"] = who, token
         state["token_hash"] = token_hash(token)
         return who
+
+
+def bearer_token(header: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header (Unauthorized if malformed)."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    return token
+
+
+async def token_principal(request: Request, token: str) -> Principal:
+    """Whose API token ``token`` is (remembered briefly by the app's listener, when it has
+    one); Unauthorized when it is unknown or revoked."""
+    notifications = getattr(request.app.state, "notifications", None)
+    if notifications is not None:
+        who = await notifications.principal(token)
+    else:
+        who = await request.app.state.store.principal_for(token)
+    if who is None:
+        raise Unauthorized("the API token is not valid (unknown or revoked)")
+    return who
 
 
 async def _ticket_principal(

@@ -43,12 +43,23 @@ def _announce_when_answering(server, app, host: str, port: int, open_browser: bo
     else:
         return
     url = _url(host, port)
-    print(f"chunkmatch: serving on {url}  (Ctrl+C to stop)", flush=True)
-    if app.state.new_local_token is not None:
-        print(token_announcement(app.state.new_local_token), flush=True)
-    elif app.state.settings.embedded and app.state.settings.local_token_file.exists():
-        path = app.state.settings.local_token_file.expanduser().absolute()
-        print(f"chunkmatch: the local admin token is in {path}", flush=True)
+    settings = app.state.settings
+    path = settings.local_token_file.expanduser().absolute()
+    if settings.log_format == "json":
+        # every line of the output is a JSON log record, and none holds a token: the new
+        # local token is only in its file
+        logger = logging.getLogger("chunkmatch")
+        logger.info("serving on %s", url, extra={"url": url})
+        if app.state.new_local_token is not None or (
+            settings.embedded and settings.local_token_file.exists()
+        ):
+            logger.info("the local admin token is in %s", path, extra={"token_file": str(path)})
+    else:
+        print(f"chunkmatch: serving on {url}  (Ctrl+C to stop)", flush=True)
+        if app.state.new_local_token is not None:
+            print(token_announcement(app.state.new_local_token), flush=True)
+        elif settings.embedded and settings.local_token_file.exists():
+            print(f"chunkmatch: the local admin token is in {path}", flush=True)
     if open_browser:
         webbrowser.open(url)
 
@@ -73,6 +84,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             host=args.host,
             port=args.port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's records go to our handler, in CHUNKMATCH_LOG_FORMAT
+            access_log=False,  # ours has the route and the duration (service/access_log.py)
             proxy_headers=True,
             # on SIGTERM, requests still open after this long (a client holding its body
             # open, say) are cancelled, so the service always stops
@@ -94,7 +107,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.worker import run_worker
 
-    return asyncio.run(run_worker(settings))
+    if args.metrics_port is not None:
+        settings = replace(settings, worker_metrics_port=args.metrics_port)
+    return asyncio.run(run_worker(settings, metrics_host=args.metrics_host))
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
@@ -195,6 +210,16 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     worker = sub.add_parser("worker", help="advance runnable jobs in the background")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=settings.worker_metrics_port,
+        help="serve this worker's Prometheus metrics at http://HOST:PORT/metrics (admin "
+        "token or CHUNKMATCH_METRICS_TOKEN; default CHUNKMATCH_WORKER_METRICS_PORT, else none)",
+    )
+    worker.add_argument(
+        "--metrics-host", default=settings.host, help="address for --metrics-port (default HOST)"
+    )
     worker.set_defaults(handler=_worker)
 
     token = sub.add_parser("token", help="manage API tokens (create, list, revoke)")
@@ -298,9 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"chunkmatch: {exc.message}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from service import log_format
+
+    log_format.configure(level=settings.log_level, log_format=settings.log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no per-request lines on a terminal
     if settings.log_level != "DEBUG":
         # its INFO lines are dozens of command lines and outputs per start: asked-for only

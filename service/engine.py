@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from matching.peers import PeerSet
 from matching.results import MatchResult
-from service import eta
+from service import eta, metrics
 from service.catalog_index import CatalogEntry, IndexCache, IndexKey, PeersKey
 from service.exceptions import DatabaseUnavailable
 from service.models import ChunkClaim, Job, StageOutcome
@@ -131,17 +131,23 @@ class Engine:
         if chunk is None:
             return ChunkOutcome(job, _idle_message(job, busy=outcome.busy), busy=outcome.busy)
         claimed = time.perf_counter()
+        stage = job.stages[chunk.stage - 1]
         renewer = asyncio.create_task(self._keep_lease(chunk))
         try:
             outcome, prepare_seconds = await self._run_stage(job, chunk)
         except (asyncio.CancelledError, DatabaseUnavailable):
             # not the job's fault: give the chunk back for the next driver
+            metrics.chunk_ended(stage, "released", seconds=time.perf_counter() - started)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_chunk(chunk))
             raise
         except Exception as exc:  # a bug, bad data or a provider gave up: retry the job later
-            logger.exception("chunk %s of job %s failed", chunk.seq, job.id)
-            return await self._chunk_failed(job, chunk, exc)
+            logger.exception(
+                "chunk %s of job %s failed", chunk.seq, job.id, extra=_chunk_extra(job, chunk)
+            )
+            failed = await self._chunk_failed(job, chunk, exc)
+            metrics.chunk_ended(stage, "failed", seconds=time.perf_counter() - started)
+            return failed
         finally:
             renewer.cancel()
         ran = time.perf_counter()
@@ -151,11 +157,14 @@ class Engine:
             outcome,
             later_stages_eta=_later_stages_eta(job, chunk.stage),
             prepare_seconds=prepare_seconds,
-            **await self._prior(job, job.stages[chunk.stage - 1]),
+            **await self._prior(job, stage),
         )
         if committed is None:
             current = await self.store.get_job(job_id)
-            if current is not None and current.status == "cancelled":
+            cancelled = current is not None and current.status == "cancelled"
+            seconds = time.perf_counter() - started
+            metrics.chunk_ended(stage, "cancelled" if cancelled else "lost", seconds=seconds)
+            if current is not None and cancelled:
                 return ChunkOutcome(
                     current, f"Job was cancelled; chunk {chunk.seq} was not committed"
                 )
@@ -165,6 +174,10 @@ class Engine:
                 "its items will be processed again",
             )
         found = len(outcome.matches)
+        done = time.perf_counter()
+        metrics.chunk_committed(
+            stage, items=chunk.size, methods=(m[3] for m in outcome.matches), seconds=done - started
+        )
         logger.info(
             "job %s stage %d chunk %d: %d items, %d matches, %d failed, %d requeued; "
             "progress %d/%d; claim %.0f ms, stage %.0f ms, commit %.0f ms",
@@ -179,7 +192,14 @@ class Engine:
             committed.total_items,
             1000 * (claimed - started),
             1000 * (ran - claimed),
-            1000 * (time.perf_counter() - ran),
+            1000 * (done - ran),
+            extra=_chunk_extra(
+                job,
+                chunk,
+                duration_ms=round(1000 * (done - started), 1),
+                items=chunk.size,
+                matches=found,
+            ),
         )
         message = f"Processed {chunk.size} items, {found} new matches"
         if outcome.failed:
@@ -499,6 +519,11 @@ class Engine:
             if all(i in texts for i in ids):
                 return [(i, texts[i]) for i in ids]
         return await self.store.chunk_items(chunk, job, list(job.config["itemFields"]))
+
+
+def _chunk_extra(job: Job, chunk: ChunkClaim, **more: object) -> dict[str, object]:
+    """A chunk's log fields (``CHUNKMATCH_LOG_FORMAT=json`` writes them as keys)."""
+    return {"job_id": job.id, "stage": job.stages[chunk.stage - 1], "chunk": chunk.seq} | more
 
 
 def _stage(job: Job) -> str:

@@ -12,7 +12,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from service.exceptions import ChunkmatchError, DatabaseUnavailable, TooManyRequests, shown
+from service.exceptions import (
+    ChunkmatchError,
+    DatabaseUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    shown,
+)
 
 logger = logging.getLogger("chunkmatch.http")
 
@@ -47,6 +53,8 @@ async def chunkmatch_error(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", exc.__cause__)
     elif isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="chunkmatch"'}
     elif exc.status >= 500:
         logger.error("%s: %s", type(exc).__name__, exc.message)
     return error_response(exc.status, exc.code, exc.message, details=exc.details, headers=headers)

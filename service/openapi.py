@@ -134,6 +134,12 @@ def build_spec(routes: list[Any]) -> dict[str, Any]:
                     "description": "a ticket from POST /api/jobs/{job_id}/events-ticket, for "
                     "that job's GET /api/jobs/{job_id}/events only (browsers' EventSource)",
                 },
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "CHUNKMATCH_METRICS_TOKEN, for GET /metrics only (an "
+                    "admin token works there too)",
+                },
                 "cronSecret": {
                     "type": "http",
                     "scheme": "bearer",

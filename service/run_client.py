@@ -61,6 +61,7 @@ def start_server_thread(
         port=port,
         log_level="warning",
         log_config=None,  # uvicorn's records go to the root logger's handlers, like ours
+        access_log=False,  # ours is service/access_log.py
     )
     server = ChunkmatchServer(config)
     thread = threading.Thread(target=server.run, name=f"chunkmatch-{port}", daemon=True)
@@ -80,11 +81,13 @@ class LocalServer:
 
 
 @contextlib.contextmanager
-def logs_to_file(path: Path) -> Iterator[None]:
+def logs_to_file(path: Path, *, log_format: str = "text") -> Iterator[None]:
     """Send every log record of this process to ``path`` (appended) instead of the terminal."""
+    from service.log_format import formatter
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(log_format))
     root = logging.getLogger()
     saved = root.handlers[:]
     root.handlers = [handler]
@@ -434,7 +437,7 @@ def run_matching(args: argparse.Namespace, settings: Settings) -> int:
         if settings.embedded:
             checked_data_dir(settings.data_dir)  # ConfigurationError: refused, before anything
         log_file = settings.run_log_file
-        with logs_to_file(log_file):
+        with logs_to_file(log_file, log_format=settings.log_format):
             print(f"starting a local chunkmatch server (its log: {log_file})", file=stream)
             try:
                 with local_server(settings) as local:

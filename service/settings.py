@@ -27,7 +27,8 @@ DEFAULT_RETRY_MAX_SECONDS = 300.0
 DEFAULT_WORKER_CONCURRENCY = 2
 DEFAULT_WORKER_POLL_SECONDS = 5.0
 DEFAULT_WORKER_GRACE_SECONDS = 20.0
-MIN_CRON_SECRET_LENGTH = 32
+MIN_SECRET_LENGTH = 32  # of CRON_SECRET and CHUNKMATCH_METRICS_TOKEN
+LOG_FORMATS = ("text", "json")
 DEFAULT_CHUNK_TIME_BUDGET_SECONDS = 25.0
 DEFAULT_LLM_BATCH_SIZE = 5
 DEFAULT_LLM_CONCURRENCY = 4
@@ -108,15 +109,34 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be 'on' or 'off', got {raw!r}")
 
 
-def _cron_secret(raw: str | None) -> str | None:
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A bearer secret an operator chose (``CRON_SECRET``, ``CHUNKMATCH_METRICS_TOKEN``):
+    unset, or long enough not to be guessed."""
+    raw = env.get(name)
     if not raw:
         return None
-    if len(raw) < MIN_CRON_SECRET_LENGTH:
+    if len(raw) < MIN_SECRET_LENGTH:
         raise ConfigurationError(
-            f"CRON_SECRET must be at least {MIN_CRON_SECRET_LENGTH} characters "
+            f"{name} must be at least {MIN_SECRET_LENGTH} characters "
             "(e.g. the output of `openssl rand -hex 32`)"
         )
     return raw
+
+
+def _log_format(raw: str | None) -> str:
+    value = (raw or "text").strip().lower()
+    if value not in LOG_FORMATS:
+        raise ConfigurationError(f"CHUNKMATCH_LOG_FORMAT must be 'text' or 'json', got {raw!r}")
+    return value
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name):
+        return None
+    port = _int(env, name, 0, minimum=0)
+    if port > 65535:
+        raise ConfigurationError(f"{name} must be a port number (0-65535), got {port}")
+    return port
 
 
 @dataclass(frozen=True)
@@ -172,6 +192,9 @@ class Settings:
     webhook_retry_base_seconds: float = DEFAULT_WEBHOOK_RETRY_BASE_SECONDS
     webhook_retry_max_seconds: float = DEFAULT_WEBHOOK_RETRY_MAX_SECONDS
     webhook_retry_hours: float = DEFAULT_WEBHOOK_RETRY_HOURS
+    log_format: str = "text"  # "text" (readable) or "json" (one object per line)
+    metrics_token: str | None = None  # a bearer secret for GET /metrics besides admin tokens
+    worker_metrics_port: int | None = None  # `chunkmatch worker` serves /metrics there
 
     def __repr__(self) -> str:  # never print secrets
         return f"Settings(database_url={'set' if self.database_url else None}, ...)"
@@ -198,7 +221,7 @@ class Settings:
                 env, "CHUNKMATCH_DB_RETRY_AFTER", DEFAULT_DB_RETRY_AFTER_SECONDS, minimum=1
             ),
             log_level=(env.get("CHUNKMATCH_LOG_LEVEL") or "INFO").upper(),
-            cron_secret=_cron_secret(env.get("CRON_SECRET")),
+            cron_secret=_secret(env, "CRON_SECRET"),
             job_max_attempts=_int(env, "JOB_MAX_ATTEMPTS", DEFAULT_JOB_MAX_ATTEMPTS, minimum=1),
             retry_base_seconds=_float(
                 env, "JOB_RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, minimum=0.0
@@ -289,6 +312,9 @@ class Settings:
             webhook_retry_hours=_float(
                 env, "CHUNKMATCH_WEBHOOK_RETRY_HOURS", DEFAULT_WEBHOOK_RETRY_HOURS, minimum=24.0
             ),
+            log_format=_log_format(env.get("CHUNKMATCH_LOG_FORMAT")),
+            metrics_token=_secret(env, "CHUNKMATCH_METRICS_TOKEN"),
+            worker_metrics_port=_optional_port(env, "CHUNKMATCH_WORKER_METRICS_PORT"),
         )
 
     @property

@@ -21,6 +21,7 @@ from matching.peers import PeerSet
 from matching.results import MatchResult
 from matching.web_decision import choose_without_model
 from matching.websearch import SearchError, WebCandidates, search_candidates
+from service import metrics
 from service.catalog_index import CatalogEntry
 from service.models import StageOutcome, StageUsage
 from service.providers import Providers
@@ -165,6 +166,14 @@ async def _decide(
         cache_hits=result.usage.cache_hits,
         cost_usd=ctx.providers.cost_usd(result.usage.prompt_tokens, result.usage.completion_tokens),
     )
+    # counted when the requests were made, whether or not the chunk commits: they were paid
+    metrics.llm_used(
+        requests=usage.llm_requests,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cache_hits=usage.cache_hits,
+        cost_usd=usage.cost_usd,
+    )
     return matches, failed, undecided, usage, wait, reason
 
 
@@ -196,6 +205,7 @@ async def run_web(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageO
             if time.monotonic() >= ctx.deadline:
                 requeued.append(item_id)
                 return
+            metrics.search_requests(1)  # sent, whatever its answer (a retried one counts too)
             try:
                 found[item_id] = await search_candidates(
                     ctx.catalog.index,

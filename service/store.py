@@ -445,6 +445,11 @@ class Store:
         return await self.pool.fetchval(queries["next_retry_at"])
 
     @wrap_unavailable
+    async def job_counts(self) -> dict[str, int]:
+        """How many jobs there are in each status (statuses with none left out)."""
+        return {r["status"]: r["n"] for r in await self.pool.fetch(queries["job_counts"])}
+
+    @wrap_unavailable
     async def jobs_summary(self, *, owner: str | None) -> dict[str, Any]:
         row = await self.pool.fetchrow(queries["jobs_summary"], owner)
         return dict(row)

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from service import metrics
 from service.engine import retry_delay
 from service.exceptions import DatabaseUnavailable, ValidationError, shown
 from service.models import WebhookAttempt, _iso
@@ -193,11 +194,6 @@ async def _request(
     )
 
 
-def record_delivery_outcome(outcome: str) -> None:
-    """metrics: webhook delivery outcome — one call per attempt, ``outcome`` one of
-    ``delivered``, ``retrying``, ``failed`` (given up). The counter is wired here."""
-
-
 # -- the dispatcher --------------------------------------------------------------------
 
 
@@ -289,7 +285,7 @@ class WebhookDispatcher:
                 attempt.delivery_id, owner=self.owner, status_code=status_code or 0
             )
             self.delivered += 1
-            record_delivery_outcome("delivered")
+            metrics.webhook_delivery("delivered")
             return
         delay = retry_delay(
             attempt.attempt,
@@ -304,7 +300,7 @@ class WebhookDispatcher:
             retry_in_seconds=delay,
             give_up_after_seconds=self.settings.webhook_retry_hours * 3600,
         )
-        record_delivery_outcome("failed" if status == "failed" else "retrying")
+        metrics.webhook_delivery("failed" if status == "failed" else "retrying")
         logger.info(
             "webhook delivery %d (%s of job %s), attempt %d: %s; %s",
             attempt.delivery_id,

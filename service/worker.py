@@ -165,13 +165,25 @@ class Worker:
             await asyncio.sleep(RETENTION_EVERY_SECONDS)
 
 
-async def run_worker(settings: Settings) -> int:
+async def run_worker(settings: Settings, *, metrics_host: str | None = None) -> int:
+    """Run the worker until SIGTERM; with ``settings.worker_metrics_port``, serve its
+    ``/metrics`` on ``metrics_host`` (default ``settings.host``) meanwhile."""
+    from service.metrics_server import bind_metrics_socket, serve_metrics
+
     loop = asyncio.get_running_loop()
     started = time.monotonic()
+    sock = None
+    if settings.worker_metrics_port is not None:
+        sock = bind_metrics_socket(metrics_host or settings.host, settings.worker_metrics_port)
     async with open_runtime(settings) as runtime:
         worker = Worker(runtime)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stopping.set)
-        await worker.run()
+        if sock is None:
+            await worker.run()
+        else:
+            await asyncio.gather(
+                worker.run(), serve_metrics(runtime, sock, stopping=worker.stopping)
+            )
     logger.info("worker exited after %.1fs", time.monotonic() - started)
     return 0

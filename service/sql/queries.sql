@@ -328,6 +328,10 @@ LIMIT $1;
 SELECT min(next_attempt_at) FROM matching_jobs
 WHERE status IN ('pending', 'processing') AND next_attempt_at > now();
 
+-- job_counts --
+-- Every job by status (the metrics' chunkmatch_jobs gauge: the same from every process).
+SELECT status, count(*)::int AS n FROM matching_jobs GROUP BY status;
+
 -- jobs_summary --
 -- Counts by status, oldest pending job's age, success rate, average duration, of the jobs
 -- owner $1 may see (NULL: all).

@@ -165,6 +165,29 @@ async def test_authorization_matrix(live_server, world) -> None:
     assert not failures, "\n".join(failures)
 
 
+async def test_metrics_are_for_admins(live_server, world) -> None:
+    """GET /metrics (no owner's data, but the whole service's): an admin token (or
+    CHUNKMATCH_METRICS_TOKEN, tests/e2e/test_metrics.py); any other caller is refused."""
+    callers = [
+        (None, DENIED),
+        ("cm_not-a-real-token", DENIED),
+        (world["revoked"], DENIED),
+        ("", DENIED),
+        (live_server.other_token, 403),
+        (live_server.token, 403),
+        (live_server.admin_token, 200),
+    ]
+    async with httpx.AsyncClient(base_url=live_server.url) as c:
+        for token, status in callers:
+            headers = {}
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token}" if token else "Basic abc"
+            r = await c.get("/metrics", headers=headers)
+            assert r.status_code == status, (token, r.text)
+            if status != 200:
+                assert r.json()["error"]["code"] == {401: "unauthorized", 403: "forbidden"}[status]
+
+
 async def test_lists_show_only_ones_own(live_server, world) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as c:
         bob = live_server.headers(live_server.other_token)

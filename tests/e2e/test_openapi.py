@@ -22,7 +22,9 @@ def test_every_api_route_is_described() -> None:
     app = create_app()
     described = build_spec(app.routes)["paths"]
     for route in app.routes:
-        if isinstance(route, Route) and route.path.startswith("/api/"):
+        if isinstance(route, Route) and (
+            route.path.startswith("/api/") or route.path == "/metrics"
+        ):
             methods = {m.lower() for m in (route.methods or ())} - {"head"}
             assert route.path in described, route.path
             assert methods <= set(described[route.path]), (route.path, methods)
@@ -39,6 +41,9 @@ async def test_served_document(client: httpx.AsyncClient) -> None:
     assert events["security"] == [{"token": []}, {"eventsTicket": []}]
     assert "/api/jobs/{job_id}/events-ticket" in spec["paths"]
     assert spec["paths"]["/api/health"]["get"]["security"] == []
+    metrics = spec["paths"]["/metrics"]["get"]
+    assert metrics["security"] == [{"token": []}, {"metricsToken": []}]
+    assert "text/plain" in metrics["responses"]["200"]["content"]
 
 
 def test_schemathesis_finds_no_server_error_or_contract_break(live_server, tmp_path) -> None:

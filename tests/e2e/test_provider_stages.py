@@ -221,6 +221,8 @@ async def test_full_job_runs_its_stages_in_order(
     ]
     job = await _job(client, pid, "full", {"chunkSize": {"enhanced": 4, "ai": 3, "web-search": 2}})
     assert job["stages"] == ["enhanced", "ai", "web-search"]
+    sent = (fake_openai.counters.requests, fake_searxng.counters.requests)
+    counted = _provider_metrics()
     snapshots = await drive(client, job["id"])
     stages_seen = [s["currentStage"] for s in snapshots]
     assert stages_seen == sorted(stages_seen)  # stages only move forward
@@ -236,6 +238,24 @@ async def test_full_job_runs_its_stages_in_order(
     assert final["currentStage"] == 3 and final["currentStageName"] == "Web Search"
     assert fake_searxng.counters.requests >= 1
     assert final["usage"]["searchRequests"] == fake_searxng.counters.requests
+    # the process's metrics counted what the providers were sent (this server runs here)
+    now = _provider_metrics()
+    assert now["llm"] - counted["llm"] == fake_openai.counters.requests - sent[0] > 0
+    assert now["search"] - counted["search"] == fake_searxng.counters.requests - sent[1]
+    assert now["prompt"] - counted["prompt"] == final["usage"]["promptTokens"] > 0
+
+
+def _provider_metrics() -> dict[str, float]:
+    from service.metrics import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return {
+        "llm": sample("chunkmatch_llm_requests_total"),
+        "search": sample("chunkmatch_search_requests_total"),
+        "prompt": sample("chunkmatch_llm_tokens_total", kind="prompt"),
+    }
 
 
 async def test_the_requests_per_minute_budget_is_shared_and_never_exceeded(

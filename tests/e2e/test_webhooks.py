@@ -23,6 +23,7 @@ from service.webhooks import new_secret
 from tests.conftest import server_with
 from tests.e2e.helpers import create_job, create_project, products, upload
 from tests.e2e.processes import start_worker, wait_until
+from tests.e2e.test_metrics import parse, value
 from tests.fakes.http import Drop, FakeHTTPServer, Reply, Request
 
 ALL_EVENTS = ["job.completed", "job.failed", "job.cancelled", "job.stage_completed"]
@@ -212,6 +213,10 @@ async def test_a_receiver_down_for_a_while_gets_every_event_in_order(
             jobs[1]["id"]: ["job.stage_completed", "job.completed"],
             cancelled["id"]: ["job.cancelled"],
         }
+        # the process's counter saw each attempt: the failed ones, then the five that landed
+        scrape = parse((await c.get("/metrics", headers=server.headers(server.admin_token))).text)
+        assert value(scrape, "chunkmatch_webhook_deliveries_total", outcome="delivered") == 5
+        assert value(scrape, "chunkmatch_webhook_deliveries_total", outcome="retrying") >= 3
 
 
 async def test_a_separate_worker_delivers_too(pg_server_dsn, template_dsn, receiver) -> None:

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from service import metrics
 from service.catalog_index import IndexCache
 from service.engine import Engine
 from service.models import Project, StageOutcome
@@ -150,6 +151,7 @@ async def test_a_failing_stage_is_retried_then_fails_the_job_then_can_restart(
 ) -> None:
     project = await _project(store, n_items=5)
     job_id = uuid.UUID((await _job(store, project)).id)
+    counted = {outcome: _chunks_counted(outcome) for outcome in ("failed", "committed")}
 
     broken = Engine(store, BrokenCache("index exploded"), lease_seconds=30, retry_base_seconds=0)
     first = await broken.process_next_chunk(job_id)
@@ -168,6 +170,14 @@ async def test_a_failing_stage_is_retried_then_fails_the_job_then_can_restart(
     healthy = Engine(store, IndexCache(max_entries=1), lease_seconds=30)
     outcome = await healthy.process_next_chunk(job_id)  # the released chunk, reclaimed
     assert outcome.job.status == "completed" and outcome.job.processed_items == 5
+    # the process's metrics count each chunk by how it ended
+    assert _chunks_counted("failed") - counted["failed"] == 3
+    assert _chunks_counted("committed") - counted["committed"] == 1
+
+
+def _chunks_counted(outcome: str) -> float:
+    labels = {"stage": "enhanced", "outcome": outcome}
+    return metrics.REGISTRY.get_sample_value("chunkmatch_chunks_total", labels) or 0.0
 
 
 async def test_backoff_holds_the_job_until_its_next_attempt(store: Store) -> None:
