@@ -56,9 +56,16 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def log_path(self) -> Path:
+        return LOG_DIR / f"serve-{self.port}.log"
+
     def start(self, *, wait: bool = True) -> ServiceProcess:
         LOG_DIR.mkdir(exist_ok=True)
-        log = open(LOG_DIR / f"serve-{self.port}.log", "a")  # noqa: SIM115 - owned by the child
+        # a restart appends to this server's log; a first start begins a new one (the port
+        # may have served another run's server, whose lines are not this test's)
+        mode = "a" if self.proc is not None else "w"
+        log = open(self.log_path, mode)  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [CHUNKMATCH, "serve", "--port", str(self.port)],
             env=process_env(self.dsn, **self.env_extra),

@@ -17,7 +17,6 @@ import httpx
 from tests.e2e.helpers import sse_frames
 from tests.e2e.processes import (
     CHUNKMATCH,
-    LOG_DIR,
     ServiceProcess,
     auth,
     create_token,
@@ -189,6 +188,6 @@ async def test_the_access_log_never_shows_a_ticket(db_dsn) -> None:
             assert refused.status_code == 401
     finally:
         server.stop()
-    log = (LOG_DIR / f"serve-{server.port}.log").read_text()
+    log = server.log_path.read_text()
     assert f"/api/jobs/{job_id}/events?ticket=REDACTED" in log  # the access log is on
     assert ticket not in log and ticket[3:20] not in log

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import sse_frames
-from tests.e2e.processes import LOG_DIR, ServiceProcess, auth, create_token, seed_project
+from tests.e2e.processes import ServiceProcess, auth, create_token, seed_project
 
 METRICS_TOKEN = "metrics-secret-0123456789abcdef0123456789"
 
@@ -47,7 +47,7 @@ async def _exercise(db_dsn: str, log_format: str) -> tuple[str, str, list[str]]:
             await c.get(f"/no/such/page?api_key={token}&secret={METRICS_TOKEN}")
     finally:
         server.stop()
-    log = (LOG_DIR / f"serve-{server.port}.log").read_text()
+    log = server.log_path.read_text()
     return job_id, log, [token, token[3:20], ticket, ticket[3:20], METRICS_TOKEN]
 
 

@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from tests.e2e.processes import LOG_DIR, ServiceProcess, auth, create_token
+from tests.e2e.processes import ServiceProcess, auth, create_token
 
 PARTIAL_BODY = b"id,name\n" + b"".join(b"%d,product %d\n" % (i, i) for i in range(100))
 
@@ -55,7 +55,7 @@ def _read_response(sock: socket.socket) -> bytes:
 
 
 def _log(server: ServiceProcess) -> str:
-    return (LOG_DIR / f"serve-{server.port}.log").read_text(errors="replace")
+    return server.log_path.read_text(errors="replace")
 
 
 def _wait_for_log(server: ServiceProcess, needle: str, timeout: float = 60.0) -> str:
