@@ -28,6 +28,7 @@ from matching.variants import NO_MARKS, Marks, marks, variant_signals
 from matching.vectors import (
     CharNgramVectoriser,
     WordVectoriser,
+    digit_ngrams,
     freeze,
     gather_rows,
     rowwise_cosine,
@@ -114,7 +115,8 @@ class CandidateScorer:
         report(0.3)
         words, word_matrix = WordVectoriser.fit(keys)
         report(0.42)
-        retriever = NgramRetriever.build(char_matrix)
+        # Numbers and model codes are what tell a family's look-alikes apart.
+        retriever = NgramRetriever.build(char_matrix, telling_terms=digit_ngrams(char.vocabulary))
         for array in (char.vocabulary, char.idf, words.idf, retriever.document_frequency):
             array.flags.writeable = False
         report(0.5)
