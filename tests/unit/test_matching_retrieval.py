@@ -1,5 +1,6 @@
 """Retrieval widens where a family of look-alikes is denser than the candidates retrieved,
-and the widened query keeps the terms that tell the look-alikes apart."""
+and the widened query keeps the terms that tell the look-alikes apart; the widened pool is
+cut to the best by exact cosine."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from matching.ranking import _best_per_item
 from matching.retrieval import NgramRetriever
 
 
@@ -97,3 +99,26 @@ def test_no_telling_terms_changes_nothing(seed: int, k: int, max_postings: int) 
     b = none_told.top_k_matrix(queries, k=k, dense_k=2 * k)
     assert np.diff(a.indptr).tolist() == np.diff(b.indptr).tolist()
     assert np.allclose(np.sort(a.data), np.sort(b.data))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40), st.integers(0, 4)), max_size=80),
+    st.integers(1, 6),
+)
+def test_best_per_item_keeps_each_items_highest_cosines(
+    pairs: list[tuple[int, int, int]], size: int
+) -> None:
+    unique = sorted({(i, r): c for i, r, c in pairs}.items())
+    items = np.array([i for (i, _), _ in unique], dtype=np.int64)
+    rows = np.array([r for (_, r), _ in unique], dtype=np.int64)
+    cosine = np.array([c / 4 for _, c in unique])
+    kept_items, kept_rows, kept_cosine = _best_per_item(items, rows, cosine, size)
+    assert (np.diff(kept_items) >= 0).all()  # still grouped by item
+    for item in set(items.tolist()):
+        mine = items == item
+        expected = sorted(zip((-cosine[mine]).tolist(), rows[mine].tolist(), strict=True))[:size]
+        got = kept_items == item
+        assert sorted(zip((-kept_cosine[got]).tolist(), kept_rows[got].tolist(), strict=True)) == (
+            expected
+        )
