@@ -72,12 +72,26 @@ class NgramRetriever:
     document_frequency: np.ndarray
     max_postings: int
     product_values: np.ndarray | None = None  # writable twin of postings.data, see build
+    telling_terms: np.ndarray | None = None  # bool per term, see build
 
     @classmethod
-    def build(cls, matrix: sp.csr_matrix, *, max_postings: int | None = None) -> NgramRetriever:
-        """Index the rows of ``matrix``; ``max_postings`` defaults to :func:`postings_cap`."""
+    def build(
+        cls,
+        matrix: sp.csr_matrix,
+        *,
+        max_postings: int | None = None,
+        telling_terms: np.ndarray | None = None,
+    ) -> NgramRetriever:
+        """Index the rows of ``matrix``; ``max_postings`` defaults to :func:`postings_cap`.
+
+        ``telling_terms`` (a bool per column) marks the terms that tell look-alike
+        records apart (see :func:`~matching.vectors.digit_ngrams`): a dense family's
+        widened query keeps them however common they are."""
         if max_postings is None:
             max_postings = postings_cap(matrix.shape[0])
+        if telling_terms is not None:
+            telling_terms = np.asarray(telling_terms, dtype=bool)
+            telling_terms.flags.writeable = False
         df = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int32)
         # Frequent terms keep their full posting lists: only queries made mostly of
         # common n-grams reach them (see _kept_terms), and one product serves every query.
@@ -88,14 +102,19 @@ class NgramRetriever:
         product_values = postings.data.copy()
         postings.data = product_values.view()
         postings.data.flags.writeable = False
-        return cls(postings, df, max_postings, product_values)
+        return cls(postings, df, max_postings, product_values, telling_terms)
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the retriever."""
         p = self.postings
+        telling = 0 if self.telling_terms is None else self.telling_terms.nbytes
         return int(
-            self.document_frequency.nbytes + p.data.nbytes + p.indices.nbytes + p.indptr.nbytes
+            self.document_frequency.nbytes
+            + p.data.nbytes
+            + p.indices.nbytes
+            + p.indptr.nbytes
+            + telling
         )
 
     def top_k(self, queries: sp.csr_matrix, *, k: int) -> list[tuple[list[int], list[float]]]:
@@ -122,9 +141,11 @@ class NgramRetriever:
         ``dense_k`` (> ``k``): a query whose ``k``-th score is still within
         :data:`DENSE_SCORE_SHARE` of its best — a dense family of look-alikes, more of
         them than ``k`` — gets its ``dense_k`` best instead, so that the right one of a
-        large family is not cut off by near-ties. Ties at the k-th score are broken
-        arbitrarily. Uses sparse_dot_topn's multi-threaded product when it is
-        installed, SciPy otherwise.
+        large family is not cut off by near-ties; that widened query also keeps its
+        telling terms (see :meth:`build`) however common: they are what sets the
+        right one apart from its siblings, and in a large catalog every number's
+        n-grams are common. Ties at the k-th score are broken arbitrarily. Uses
+        sparse_dot_topn's multi-threaded product when it is installed, SciPy otherwise.
         """
         postings = self.postings
         if self.product_values is not None:
@@ -138,13 +159,22 @@ class NgramRetriever:
         dense = _dense_rows(top, k)
         if not len(dense):
             return top
-        wide = _product_top_k(kept[dense], postings, dense_k)
+        if self.telling_terms is not None:
+            kept = self._kept_terms(queries[dense], min_terms, also=self.telling_terms)
+        else:
+            kept = kept[dense]
+        wide = _product_top_k(kept, postings, dense_k)
         return _replace_rows(top, dense, wide)
 
-    def _kept_terms(self, queries: sp.csr_matrix, min_terms: int) -> sp.csr_matrix:
-        """Queries without their common terms, except the few rarest a short query must keep."""
+    def _kept_terms(
+        self, queries: sp.csr_matrix, min_terms: int, *, also: np.ndarray | None = None
+    ) -> sp.csr_matrix:
+        """Queries without their common terms, except the few rarest a short query must
+        keep and those ``also`` marks."""
         df = self.document_frequency[queries.indices]
         keep = df <= self.max_postings
+        if also is not None:
+            keep |= also[queries.indices]
         lengths = np.diff(queries.indptr)
         row_of_entry = np.repeat(np.arange(queries.shape[0]), lengths)
         rare_counts = np.bincount(row_of_entry[keep], minlength=queries.shape[0])

@@ -94,6 +94,21 @@ def char_ngram_keys(texts: Sequence[str], *, n: int = NGRAM_SIZE) -> tuple[np.nd
     return docs, keys
 
 
+def digit_ngrams(vocabulary: np.ndarray, *, n: int = NGRAM_SIZE) -> np.ndarray:
+    """Which n-gram keys (as :func:`char_ngram_keys` makes them) hold an ASCII digit.
+
+    >>> _, keys = char_ngram_keys(["w120 x"])
+    >>> digit_ngrams(keys).tolist()
+    [True, True, True, True, True, False]
+    """
+    mask = np.uint64((1 << _BITS_PER_CHAR) - 1)
+    found = np.zeros(len(vocabulary), dtype=bool)
+    for position in range(n):
+        point = (vocabulary >> np.uint64(position * _BITS_PER_CHAR)) & mask
+        found |= (point >= ord("0")) & (point <= ord("9"))
+    return found
+
+
 DENSE_NGRAM_LIMIT = 1 << 22
 """Largest number of possible n-grams (alphabet size to the n) for which the vocabulary
 is fitted through a lookup table instead of sorting and searching the n-gram keys."""
