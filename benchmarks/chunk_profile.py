@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import pstats
+import shutil
 import statistics
 import sys
 import tempfile
@@ -196,6 +197,7 @@ async def main(args: argparse.Namespace) -> None:
         await pool.close()
     finally:
         embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ def chunkmatch_server() -> Iterator[tuple[str, str]]:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log.close()
+        shutil.rmtree(Path(data_dir) / "pgdata", ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ import contextlib
 import csv
 import io
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -81,6 +82,8 @@ def server(*, worker: bool = False, **env_extra: str) -> Iterator[tuple[str, int
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log.close()
+        # the database goes (a 100k run leaves 400 MB); the log stays for a look
+        shutil.rmtree(Path(data_dir) / "pgdata", ignore_errors=True)
         print(f"(server log: {log.name})")
 
 

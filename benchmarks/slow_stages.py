@@ -7,6 +7,7 @@ latency we set: wall time of a 10-item chunk, requests and tokens per item, cach
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -99,6 +100,7 @@ def main() -> None:
     finally:
         fake.stop()
         pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -53,6 +54,7 @@ def pg_server_dsn() -> Iterator[str]:
         yield embedded.start()
     finally:
         embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)  # a run's data is not kept for the next
 
 
 async def _admin(dsn: str) -> asyncpg.Connection:

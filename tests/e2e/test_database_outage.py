@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,3 +74,4 @@ def test_requests_get_503_during_an_outage_and_the_service_recovers() -> None:
         proc.terminate()
         proc.wait(30)
         pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)

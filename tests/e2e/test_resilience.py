@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import signal
 import tempfile
 import time
@@ -140,7 +141,8 @@ async def _until_or_driver_fails(condition, driver: asyncio.Task, timeout: float
 
 
 async def test_database_restart_in_the_middle_of_a_job() -> None:
-    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="chunkmatch-outage-job-")))
+    folder = Path(tempfile.mkdtemp(prefix="chunkmatch-outage-job-"))
+    pg = EmbeddedPostgres(folder)
     dsn = pg.start()
     token = await asyncio.to_thread(create_token, dsn)
     server = await asyncio.to_thread(ServiceProcess(dsn, {"CHUNKMATCH_DB_RETRY_AFTER": "1"}).start)
@@ -164,6 +166,7 @@ async def test_database_restart_in_the_middle_of_a_job() -> None:
     finally:
         server.stop()
         pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
     assert 500 not in statuses
     print(f"\noutage test: {statuses.count(503)} answers 503 during the outage, {counts}")
 
