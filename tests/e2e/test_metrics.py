@@ -12,10 +12,19 @@ import uuid
 
 import asyncpg
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port, server_with
-from tests.e2e.helpers import create_job, create_project, drive, products, upload
+from tests.e2e.helpers import (
+    Samples,
+    create_job,
+    create_project,
+    drive,
+    parse,
+    products,
+    total,
+    upload,
+    value,
+)
 from tests.e2e.processes import (
     CHUNKMATCH,
     ServiceProcess,
@@ -28,26 +37,6 @@ from tests.e2e.processes import (
 )
 
 METRICS_TOKEN = "metrics-secret-0123456789abcdef0123456789"
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of a scrape: (name, sorted labels) -> value."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum over every series of ``name`` whose labels include ``labels``."""
-    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
 
 
 async def scrape(c: httpx.AsyncClient, token: str) -> Samples:

@@ -21,9 +21,8 @@ from standardwebhooks import Webhook
 
 from service.webhooks import new_secret
 from tests.conftest import server_with
-from tests.e2e.helpers import create_job, create_project, products, upload
+from tests.e2e.helpers import create_job, create_project, parse, products, upload, value
 from tests.e2e.processes import start_worker, wait_until
-from tests.e2e.test_metrics import parse, value
 from tests.fakes.http import Drop, FakeHTTPServer, Reply, Request
 
 ALL_EVENTS = ["job.completed", "job.failed", "job.cancelled", "job.stage_completed"]
