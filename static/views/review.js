@@ -27,6 +27,7 @@ export const REVIEW_KEYS = Object.freeze([
   { key: 'u', action: 'undo', label: 'Undo' },
 ]);
 
+const plain = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 const signed = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2, minimumFractionDigits: 2, signDisplay: 'always' });
 
 /** A fraction (0..1) or a percentage as "93 %"; "—" when unknown. @param {number|null|undefined} value */
@@ -78,7 +79,10 @@ export function evidenceChart(evidence) {
     bar.style.width = `${(Math.abs(contribution) / largest) * 100}%`;
     const half = (side) => element('span', { class: `evidence-half evidence-${side}` }, side === sign ? [bar] : []);
     return element('li', { class: 'evidence-row', 'data-sign': sign, 'data-signal': e.signal, 'data-testid': 'evidence-row' }, [
-      element('span', { class: 'evidence-name', title: `value ${e.value}` }, [e.signal]),
+      element('span', { class: 'evidence-name' }, [
+        e.signal,
+        element('span', { class: 'muted' }, [Number.isFinite(Number(e.value)) ? ` ${plain.format(Number(e.value))}` : '']),
+      ]),
       element('span', { class: 'evidence-track' }, [half('negative'), half('positive')]),
       element('span', { class: 'evidence-value' }, [signed.format(contribution)]),
     ]);

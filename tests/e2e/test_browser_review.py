@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import create_job, create_project, drive, upload
-from tests.e2e.test_browser import CHROMIUM, TIMEOUT_MS
+from tests.e2e.test_browser import CHROMIUM, SCREENSHOTS, TIMEOUT_MS
 from tests.e2e.test_browser_dashboard import Browser
 
 pytestmark = [
@@ -139,7 +139,11 @@ async def test_the_keyboard_decides_undoes_and_skips(live_server, client) -> Non
         item_box = await page.locator('[data-testid="review-item"]').bounding_box()
         record_box = await page.locator('[data-testid="review-record"]').bounding_box()
         assert record_box["x"] >= item_box["x"] + item_box["width"] - 1  # side by side
-        assert (await counter.inner_text()).startswith("0 of ")
+        # the counter, and the project's calibration as GET /api/projects/{id} has it
+        total = f"{len(pairs)}+" if len(pairs) >= 50 else str(len(pairs))
+        assert await counter.inner_text() == f"0 of {total} uncertain reviewed"
+        calibration = page.locator('[data-testid="review-calibration"]')
+        await page.wait_for_selector('[data-testid="review-calibration"][data-labels="0"]')
 
         await page.keyboard.press("y")  # match the proposed record
         await wait_for_item(page, p[1]["itemId"])
@@ -179,10 +183,13 @@ async def test_the_keyboard_decides_undoes_and_skips(live_server, client) -> Non
         assert nothing["itemId"] in offered  # the undone decision left no trace
         if nothing["itemId"] in found:
             assert found[nothing["itemId"]]["method"] != "human"
-        # the page shows the project's calibration after its decisions
-        calibration = page.locator('[data-testid="review-calibration"]')
+        # the page shows the project's calibration after its decisions, as the server has it
         await page.wait_for_selector('[data-testid="review-calibration"][data-labels="3"]')
-        assert "Estimated precision" in await calibration.inner_text()
+        project = (await client.get(f"/api/projects/{project_id}")).json()["project"]
+        precision = project["calibration"]["estimatedPrecision"]
+        assert precision is not None
+        assert float(await calibration.get_attribute("data-precision")) == precision
+        assert f"Estimated precision {precision * 100:.1f} %" in await calibration.inner_text()
 
         # the decision in hand is sent when the view is left
         last = p[with_others + 2]
@@ -323,6 +330,8 @@ async def test_on_a_phone_the_review_fits_and_works_by_touch(live_server, client
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / "review-phone.png"), full_page=True)
         # stacked, not side by side; every action a visible, finger-sized target
         item_box = await page.locator('[data-testid="review-item"]').bounding_box()
         record_box = await page.locator('[data-testid="review-record"]').bounding_box()
