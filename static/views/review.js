@@ -415,6 +415,7 @@ export class ReviewView {
       }
       // not stored: the pair comes back with the reason, to be decided again
       this.history = this.history.filter((e) => e !== entry);
+      if (entry.pair.previous === entry.decision) delete entry.pair.previous;
       if (this.current && this.current !== entry.pair) this.queue.unshift(this.current);
       this.current = entry.pair;
       this.render();
