@@ -263,9 +263,7 @@ class CatalogIndex:
         assert self._scorer is not None
         results: list[MatchResult | None] = [None] * len(items)
         review: list[ReviewPair | None] = [None] * len(items)
-        keep, described_from = 1, threshold
-        if review_from is not None:
-            keep, described_from = REVIEW_CANDIDATES, min(threshold, review_from)
+        described_from = threshold if review_from is None else min(threshold, review_from)
         item_texts, keys, peers, peer_rows = self._prepare(items, peers)
         pending: list[int] = []
         for position, key in enumerate(keys):
@@ -281,16 +279,17 @@ class CatalogIndex:
         for start in range(0, len(pending), _BATCH_ROWS):
             batch = pending[start : start + _BATCH_ROWS]
             texts = [item_texts[p] for p in batch]
+            runners_up: list[tuple[np.ndarray, np.ndarray, list[int]]] = []
             ranked_batch = self._rank(
                 texts,
                 [keys[p] for p in batch],
-                keep,
+                1,
                 peers,
                 [peer_rows[p] for p in batch],
                 described_from=described_from,
-                described_top=1,
+                runners_up=runners_up if review_from is not None else None,
             )
-            for position, ranked in zip(batch, ranked_batch, strict=True):
+            for n, (position, ranked) in enumerate(zip(batch, ranked_batch, strict=True)):
                 if not ranked:
                     continue
                 row, score, method, reason, explanation = ranked[0]
@@ -299,14 +298,18 @@ class CatalogIndex:
                 best = MatchResult(item_id, self._ids[row], score, method, reason, explanation)
                 if matched:
                     results[position] = best
-                if review_from is None or (not matched and score < review_from):
+                # an unmatched item's chance of a missed match is at least its best score
+                if review_from is None or (1.0 - score if matched else score) < review_from:
                     continue
-                candidates = tuple((self._ids[r[0]], r[1]) for r in ranked)
+                rows, scores, bounds = runners_up[0]
+                others = range(bounds[n], bounds[n + 1])
+                candidates = ((best.catalog_id, score),) + tuple(
+                    (self._ids[rows[k]], round(float(scores[k]), 9)) for k in others
+                )[: REVIEW_CANDIDATES - 1]
                 chance = error_chance(
                     score, matched=matched, candidate_scores=[c[1] for c in candidates]
                 )
-                if chance >= review_from:
-                    review[position] = ReviewPair(best, matched, candidates, chance)
+                review[position] = ReviewPair(best, matched, candidates, chance)
         return [r for r in results if r is not None], [r for r in review if r is not None]
 
     def candidates(self, text: str, *, k: int = DEFAULT_CANDIDATES) -> list[tuple[str, float]]:
@@ -439,13 +442,15 @@ class CatalogIndex:
         peer_rows: list[int] | None = None,
         *,
         described_from: float = 0.0,
-        described_top: int | None = None,
+        runners_up: list[tuple[np.ndarray, np.ndarray, list[int]]] | None = None,
     ) -> list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]]:
         """The ``keep`` best ``(row, score, method, reason, explanation)`` per text, best first.
 
-        Pairs scoring under ``described_from``, and (``described_top`` given) those after
-        a text's first ``described_top``, get no reason or explanation (``match`` drops
-        them anyway).
+        Pairs scoring under ``described_from`` get no reason or explanation (``match``
+        drops them anyway). ``runners_up``, when given, gets ``(rows, scores, bounds)``:
+        text ``i``'s other scored candidates, in rank order, are at
+        ``bounds[i]:bounds[i + 1]`` of ``rows`` and ``scores`` (for review, at no cost
+        to the texts that do not need them).
 
         A record holding the only catalog copy of one of the text's model codes
         is always scored, and reported with method ``code`` when it wins.
@@ -454,13 +459,15 @@ class CatalogIndex:
             texts, keys, max(keep, RERANK_CANDIDATES), peers, peer_rows
         )
         out: list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]] = []
-        kept = [positions[:keep] for positions in pairs.by_item(len(texts))]
+        grouped = pairs.by_item(len(texts))
+        kept = [positions[:keep] for positions in grouped]
         flat = np.array([p for positions in kept for p in positions], dtype=np.int64)
-        top = len(flat) if described_top is None else described_top
+        if runners_up is not None:
+            rest = [positions[keep:] for positions in grouped]
+            bounds = np.cumsum([0] + [len(r) for r in rest]).tolist()
+            rest_flat = np.array([p for r in rest for p in r], dtype=np.int64)
+            runners_up.append((pairs.rows[rest_flat], pairs.scores[rest_flat], bounds))
         described = pairs.scores[flat] >= described_from
-        if top < keep:
-            places = np.array([j for positions in kept for j in range(len(positions))])
-            described &= places < top
         explanations = iter(explain_rows(pairs.features[flat[described]], pairs.prior_shift))
         t = pairs.signals
         columns = zip(
@@ -476,9 +483,9 @@ class CatalogIndex:
         for i, positions in enumerate(kept):
             code_row = code_rows[i]
             ranked = []
-            for place in range(len(positions)):
+            for _ in positions:
                 row, score, similarity, *signals = next(columns)
-                if score < described_from or place >= top:
+                if score < described_from:
                     ranked.append((row, round(score, 9), METHOD_FUZZY, "", ()))
                     continue
                 code = None

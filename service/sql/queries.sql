@@ -1160,12 +1160,13 @@ WHERE d.project_id = $1 AND d.proposed_score IS NOT NULL;
 
 -- job_score_histogram --
 -- How many of job $1's items have their best candidate in each of $2 score bins, as the
--- machine scored them (its machine matches, and the queued best candidates of the rest).
+-- machine scored them: its machine matches, and the best candidates it queued for the items
+-- it left unmatched (items it matched and a reviewer then decided are left out).
 SELECT least(floor(s.score * $2)::integer, $2 - 1) AS bin, count(*)::integer AS n
 FROM (SELECT m.score FROM matches m WHERE m.job_id = $1 AND m.method <> 'human' AND NOT m.stale
       UNION ALL
       SELECT q.score FROM review_queue q
-      WHERE q.job_id = $1
+      WHERE q.job_id = $1 AND NOT q.matched
         AND NOT EXISTS (SELECT 1 FROM matches m
                         WHERE m.job_id = $1 AND m.item_id = q.item_id AND m.method <> 'human'))
      AS s
