@@ -69,6 +69,8 @@
  * @property {string|null} reason
  * @property {Evidence[]} explanation
  * @property {{catalogId: string, catalogText: string|null, score: number}[]} candidates
+ * @property {boolean} [matched]  the proposed record is the item's match (else its best candidate)
+ * @property {number} [errorChance]  the chance that the job's decision on the item is wrong
  *
  * @typedef {object} ReviewDecision
  * @property {string} itemId

@@ -475,7 +475,7 @@ export class ReviewView {
         : []),
       element('div', { class: 'review-pair' }, [
         side('review-item', 'Item', pair.itemText, pair.catalogText, pair.itemId),
-        side('review-record', 'Proposed record', pair.catalogId ? pair.catalogText : null, pair.itemText, pair.catalogId, [
+        side('review-record', recordHeading(pair), pair.catalogId ? pair.catalogText : null, pair.itemText, pair.catalogId, [
           ' · ',
           element('span', { class: 'tag' }, [pair.method ?? '']),
           ' ',
@@ -551,6 +551,17 @@ export class ReviewView {
     this.parts.error.hidden = true;
     this.parts.error.textContent = '';
   }
+}
+
+/**
+ * What the proposed record is to the job: its match, or an unmatched item's best candidate
+ * (with the chance that the job decided wrong, where the server gives them).
+ * @param {ReviewPair} pair
+ */
+function recordHeading(pair) {
+  const what = pair.matched === true ? 'Matched record' : pair.matched === false ? 'Best candidate (not matched)' : 'Proposed record';
+  const chance = Number(pair.errorChance);
+  return Number.isFinite(chance) && pair.errorChance != null ? `${what} · ${Math.round(chance * 100)} % likely wrong` : what;
 }
 
 /** @param {ReviewDecision} decision */

@@ -139,6 +139,9 @@ async def test_the_keyboard_decides_undoes_and_skips(live_server, client) -> Non
         item_box = await page.locator('[data-testid="review-item"]').bounding_box()
         record_box = await page.locator('[data-testid="review-record"]').bounding_box()
         assert record_box["x"] >= item_box["x"] + item_box["width"] - 1  # side by side
+        heading = await page.text_content('[data-testid="review-record"] h3')
+        assert ("Matched record" if p[0]["matched"] else "Best candidate") in heading
+        assert f"{round(p[0]['errorChance'] * 100)} % likely wrong" in heading
         # the counter, and the project's calibration as GET /api/projects/{id} has it
         total = f"{len(pairs)}+" if len(pairs) >= 50 else str(len(pairs))
         assert await counter.inner_text() == f"0 of {total} uncertain reviewed"
