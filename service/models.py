@@ -285,14 +285,14 @@ class StageOutcome:
 
     matches: list[tuple[str, str, float, str, str, str | None]]  # ..., explanation JSON
     failed: list[tuple[str, str]] = field(default_factory=list)
-    # decisions worth a reviewer's look (enhanced stage): see stage_runners.ReviewRow
-    review: list[tuple[str, str, float, bool, float, str, str, str | None, str]] = field(
-        default_factory=list
-    )
     requeued: list[str] = field(default_factory=list)
     usage: StageUsage = field(default_factory=StageUsage)
     wait_seconds: float | None = None
     waiting_reason: str | None = None
+    # decisions worth a reviewer's look (enhanced stage): see stage_runners.ReviewRow
+    review: list[tuple[str, str, float, bool, float, str, str, str | None, str]] = field(
+        default_factory=list
+    )
 
 
 @dataclass(frozen=True)

@@ -301,8 +301,8 @@ class Store:
     @wrap_unavailable
     @touches_job(None)
     async def delete_record(self, project_id: uuid.UUID, kind: str, record_id: str) -> bool:
-        """Delete one record of ``kind`` (catalog|items), every version of it, and its
-        matches; ``False`` if there is no such record."""
+        """Delete one record of ``kind`` (catalog|items), every version of it, its matches
+        and the reviewers' decisions about it; ``False`` if there is no such record."""
         side = "catalog" if kind == "catalog" else "items"
         async with self._tx() as conn:
             if await conn.fetchrow(queries["lock_project"], project_id) is None:
@@ -311,6 +311,7 @@ class Store:
             if await conn.execute(queries[query], project_id, record_id) == "DELETE 0":
                 return False
             await conn.execute(queries["drop_record_matches"], project_id, record_id, side)
+            await conn.execute(queries["drop_record_decisions"], project_id, record_id, side)
             # a new version: no process reuses an index or peers that hold the record
             await conn.execute(queries[f"bump_{side}_version"], project_id)
             await conn.execute(queries[f"current_{side}_columns"], project_id)

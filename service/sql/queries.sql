@@ -547,6 +547,13 @@ JOIN items i ON i.project_id = $5 AND i.item_id = ji.item_id
 WHERE ji.job_id = $1 AND ji.stage = $6 AND ji.ord > $2 AND ji.ord <= $3
 ORDER BY ji.ord;
 
+-- drop_record_decisions --
+-- The reviewers' decisions about one item ($3 = 'items') or catalog record ($3 = 'catalog')
+-- of project $1, before the record is deleted: a deleted record's item is undecided again.
+DELETE FROM review_decisions d
+WHERE d.project_id = $1
+  AND (($3 = 'items' AND d.item_id = $2) OR ($3 = 'catalog' AND d.catalog_id = $2));
+
 -- job_item_text --
 -- One item of a job (NULL when the job does not hold it), with the text of the job's fields
 -- at its items version $5.

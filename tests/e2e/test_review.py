@@ -188,6 +188,29 @@ async def test_decisions_change_the_job_and_leave_the_queue(client: httpx.AsyncC
     assert project["calibration"]["labels"] == 3
 
 
+async def test_deleting_a_record_forgets_the_decisions_about_it(client: httpx.AsyncClient) -> None:
+    pid, created, pairs = await reviewed_job(client)
+    jid = created["id"]
+    matched, unmatched = pairs[0], pairs[1]
+    r = await decide(
+        client,
+        jid,
+        {"itemId": matched["itemId"], "catalogId": matched["catalogId"], "decision": "match"},
+        {"itemId": unmatched["itemId"], "catalogId": None, "decision": "no-match"},
+    )
+    assert r.status_code == 200, r.text
+    deleted = await client.delete(f"/api/projects/{pid}/catalog/{matched['catalogId']}")
+    assert deleted.status_code == 204
+    assert matched["itemId"] not in await match_rows(client, jid)
+    # its item is undecided again: the next job takes it up; the other stays decided
+    later = await create_job(client, pid)
+    await drive(client, later["id"])
+    r = await decide(client, later["id"], {"itemId": matched["itemId"], "decision": "no-match"})
+    assert r.status_code == 200, r.text
+    r = await decide(client, later["id"], {"itemId": unmatched["itemId"], "decision": "no-match"})
+    assert r.status_code == 422 and repr(unmatched["itemId"]) in r.json()["error"]["message"]
+
+
 async def test_a_bad_request_names_the_problem_and_changes_nothing(
     client: httpx.AsyncClient,
 ) -> None:
