@@ -27,6 +27,7 @@ from matching.peers import PeerSet
 from matching.progress import Progress, map_reporting, no_progress, scaled
 from matching.ranking import RERANK_CANDIDATES, CandidateScorer, ScoredPairs
 from matching.results import METHOD_CODE, METHOD_EXACT, METHOD_FUZZY, Evidence, MatchResult
+from matching.review import REVIEW_CANDIDATES, ReviewPair, error_chance
 from matching.scoring import describe, explain_rows
 
 DEFAULT_THRESHOLD = 0.26
@@ -222,18 +223,47 @@ class CatalogIndex:
         >>> index.match([("a2", "seagate 750 gb barracuda")])
         []
         """
+        return self.match_for_review(items, threshold=threshold, peers=peers)[0]
+
+    def match_for_review(
+        self,
+        items: Sequence[tuple[str, str]],
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        peers: PeerSet | None = None,
+        review_from: float | None = None,
+    ) -> tuple[list[MatchResult], list[ReviewPair]]:
+        """:meth:`match`, and (``review_from`` given) the decisions worth a reviewer's
+        look: each match or unmatched item whose :func:`~matching.review.error_chance` is
+        at least ``review_from``, with its best candidates (an unmatched item's best one
+        scoring at least ``review_from``, and explained). The matches are those of
+        :meth:`match`, whatever ``review_from``.
+
+        >>> index = CatalogIndex.build([("b1", "Sony DSC-W120"), ("b2", "Sony DSC-W130")])
+        >>> found, review = index.match_for_review([("a1", "Sony DSC W12")], review_from=0.02)
+        >>> found, [(r.proposed.catalog_id, r.matched, [c for c, _ in r.candidates]) for r in review]
+        ([], [('b1', False, ['b1', 'b2'])])
+        """
         if not 0.0 <= threshold <= 1.0:
             raise InvalidThresholdError(f"threshold must be within [0, 1], got {threshold!r}")
+        if review_from is not None and not 0.0 < review_from <= 1.0:
+            raise InvalidArgumentError(f"review_from must be within (0, 1], got {review_from!r}")
         if self._scorer is None or not items:
-            return []
+            return [], []
         with _batch_allocations():
-            return self._match(items, threshold, peers)
+            return self._match(items, threshold, peers, review_from)
 
     def _match(
-        self, items: Sequence[tuple[str, str]], threshold: float, peers: PeerSet | None
-    ) -> list[MatchResult]:
+        self,
+        items: Sequence[tuple[str, str]],
+        threshold: float,
+        peers: PeerSet | None,
+        review_from: float | None,
+    ) -> tuple[list[MatchResult], list[ReviewPair]]:
         assert self._scorer is not None
         results: list[MatchResult | None] = [None] * len(items)
+        review: list[ReviewPair | None] = [None] * len(items)
+        described_from = threshold if review_from is None else min(threshold, review_from)
         item_texts, keys, peers, peer_rows = self._prepare(items, peers)
         pending: list[int] = []
         for position, key in enumerate(keys):
@@ -249,24 +279,38 @@ class CatalogIndex:
         for start in range(0, len(pending), _BATCH_ROWS):
             batch = pending[start : start + _BATCH_ROWS]
             texts = [item_texts[p] for p in batch]
+            runners_up: list[tuple[np.ndarray, np.ndarray, list[int]]] = []
             ranked_batch = self._rank(
                 texts,
                 [keys[p] for p in batch],
                 1,
                 peers,
                 [peer_rows[p] for p in batch],
-                described_from=threshold,
+                described_from=described_from,
+                runners_up=runners_up if review_from is not None else None,
             )
-            for position, ranked in zip(batch, ranked_batch, strict=True):
+            for n, (position, ranked) in enumerate(zip(batch, ranked_batch, strict=True)):
                 if not ranked:
                     continue
                 row, score, method, reason, explanation = ranked[0]
-                if score >= threshold:
-                    item_id = str(items[position][0])
-                    results[position] = MatchResult(
-                        item_id, self._ids[row], score, method, reason, explanation
-                    )
-        return [r for r in results if r is not None]
+                matched = score >= threshold
+                item_id = str(items[position][0])
+                best = MatchResult(item_id, self._ids[row], score, method, reason, explanation)
+                if matched:
+                    results[position] = best
+                # an unmatched item's chance of a missed match is at least its best score
+                if review_from is None or (1.0 - score if matched else score) < review_from:
+                    continue
+                rows, scores, bounds = runners_up[0]
+                others = range(bounds[n], bounds[n + 1])
+                candidates = ((best.catalog_id, score),) + tuple(
+                    (self._ids[rows[k]], round(float(scores[k]), 9)) for k in others
+                )[: REVIEW_CANDIDATES - 1]
+                chance = error_chance(
+                    score, matched=matched, candidate_scores=[c[1] for c in candidates]
+                )
+                review[position] = ReviewPair(best, matched, candidates, chance)
+        return [r for r in results if r is not None], [r for r in review if r is not None]
 
     def candidates(self, text: str, *, k: int = DEFAULT_CANDIDATES) -> list[tuple[str, float]]:
         """The ``k`` best catalog records for ``text`` as ``(catalog_id, score)``, best first.
@@ -398,11 +442,15 @@ class CatalogIndex:
         peer_rows: list[int] | None = None,
         *,
         described_from: float = 0.0,
+        runners_up: list[tuple[np.ndarray, np.ndarray, list[int]]] | None = None,
     ) -> list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]]:
         """The ``keep`` best ``(row, score, method, reason, explanation)`` per text, best first.
 
         Pairs scoring under ``described_from`` get no reason or explanation (``match``
-        drops them anyway).
+        drops them anyway). ``runners_up``, when given, gets ``(rows, scores, bounds)``:
+        text ``i``'s other scored candidates, in rank order, are at
+        ``bounds[i]:bounds[i + 1]`` of ``rows`` and ``scores`` (for review, at no cost
+        to the texts that do not need them).
 
         A record holding the only catalog copy of one of the text's model codes
         is always scored, and reported with method ``code`` when it wins.
@@ -411,8 +459,14 @@ class CatalogIndex:
             texts, keys, max(keep, RERANK_CANDIDATES), peers, peer_rows
         )
         out: list[list[tuple[int, float, str, str, tuple[Evidence, ...]]]] = []
-        kept = [positions[:keep] for positions in pairs.by_item(len(texts))]
+        grouped = pairs.by_item(len(texts))
+        kept = [positions[:keep] for positions in grouped]
         flat = np.array([p for positions in kept for p in positions], dtype=np.int64)
+        if runners_up is not None:
+            rest = [positions[keep:] for positions in grouped]
+            bounds = np.cumsum([0] + [len(r) for r in rest]).tolist()
+            rest_flat = np.array([p for r in rest for p in r], dtype=np.int64)
+            runners_up.append((pairs.rows[rest_flat], pairs.scores[rest_flat], bounds))
         described = pairs.scores[flat] >= described_from
         explanations = iter(explain_rows(pairs.features[flat[described]], pairs.prior_shift))
         t = pairs.signals

@@ -49,6 +49,7 @@ from service.routes.projects import (
     ProjectDetail,
     Projects,
 )
+from service.routes.review import JobReview
 from service.routes.webhooks import WebhookDeliveries, WebhookDetail, Webhooks
 from service.runtime import open_runtime
 from service.settings import Settings
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/jobs/{job_id}/chunks", JobChunks),
         Route("/api/jobs/{job_id}/matches", JobMatches),
         Route("/api/jobs/{job_id}/items/{item_id}/candidates", JobItemCandidates),
+        Route("/api/jobs/{job_id}/review", JobReview),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     # outermost: it times and logs every answer, the refusals of the middleware below too

@@ -61,6 +61,8 @@ class Project:
     catalog_count: int = 0
     item_count: int = 0
     matched_items: int = 0
+    # the acceptance re-fitted from its reviewers' decisions (None: the default)
+    calibration: Mapping[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Project:
@@ -74,6 +76,7 @@ class Project:
             catalog_count=row.get("catalog_count", 0),
             item_count=row.get("item_count", 0),
             matched_items=row.get("matched_items", 0),
+            calibration=row.get("calibration"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -136,6 +139,8 @@ class Job:
     # is being built (see Engine.start_preparation); None when ready
     preparation: Mapping[str, Any] | None = None
     version: int = 0  # per-job, increased by every change of its row (the SSE event id)
+    # the project's calibration the job was created with (None: the default's)
+    calibration: Mapping[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -181,6 +186,7 @@ class Job:
             items_version=row["items_version"],
             preparation=row["preparation"],
             version=row.get("version", 0),
+            calibration=row.get("calibration"),
         )
 
     @property
@@ -242,6 +248,7 @@ class Job:
             "itemsVersion": self.items_version,
             "preparation": None if self.preparation is None else dict(self.preparation),
             "version": self.version,
+            "calibration": None if self.calibration is None else dict(self.calibration),
         }
 
 
@@ -282,6 +289,10 @@ class StageOutcome:
     usage: StageUsage = field(default_factory=StageUsage)
     wait_seconds: float | None = None
     waiting_reason: str | None = None
+    # decisions worth a reviewer's look (enhanced stage): see stage_runners.ReviewRow
+    review: list[tuple[str, str, float, bool, float, str, str, str | None, str]] = field(
+        default_factory=list
+    )
 
 
 @dataclass(frozen=True)
@@ -322,6 +333,7 @@ class MatchRow:
     item_text: str | None
     catalog_text: str | None
     created_at: datetime
+    reviewed: bool = False  # a reviewer has decided the item (in the job's project)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> MatchRow:
@@ -337,6 +349,7 @@ class MatchRow:
             item_text=row["item_text"],
             catalog_text=row["catalog_text"],
             created_at=row["created_at"],
+            reviewed=row.get("reviewed", False),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -351,7 +364,73 @@ class MatchRow:
             "itemText": self.item_text,
             "catalogText": self.catalog_text,
             "createdAt": _iso(self.created_at),
+            "reviewed": self.reviewed,
         }
+
+
+@dataclass(frozen=True)
+class ReviewPair:
+    """One pair of a job's review queue: the item, the record proposed for it (its match,
+    or its best candidate when unmatched) and the item's other candidates."""
+
+    item_id: str
+    item_text: str | None
+    catalog_id: str
+    catalog_text: str | None
+    score: float
+    method: str
+    reason: str
+    explanation: list[dict[str, Any]]
+    matched: bool
+    error_chance: float
+    candidates: list[tuple[str, str | None, float]]  # (id, text, score), best first
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ReviewPair:
+        texts = row["texts"] or {}
+        return cls(
+            item_id=row["item_id"],
+            item_text=row["item_text"],
+            catalog_id=row["catalog_id"],
+            catalog_text=texts.get(row["catalog_id"]),
+            score=row["score"],
+            method=row["method"],
+            reason=row["reason"],
+            explanation=_json_list(row["explanation"]),
+            matched=row["matched"],
+            error_chance=row["error_chance"],
+            candidates=[
+                (c, texts.get(c), float(s)) for c, s in _json_list(row["candidate_scores"])
+            ],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "itemId": self.item_id,
+            "itemText": self.item_text,
+            "catalogId": self.catalog_id,
+            "catalogText": self.catalog_text,
+            "score": round(self.score, 4),
+            "method": self.method,
+            "reason": self.reason,
+            "explanation": self.explanation,
+            "matched": self.matched,
+            "errorChance": round(self.error_chance, 4),
+            "candidates": [
+                {"catalogId": c, "catalogText": t, "score": round(s, 4)}
+                for c, t, s in self.candidates
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """A reviewer's decision about one item: ``match`` (with ``catalog_id``) or
+    ``no-match`` (about ``catalog_id``, or with None: no counterpart at all)."""
+
+    item_id: str
+    catalog_id: str | None
+    decision: str
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,7 @@ def write_matches(
                             m["score"],
                             m["method"],
                             m["reason"],
+                            reviewed=bool(m.get("reviewed")),
                         )
                     )
                     rows += 1

@@ -81,6 +81,93 @@ COMPONENTS: dict[str, Schema] = {
             "unmatchedItems": INTEGER,
             "catalogColumns": {"type": "array", "items": STRING},
             "itemColumns": {"type": "array", "items": STRING},
+            "calibration": ref("Calibration"),
+        },
+    ),
+    "Calibration": _obj(
+        ["labels", "threshold", "intercept", "slope", "estimatedPrecision", "estimatedRecall"],
+        {
+            "labels": {
+                **INTEGER,
+                "description": "reviewers' decisions the acceptance was re-fitted from (0: "
+                "the default; a project is re-fitted from 20 on)",
+            },
+            "threshold": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "the score at or above which a job of the project accepts a "
+                "match (unless its config sets a threshold)",
+            },
+            "intercept": {
+                **NUMBER,
+                "description": "chance a pair is right = sigmoid(intercept + slope * "
+                "logit(score)); the default is 0 and 1",
+            },
+            "slope": NUMBER,
+            "estimatedPrecision": {
+                **NUMBER,
+                "nullable": True,
+                "description": "the share of the reviewed job's machine matches expected "
+                "to be right under this calibration",
+            },
+            "estimatedRecall": {**NUMBER, "nullable": True},
+            "jobId": {
+                **STRING,
+                "nullable": True,
+                "description": "the job whose scores the estimates are of",
+            },
+        },
+    ),
+    "ReviewPair": _obj(
+        [
+            "itemId",
+            "itemText",
+            "catalogId",
+            "catalogText",
+            "score",
+            "method",
+            "reason",
+            "explanation",
+            "candidates",
+        ],
+        {
+            "itemId": STRING,
+            "itemText": {**STRING, "nullable": True},
+            "catalogId": {
+                **STRING,
+                "description": "the proposed record: the item's match, or the best "
+                "candidate of an unmatched item",
+            },
+            "catalogText": {**STRING, "nullable": True},
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
+            "method": STRING,
+            "reason": STRING,
+            "explanation": {"type": "array", "items": ref("Evidence")},
+            "matched": {
+                "type": "boolean",
+                "description": "whether the job matched the item to catalogId",
+            },
+            "errorChance": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "the chance that the job's decision about the item is "
+                "wrong (the queue's order, highest first)",
+            },
+            "candidates": {
+                "type": "array",
+                "items": _obj(
+                    ["catalogId", "catalogText", "score"],
+                    {
+                        "catalogId": STRING,
+                        "catalogText": {**STRING, "nullable": True},
+                        "score": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                ),
+                "description": "the item's best candidates, best first (the proposed "
+                "record among them)",
+            },
         },
     ),
     "JobConfig": _obj(
@@ -216,6 +303,12 @@ COMPONENTS: dict[str, Schema] = {
                 "type": "integer",
                 "description": "increases with every change of the job (its events' id)",
             },
+            "calibration": {
+                **ref("Calibration"),
+                "nullable": True,
+                "description": "the project's re-fitted acceptance the job was created "
+                "with; null: the default",
+            },
         },
     ),
     "Evidence": _obj(
@@ -268,6 +361,10 @@ COMPONENTS: dict[str, Schema] = {
             "itemText": {**STRING, "nullable": True},
             "catalogText": {**STRING, "nullable": True},
             "createdAt": TIMESTAMP,
+            "reviewed": {
+                "type": "boolean",
+                "description": "a reviewer has decided the item (method human: matched by one)",
+            },
         },
     ),
     "Webhook": _obj(
@@ -434,7 +531,8 @@ MATCHES_PAGE = _obj(
 )
 MATCHES_CSV = {
     "type": "string",
-    "description": "item_id, item_text, catalog_id, catalog_text, score, method, reason",
+    "description": "item_id, item_text, catalog_id, catalog_text, score, method, reason, "
+    "reviewed (true when a reviewer decided the item)",
 }
 STATUS_ANSWER = _obj(
     ["success", "counts", "oldestPendingSeconds", "successRate", "averageDurationSeconds"],
@@ -470,6 +568,36 @@ CRON_ANSWER = _obj(
             ),
         },
     },
+)
+REVIEW_PAGE = _obj(
+    ["success", "pairs", "nextCursor"],
+    {
+        "success": SUCCESS,
+        "pairs": {"type": "array", "items": ref("ReviewPair")},
+        "nextCursor": {**STRING, "nullable": True},
+    },
+)
+REVIEW_DECISIONS = _obj(
+    ["decisions"],
+    {
+        "decisions": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": _obj(
+                ["itemId", "decision"],
+                {
+                    "itemId": {"type": "string", "minLength": 1},
+                    "catalogId": {**STRING, "nullable": True},
+                    "decision": {"type": "string", "enum": ["match", "no-match"]},
+                },
+            ),
+        }
+    },
+)
+REVIEW_ANSWER = _obj(
+    ["success", "applied", "calibration"],
+    {"success": SUCCESS, "applied": INTEGER, "calibration": ref("Calibration")},
 )
 CANDIDATES = _obj(
     ["success", "itemId", "candidates"],

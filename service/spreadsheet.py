@@ -14,6 +14,7 @@ MATCH_CSV_COLUMNS = (
     "score",
     "method",
     "reason",
+    "reviewed",
 )
 
 
@@ -37,8 +38,11 @@ def match_csv_row(
     score: float | None,
     method: str | None,
     reason: str | None,
+    *,
+    reviewed: bool = False,
 ) -> list[str | None]:
-    """One row under :data:`MATCH_CSV_COLUMNS`; an unmatched item has no catalog columns."""
+    """One row under :data:`MATCH_CSV_COLUMNS`; an unmatched item has no catalog columns;
+    ``reviewed``: a reviewer decided the item (``true`` / ``false``)."""
     return [
         spreadsheet_cell(item_id),
         spreadsheet_cell(item_text),
@@ -47,4 +51,5 @@ def match_csv_row(
         "" if score is None else f"{score:.4f}",
         spreadsheet_cell(method),
         spreadsheet_cell(reason),
+        "true" if reviewed else "false",
     ]

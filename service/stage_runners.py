@@ -19,6 +19,7 @@ from math import isfinite
 from matching.llm import LLMItem, candidates_for_items
 from matching.peers import PeerSet
 from matching.results import MatchResult
+from matching.review import REVIEW_CANDIDATES, REVIEW_MIN_ERROR, ReviewPair, error_chance
 from matching.web_decision import choose_without_model
 from matching.websearch import SearchError, WebCandidates, search_candidates
 from service import metrics
@@ -27,6 +28,9 @@ from service.models import StageOutcome, StageUsage
 from service.providers import Providers
 
 MatchRow = tuple[str, str, float, str, str, str | None]  # ..., reason, explanation JSON
+# item, proposed record, score, matched, error chance, method, reason, explanation JSON (an
+# unmatched item's; a match keeps its own in matches), candidates JSON ([[id, score], ...])
+ReviewRow = tuple[str, str, float, bool, float, str, str, str | None, str]
 CANDIDATES_PER_ITEM = 10
 # prior throughput of the slow stages, items/s, for an ETA before they have run
 PRIOR_ITEMS_PER_SECOND = {"ai": 8.0, "web-search": 1.5}
@@ -94,15 +98,38 @@ async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> S
     if ctx.held_scores is not None:
         return await _run_one_to_one(ctx, items)
 
-    def match() -> list[MatchRow]:
+    def match() -> tuple[list[MatchRow], list[ReviewRow]]:
         # the rows and their explanations' JSON are made off the event loop too
-        results = ctx.catalog.index.match(items, threshold=ctx.threshold, peers=ctx.peers)
-        return [
+        results, review = ctx.catalog.index.match_for_review(
+            items, threshold=ctx.threshold, peers=ctx.peers, review_from=REVIEW_MIN_ERROR
+        )
+        rows = [
             (r.item_id, r.catalog_id, float(r.score), r.method, r.reason, explanation_json(r))
             for r in results
         ]
+        return rows, [review_row(r) for r in review]
 
-    return StageOutcome(await asyncio.to_thread(match))
+    matches, review = await asyncio.to_thread(match)
+    return StageOutcome(matches, review=review)
+
+
+def review_row(pair: ReviewPair) -> ReviewRow:
+    """A reviewable decision as the commit stores it (``review_queue``)."""
+    p = pair.proposed
+    candidates = ",".join(
+        f"[{_string_json(c)},{_float_json(float(s))}]" for c, s in pair.candidates
+    )
+    return (
+        p.item_id,
+        p.catalog_id,
+        float(p.score),
+        pair.matched,
+        float(pair.error_chance),
+        p.method,
+        "" if pair.matched else p.reason,
+        None if pair.matched else explanation_json(p),
+        f"[{candidates}]",
+    )
 
 
 async def _run_one_to_one(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
@@ -130,7 +157,30 @@ async def _run_one_to_one(ctx: StageContext, items: Sequence[tuple[str, str]]) -
         (r.item_id, r.catalog_id, float(r.score), r.method, r.reason, explanation_json(r))
         for r in chosen.values()
     ]
-    return StageOutcome(rows)
+    return StageOutcome(rows, review=_one_to_one_review(found, chosen))
+
+
+def _one_to_one_review(
+    found: Sequence[Sequence[MatchResult]], chosen: dict[str, MatchResult]
+) -> list[ReviewRow]:
+    """The reviewable decisions of a one-to-one chunk: its matches, and its unmatched items
+    whose best candidate is worth a look (see :func:`matching.review.error_chance`)."""
+    rows = []
+    for candidates in found:
+        if not candidates:
+            continue
+        item_id = candidates[0].item_id
+        listed = tuple((c.catalog_id, float(c.score)) for c in candidates[:REVIEW_CANDIDATES])
+        match = chosen.get(item_id)
+        proposed = match or candidates[0]
+        if match is None and proposed.score < REVIEW_MIN_ERROR:
+            continue
+        chance = error_chance(
+            proposed.score, matched=match is not None, candidate_scores=[s for _, s in listed]
+        )
+        if chance >= REVIEW_MIN_ERROR:
+            rows.append(review_row(ReviewPair(proposed, match is not None, listed, chance)))
+    return rows
 
 
 async def _decide(

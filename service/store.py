@@ -22,7 +22,14 @@ from typing import Any, TypeVar
 import asyncpg
 
 from service import eta
-from service.exceptions import Conflict, DatabaseUnavailable, DuplicateRecordId, QuotaExceeded
+from service.exceptions import (
+    Conflict,
+    DatabaseUnavailable,
+    DuplicateRecordId,
+    QuotaExceeded,
+    ValidationError,
+    shown,
+)
 from service.models import (
     LIVE_STATUSES,
     ApiToken,
@@ -32,6 +39,8 @@ from service.models import (
     Job,
     MatchRow,
     Project,
+    ReviewDecision,
+    ReviewPair,
     StageOutcome,
     UploadResult,
     Webhook,
@@ -292,8 +301,8 @@ class Store:
     @wrap_unavailable
     @touches_job(None)
     async def delete_record(self, project_id: uuid.UUID, kind: str, record_id: str) -> bool:
-        """Delete one record of ``kind`` (catalog|items), every version of it, and its
-        matches; ``False`` if there is no such record."""
+        """Delete one record of ``kind`` (catalog|items), every version of it, its matches
+        and the reviewers' decisions about it; ``False`` if there is no such record."""
         side = "catalog" if kind == "catalog" else "items"
         async with self._tx() as conn:
             if await conn.fetchrow(queries["lock_project"], project_id) is None:
@@ -302,6 +311,7 @@ class Store:
             if await conn.execute(queries[query], project_id, record_id) == "DELETE 0":
                 return False
             await conn.execute(queries["drop_record_matches"], project_id, record_id, side)
+            await conn.execute(queries["drop_record_decisions"], project_id, record_id, side)
             # a new version: no process reuses an index or peers that hold the record
             await conn.execute(queries[f"bump_{side}_version"], project_id)
             await conn.execute(queries[f"current_{side}_columns"], project_id)
@@ -321,8 +331,11 @@ class Store:
         chunk_size: int,
         priority: int,
         max_attempts: int,
+        calibrated: bool = True,
     ) -> Job:
-        """A pending job over the project's currently unmatched items.
+        """A pending job over the project's currently unmatched items that no reviewer has
+        decided; ``calibrated``: its threshold is the project's re-fitted one, if it has one
+        (the job records the calibration it used).
 
         Raises :class:`Conflict` (with the existing job's id) when the project already has a
         live job of this type.
@@ -330,7 +343,10 @@ class Store:
         async with self._tx() as conn:
             # serialise with uploads (the snapshot sees a whole upload or none of it) and
             # with other creations for the same project
-            await conn.fetchrow(queries["lock_project"], project_id)
+            locked = await conn.fetchrow(queries["lock_project"], project_id)
+            calibration = locked["calibration"] if locked is not None and calibrated else None
+            if calibration is not None:
+                config = {**config, "threshold": float(calibration["threshold"])}
             existing = await conn.fetchval(queries["active_job"], project_id, job_type)
             if existing is not None:
                 raise _active_conflict(job_type, existing)
@@ -345,6 +361,7 @@ class Store:
                     chunk_size,
                     priority,
                     max_attempts,
+                    calibration,
                 )
             except asyncpg.UniqueViolationError as exc:  # a racing creation won
                 raise _active_conflict(job_type, None) from exc
@@ -785,6 +802,13 @@ class Store:
                 )
             if inserted:
                 await conn.execute(queries["mark_stale_matches"], job_id, list(columns[0]))
+            if outcome.review:
+                await conn.execute(
+                    queries["insert_review_queue"],
+                    job_id,
+                    _uuid(project_id),
+                    *[list(c) for c in zip(*outcome.review, strict=True)],
+                )
             requeued = 0
             if outcome.requeued or lost:
                 requeued = await self._requeue(
@@ -996,6 +1020,105 @@ class Store:
         )
         return [MatchRow.from_row(r) for r in rows]
 
+    # -- review ----------------------------------------------------------------------------
+
+    @wrap_unavailable
+    async def review_page(
+        self, job: Job, *, after: tuple[float, str] | None, limit: int
+    ) -> list[ReviewPair]:
+        """A page of the job's review queue, most likely wrong first, after the keyset
+        ``after`` (error chance, item id); items decided in the project left out."""
+        chance, item = after if after is not None else (2.0, "")
+        rows = await self.pool.fetch(
+            queries["review_page"],
+            _uuid(job.id),
+            _uuid(job.project_id),
+            limit,
+            chance,
+            item,
+            list(job.config.get("itemFields", [])),
+            list(job.config.get("catalogFields", [])),
+            job.items_version,
+            job.catalog_version,
+        )
+        return [ReviewPair.from_row(r) for r in rows]
+
+    @wrap_unavailable
+    @touches_job(lambda job, *a, **k: job.id)
+    async def apply_decisions(
+        self, job: Job, decisions: Sequence[ReviewDecision], *, decided_by: str
+    ) -> Job:
+        """Store reviewer ``decided_by``'s decisions and apply them to the job's matches,
+        all or nothing, under the job's row lock (so that a chunk commit comes wholly before
+        or after, and its matches leave decided items alone). Raises
+        :class:`ValidationError` naming the items the job lacks or the records the catalog
+        lacks (nothing applied)."""
+        job_id, project_id = _uuid(job.id), _uuid(job.project_id)
+        items = [d.item_id for d in decisions]
+        records = sorted({d.catalog_id for d in decisions if d.catalog_id is not None})
+        async with self._tx() as conn:
+            locked = Job.from_row(await conn.fetchrow(queries["lock_job"], job_id))
+            unknown = await conn.fetchrow(
+                queries["review_unknown"], job_id, items, records, project_id, job.catalog_version
+            )
+            if unknown["unknown_items"] or unknown["unknown_records"]:
+                raise _unknown_decided(unknown["unknown_items"], unknown["unknown_records"])
+            await conn.execute(
+                queries["record_decisions"],
+                job_id,
+                project_id,
+                decided_by,
+                items,
+                [d.catalog_id for d in decisions],
+                [d.decision for d in decisions],
+            )
+            matched = [d for d in decisions if d.decision == "match"]
+            wrong = [d for d in decisions if d.decision == "no-match" and d.catalog_id]
+            gone = await conn.fetchval(
+                queries["drop_decided_matches"],
+                job_id,
+                [d.item_id for d in matched],
+                [d.item_id for d in decisions if d.decision == "no-match" and not d.catalog_id],
+                [d.item_id for d in wrong],
+                [d.catalog_id for d in wrong],
+                [d.catalog_id for d in matched],
+                bool(job.config.get("oneToOne")),
+            )
+            added = 0
+            if matched:
+                added = await conn.fetchval(
+                    queries["insert_decided_matches"],
+                    job_id,
+                    project_id,
+                    [d.item_id for d in matched],
+                    [d.catalog_id for d in matched],
+                    max(locked.current_stage, 1),
+                    decided_by,
+                )
+            row = await conn.fetchrow(queries["count_decided_matches"], job_id, added - gone)
+            return Job.from_row(row)
+
+    @wrap_unavailable
+    async def job_score_histogram(self, job_id: str, *, bins: int) -> list[tuple[float, int]]:
+        """The job's machine-scored best candidates as (bin middle score, count)."""
+        rows = await self.pool.fetch(queries["job_score_histogram"], _uuid(job_id), bins)
+        return [((r["bin"] + 0.5) / bins, r["n"]) for r in rows]
+
+    @wrap_unavailable
+    async def refit_calibration(
+        self,
+        project_id: str,
+        fit: Callable[[list[tuple[float, bool | None]]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Store ``fit(labels)`` as the project's calibration, the labels (score, right)
+        read under the project's lock: concurrent re-fits store the one of all labels."""
+        async with self._tx() as conn:
+            await conn.fetchrow(queries["lock_project"], _uuid(project_id))
+            rows = await conn.fetch(queries["project_labels"], _uuid(project_id))
+            calibration = fit([(r["score"], r["right"]) for r in rows])
+            await conn.execute(queries["set_project_calibration"], _uuid(project_id), calibration)
+            return calibration
+
     # -- webhooks --------------------------------------------------------------------------
 
     @wrap_unavailable
@@ -1096,6 +1219,20 @@ class Store:
 
 JOBS_CHANNEL = "chunkmatch_jobs"
 WEBHOOKS_CHANNEL = "chunkmatch_webhooks"  # a webhook delivery was queued (migration 012)
+
+
+def _unknown_decided(items: Sequence[str], records: Sequence[str]) -> ValidationError:
+    parts = []
+    if items:
+        parts.append(f"the job has no item {', '.join(shown(i) for i in items[:5])}")
+    if records:
+        parts.append(
+            f"the project's catalog has no record {', '.join(shown(r) for r in records[:5])}"
+        )
+    return ValidationError(
+        "; ".join(parts) + "; no decision was applied",
+        details={"unknownItems": list(items), "unknownRecords": list(records)},
+    )
 
 
 def _active_conflict(job_type: str, existing: uuid.UUID | None) -> Conflict:

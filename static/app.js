@@ -4,6 +4,7 @@ import { ApiError, JobEndedError, JobManager, isAbortError, isTerminal, isWorkbo
 import { Dashboard } from '/static/views/dashboard.js';
 import { dateTime, decimal, duration, element, integer, jobState, percent } from '/static/views/format.js';
 import { CANCEL_CONFIRM, JobView } from '/static/views/job-view.js';
+import { ReviewView } from '/static/views/review.js';
 
 const TOKEN_KEY = 'chunkmatch.token';
 const COLUMNS_KEY = 'chunkmatch.columns'; // + `.${projectId}.${kind}`: the match columns chosen
@@ -596,6 +597,9 @@ function renderJobs() {
       actions.append(view);
     }
     actions.append(element('a', { href: `#/jobs/${job.id}`, class: 'link-button', 'data-action': 'details' }, ['Details']));
+    if (job.processedItems > 0) {
+      actions.append(element('a', { href: `#/jobs/${job.id}/review`, class: 'link-button', 'data-action': 'review' }, ['Review']));
+    }
     const drivenHere = state.running && state.job?.id === job.id;
     if (!isTerminal(job.status) && !drivenHere) {
       const resume = element('button', { type: 'button', class: 'link-button', 'data-action': 'resume' }, ['Resume']);
@@ -625,25 +629,26 @@ function renderJobs() {
 
 const dashboard = new Dashboard({ root: $('dashboard-view'), manager, onError: showError });
 const jobView = new JobView({ root: $('job-view'), manager, onError: showError });
+const reviewView = new ReviewView({ root: $('review-view'), manager, onError: showError });
 
-/** Show the view the address names: `#/jobs/{id}`, `#/jobs`, else the matching steps. */
+/**
+ * Show the view the address names: `#/jobs/{id}/review`, `#/jobs/{id}`, `#/jobs`, else the
+ * matching steps.
+ */
 function route() {
   const hash = location.hash;
-  const job = /^#\/jobs\/([^/?#]+)/.exec(hash);
-  const jobs = !job && /^#\/jobs\/?$/.test(hash);
-  document.body.dataset.view = job ? 'job' : jobs ? 'jobs' : 'workflow';
-  $('workflow-view').hidden = Boolean(job || jobs);
+  const review = /^#\/jobs\/([^/?#]+)\/review\/?$/.exec(hash);
+  const job = !review && /^#\/jobs\/([^/?#]+)/.exec(hash);
+  const jobs = !review && !job && /^#\/jobs\/?$/.test(hash);
+  document.body.dataset.view = review ? 'review' : job ? 'job' : jobs ? 'jobs' : 'workflow';
+  $('workflow-view').hidden = Boolean(review || job || jobs);
   if (!readToken() && !api.token) return;
-  if (job) {
-    dashboard.hide();
-    void jobView.show(decodeURIComponent(job[1]));
-  } else if (jobs) {
-    jobView.hide();
-    void dashboard.show().catch(showError);
-  } else {
-    jobView.hide();
-    dashboard.hide();
-  }
+  if (!review) reviewView.hide();
+  if (!job) jobView.hide();
+  if (!jobs) dashboard.hide();
+  if (review) void reviewView.show(decodeURIComponent(review[1]));
+  else if (job) void jobView.show(decodeURIComponent(job[1]));
+  else if (jobs) void dashboard.show().catch(showError);
 }
 
 // -- wiring ----------------------------------------------------------------------

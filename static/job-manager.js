@@ -54,6 +54,35 @@
  * @property {string} itemText
  * @property {string} catalogText
  *
+ * @typedef {object} Evidence
+ * @property {string} signal
+ * @property {number} value
+ * @property {number} contribution  how far the signal moved the score, in log-odds
+ *
+ * @typedef {object} ReviewPair
+ * @property {string} itemId
+ * @property {string|null} itemText
+ * @property {string|null} catalogId  the proposed record: the match, or the best candidate
+ * @property {string|null} catalogText
+ * @property {number} score   0..1
+ * @property {string} method
+ * @property {string|null} reason
+ * @property {Evidence[]} explanation
+ * @property {{catalogId: string, catalogText: string|null, score: number}[]} candidates
+ * @property {boolean} [matched]  the proposed record is the item's match (else its best candidate)
+ * @property {number} [errorChance]  the chance that the job's decision on the item is wrong
+ *
+ * @typedef {object} ReviewDecision
+ * @property {string} itemId
+ * @property {string|null} catalogId  null with `no-match`: the item has no counterpart
+ * @property {'match'|'no-match'} decision
+ *
+ * @typedef {object} Calibration
+ * @property {number} labels  decisions the project has
+ * @property {number|object|null} threshold  (or the acceptance rule's parameters)
+ * @property {number|null} estimatedPrecision
+ * @property {number|null} estimatedRecall
+ *
  * @typedef {object} RetryPolicy
  * @property {number} [maxRetries]   retries of one request after its first attempt fails
  * @property {number} [baseDelayMs]  first backoff step
@@ -70,6 +99,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 2000;
 
 /** The controls of ApiClient.controlJob, as the routes name them. */
 export const JOB_ACTIONS = Object.freeze(['pause', 'resume', 'cancel', 'retry', 'retry-failed']);
+/** The decisions of ApiClient.decide, as the review route names them. */
+export const REVIEW_DECISIONS = Object.freeze(['match', 'no-match']);
 /** Event-stream connections that may fail in a row before `watch` falls back to polling. */
 export const MAX_STREAM_FAILURES = 3;
 
@@ -342,9 +373,10 @@ export class ApiClient {
    * @param {AbortSignal} [options.signal]
    * @param {boolean} [options.retry]  false: one attempt only
    * @param {RetryCallback} [options.onRetry]
+   * @param {boolean} [options.keepalive]  let the request outlive the page (fetch keepalive)
    * @returns {Promise<any>} the parsed JSON answer
    */
-  async request(method, path, { json, body, contentType, signal, retry = true, onRetry } = {}) {
+  async request(method, path, { json, body, contentType, signal, retry = true, onRetry, keepalive = false } = {}) {
     /** @type {Record<string, string>} */
     const headers = { Accept: 'application/json' };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
@@ -357,7 +389,7 @@ export class ApiClient {
     for (let attempt = 1; ; attempt += 1) {
       if (signal?.aborted) throw abortError();
       try {
-        return await this._send(method, path, { headers, body, signal });
+        return await this._send(method, path, { headers, body, signal, keepalive });
       } catch (error) {
         if (isAbortError(error) || signal?.aborted) throw signal?.aborted ? abortError() : error;
         const transient = error instanceof ApiError ? error.retryable : error instanceof TypeError;
@@ -373,11 +405,13 @@ export class ApiClient {
   /**
    * @param {string} method
    * @param {string} path
-   * @param {{headers: Record<string, string>, body?: BodyInit, signal?: AbortSignal}} init
+   * @param {{headers: Record<string, string>, body?: BodyInit, signal?: AbortSignal,
+   *   keepalive?: boolean}} init
    */
-  async _send(method, path, { headers, body, signal }) {
+  async _send(method, path, { headers, body, signal, keepalive }) {
     // fetch rejects with TypeError on network failures: that is what callers retry.
-    const response = await this._fetch(this.url(path), { method, headers, body, signal });
+    const init = { method, headers, body, signal, ...(keepalive ? { keepalive: true } : {}) };
+    const response = await this._fetch(this.url(path), init);
     const text = await response.text();
     let payload = null;
     if (text) {
@@ -621,6 +655,40 @@ export class ApiClient {
     const path = `/api/jobs/${encodeURIComponent(jobId)}/matches${queryString({ limit, cursor })}`;
     const answer = await this.request('GET', path, { signal });
     return { matches: answer.matches, nextCursor: answer.nextCursor ?? null };
+  }
+
+  /**
+   * One page of a job's review queue: its most uncertain decisions first (accepted matches
+   * near the acceptance boundary, unmatched items whose best candidate is near it), each
+   * with its proposed record (`catalogId`), explanation and other candidates. Pairs
+   * already decided in the project are not offered again.
+   * @param {string} jobId
+   * @param {{limit?: number, cursor?: string|null, signal?: AbortSignal}} [options]
+   * @returns {Promise<{pairs: ReviewPair[], nextCursor: string|null}>}
+   */
+  async reviewQueue(jobId, { limit = 50, cursor = null, signal } = {}) {
+    const path = `/api/jobs/${encodeURIComponent(jobId)}/review${queryString({ limit, cursor })}`;
+    const answer = await this.request('GET', path, { signal });
+    return { pairs: answer.pairs, nextCursor: answer.nextCursor ?? null };
+  }
+
+  /**
+   * Store human decisions on a job's pairs (the whole request is validated first: a 422
+   * names the problem and applies nothing). `match` makes `catalogId` the item's match;
+   * `no-match` says that pair is wrong, or with `catalogId: null` that the item has no
+   * counterpart. Answers how many were applied and the project's calibration after them.
+   * @param {string} jobId
+   * @param {ReviewDecision[]} decisions
+   * @param {{signal?: AbortSignal, keepalive?: boolean}} [options]
+   * @returns {Promise<{applied: number, calibration: Calibration|null}>}
+   */
+  async decide(jobId, decisions, { signal, keepalive = false } = {}) {
+    for (const d of decisions) {
+      if (!REVIEW_DECISIONS.includes(d?.decision)) throw new TypeError(`unknown review decision ${d?.decision}`);
+    }
+    const path = `/api/jobs/${encodeURIComponent(jobId)}/review`;
+    const answer = await this.request('POST', path, { json: { decisions }, signal, keepalive });
+    return { applied: answer.applied, calibration: answer.calibration ?? null };
   }
 
   /** URL of a job's matches as a CSV download. @param {string} jobId */

@@ -73,6 +73,8 @@ class JobCreate(HTTPEndpoint):
             chunk_size=config["chunkSize"],
             priority=priority,
             max_attempts=request.app.state.settings.job_max_attempts,
+            # a threshold the request sets wins over the project's re-fitted one
+            calibrated="threshold" not in (body.get("config") or {}),
         )
         # the index and peers the job needs are built from now on, not by its first chunk
         job = request.app.state.engine.start_preparation(job)
@@ -388,6 +390,7 @@ async def _csv_rows(store, job: Job, *, bom: bool) -> AsyncIterator[str]:
                     r.score,
                     r.method,
                     r.reason,
+                    reviewed=r.reviewed,
                 )
             )
         yield out.getvalue()

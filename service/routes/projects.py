@@ -25,6 +25,7 @@ from service.inputs import (
     read_json_object,
 )
 from service.openapi import operation, query
+from service.review import default_calibration
 from service.tables import (
     XLSX_CONTENT_TYPE,
     batches_off_loop,
@@ -79,13 +80,20 @@ class Projects(HTTPEndpoint):
 
 
 class ProjectDetail(HTTPEndpoint):
-    @operation("A project with its counts", responses={200: S.PROJECT_ANSWER})
+    @operation(
+        "A project with its counts and its acceptance (re-fitted from its reviewers' "
+        "decisions, or the default)",
+        responses={200: S.PROJECT_ANSWER},
+    )
     async def get(self, request: Request) -> JSONResponse:
         project_id = path_id(request, "project_id", "project")
         project = await _store(request).get_project(project_id, owner=principal(request).scope)
         if project is None:
             raise NotFound(f"no project with id {project_id}")
-        return JSONResponse({"success": True, "project": project.to_json()})
+        calibration = dict(project.calibration or default_calibration())
+        return JSONResponse(
+            {"success": True, "project": project.to_json() | {"calibration": calibration}}
+        )
 
     @operation(
         "Delete the project with its records, jobs and matches",

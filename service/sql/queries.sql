@@ -36,8 +36,8 @@ ORDER BY p.created_at DESC, p.id
 LIMIT $1;
 
 -- get_project --
--- One project with its counts ($2: only if this owner's; NULL: any).
-SELECT p.id, p.name, p.owner, p.created_at, p.catalog_columns, p.item_columns,
+-- One project with its counts and calibration ($2: only if this owner's; NULL: any).
+SELECT p.id, p.name, p.owner, p.created_at, p.catalog_columns, p.item_columns, p.calibration,
        (SELECT count(*) FROM catalog_records c
         WHERE c.project_id = p.id AND c.version_to IS NULL) AS catalog_count,
        (SELECT count(*) FROM items i WHERE i.project_id = p.id AND i.version_to IS NULL) AS item_count,
@@ -48,7 +48,8 @@ WHERE p.id = $1 AND ($2::text IS NULL OR p.owner = $2);
 
 -- lock_project --
 -- Serialise uploads and job creation of one project.
-SELECT id, catalog_version, catalog_columns, item_columns FROM projects WHERE id = $1 FOR UPDATE;
+SELECT id, catalog_version, catalog_columns, item_columns, calibration
+FROM projects WHERE id = $1 FOR UPDATE;
 
 -- create_upload_table --
 -- Staging table for one upload, filled by COPY (line: where a CSV or sheet record was).
@@ -195,8 +196,8 @@ WHERE p.id = $1;
 -- catalog and items versions.
 INSERT INTO matching_jobs
     (project_id, job_type, config, stages, current_stage_name, chunk_size, priority, max_attempts,
-     catalog_version, items_version)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, p.catalog_version, p.items_version
+     catalog_version, items_version, calibration)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, p.catalog_version, p.items_version, $9
 FROM projects p WHERE p.id = $1
 RETURNING id;
 
@@ -207,14 +208,16 @@ WHERE project_id = $1 AND job_type = $2 AND status IN ('pending', 'processing', 
 
 -- snapshot_job_items --
 -- Freeze the job's items: the project's items unmatched right now (no match, or only stale
--- ones), numbered 1..n.
+-- ones) that no reviewer has decided, numbered 1..n.
 INSERT INTO job_items (job_id, ord, item_id)
 SELECT $1, row_number() OVER (ORDER BY i.seq), i.item_id
 FROM items i
 WHERE i.project_id = $2 AND i.version_to IS NULL
   AND NOT EXISTS (
       SELECT 1 FROM matches m
-      WHERE m.project_id = i.project_id AND m.item_id = i.item_id AND NOT m.stale);
+      WHERE m.project_id = i.project_id AND m.item_id = i.item_id AND NOT m.stale)
+  AND NOT EXISTS (
+      SELECT 1 FROM review_decisions d WHERE d.project_id = i.project_id AND d.item_id = i.item_id);
 
 -- set_job_total --
 -- Record how many items the job has.
@@ -455,7 +458,9 @@ FROM job_items ji
 WHERE ji.job_id = $1 AND ji.stage = 1
   AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.job_id = $1 AND m.item_id = ji.item_id)
   AND NOT EXISTS (SELECT 1 FROM job_items f
-                  WHERE f.job_id = $1 AND f.item_id = ji.item_id AND f.status = 'failed');
+                  WHERE f.job_id = $1 AND f.item_id = ji.item_id AND f.status = 'failed')
+  AND NOT EXISTS (SELECT 1 FROM review_decisions d JOIN matching_jobs j ON j.id = $1
+                  WHERE d.project_id = j.project_id AND d.item_id = ji.item_id);
 
 -- enter_stage --
 -- Make the queued stage current.
@@ -542,6 +547,13 @@ JOIN items i ON i.project_id = $5 AND i.item_id = ji.item_id
 WHERE ji.job_id = $1 AND ji.stage = $6 AND ji.ord > $2 AND ji.ord <= $3
 ORDER BY ji.ord;
 
+-- drop_record_decisions --
+-- The reviewers' decisions about one item ($3 = 'items') or catalog record ($3 = 'catalog')
+-- of project $1, before the record is deleted: a deleted record's item is undecided again.
+DELETE FROM review_decisions d
+WHERE d.project_id = $1
+  AND (($3 = 'items' AND d.item_id = $2) OR ($3 = 'catalog' AND d.catalog_id = $2));
+
 -- job_item_text --
 -- One item of a job (NULL when the job does not hold it), with the text of the job's fields
 -- at its items version $5.
@@ -592,7 +604,8 @@ WHERE job_id = $1 AND seq = $2 AND status = 'running'
 RETURNING stage;
 
 -- insert_matches --
--- A chunk's matches; an item is matched at most once per job.
+-- A chunk's matches; an item is matched at most once per job, and never when a reviewer
+-- has decided it (the decision wins).
 WITH ins AS (
     INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason,
                          explanation, stage, chunk_seq)
@@ -600,6 +613,8 @@ WITH ins AS (
            $3, $4
     FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::text[], $10::text[])
          AS m(item_id, catalog_id, score, method, reason, explanation)
+    WHERE NOT EXISTS (SELECT 1 FROM review_decisions d
+                      WHERE d.project_id = $2 AND d.item_id = m.item_id)
     ON CONFLICT (job_id, item_id) DO NOTHING
     RETURNING 1
 )
@@ -607,15 +622,19 @@ SELECT count(*) FROM ins;
 
 -- insert_matches_one_to_one --
 -- A chunk's matches when each catalog record may be used once per job: per record the best
--- score wins, here and against earlier chunks (whose weaker matches are displaced).
+-- score wins, here and against earlier chunks (whose weaker matches are displaced); items a
+-- reviewer has decided are left as decided, and a reviewer's match is never displaced.
 WITH incoming AS (
     SELECT DISTINCT ON (m.catalog_id) m.*
     FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::text[], $10::text[])
          AS m(item_id, catalog_id, score, method, reason, explanation)
+    WHERE NOT EXISTS (SELECT 1 FROM review_decisions d
+                      WHERE d.project_id = $2 AND d.item_id = m.item_id)
     ORDER BY m.catalog_id, m.score DESC, m.item_id
 ), displaced AS (
     DELETE FROM matches old USING incoming i
     WHERE old.job_id = $1 AND old.catalog_id = i.catalog_id AND old.score < i.score
+      AND old.method <> 'human'
     RETURNING old.item_id
 ), ins AS (
     INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason,
@@ -737,6 +756,8 @@ WHERE job_id = $1 AND seq = $2 AND status = 'running' AND lease_owner = $3;
 -- job saw them (its items version $6 and catalog version $7).
 SELECT m.id, m.item_id, m.catalog_id, m.score, m.method, m.reason, m.explanation, m.stage,
        m.created_at,
+       EXISTS (SELECT 1 FROM review_decisions d
+               WHERE d.project_id = m.project_id AND d.item_id = m.item_id) AS reviewed,
        chunkmatch_text(i.data, $4::text[]) AS item_text,
        chunkmatch_text(c.data, $5::text[]) AS catalog_text
 FROM matches m
@@ -1013,3 +1034,151 @@ DELETE FROM webhook_events e
 WHERE e.created_at < now() - make_interval(days => $1)
   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
                   WHERE d.event_id = e.id AND d.id NOT IN (SELECT id FROM gone));
+
+-- insert_review_queue --
+-- A chunk's decisions worth a reviewer's look ($3..$11: item, proposed record, score,
+-- matched, error chance, method, reason, explanation and candidates JSON), but not of items
+-- decided in the project ($2); an item queued again (one-to-one) replaces its row.
+INSERT INTO review_queue (job_id, item_id, catalog_id, score, matched, error_chance, method,
+                          reason, explanation, candidates)
+SELECT $1, r.item_id, r.catalog_id, r.score, r.matched, r.error_chance, r.method, r.reason,
+       r.explanation::jsonb, r.candidates::jsonb
+FROM unnest($3::text[], $4::text[], $5::float8[], $6::bool[], $7::float8[], $8::text[],
+            $9::text[], $10::text[], $11::text[])
+     AS r(item_id, catalog_id, score, matched, error_chance, method, reason, explanation,
+          candidates)
+WHERE NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.project_id = $2 AND d.item_id = r.item_id)
+ON CONFLICT (job_id, item_id) DO UPDATE
+SET catalog_id = EXCLUDED.catalog_id, score = EXCLUDED.score, matched = EXCLUDED.matched,
+    error_chance = EXCLUDED.error_chance, method = EXCLUDED.method, reason = EXCLUDED.reason,
+    explanation = EXCLUDED.explanation, candidates = EXCLUDED.candidates;
+
+-- review_page --
+-- A page of job $1's review queue, the decisions most likely wrong first (keyset: error
+-- chance $4 and item id $5, both descending), leaving out the items decided in project $2:
+-- the job's current match of the item if any (else its best candidate), with the texts of
+-- the job's fields ($6 items, $7 catalog) at its versions ($8 items, $9 catalog).
+SELECT q.item_id, q.error_chance, q.candidates AS candidate_scores,
+       COALESCE(m.catalog_id, q.catalog_id) AS catalog_id,
+       COALESCE(m.score, q.score) AS score,
+       COALESCE(m.method, q.method) AS method,
+       CASE WHEN m.id IS NULL THEN q.reason ELSE m.reason END AS reason,
+       CASE WHEN m.id IS NULL THEN q.explanation ELSE m.explanation END AS explanation,
+       m.id IS NOT NULL AS matched,
+       chunkmatch_text(i.data, $6::text[]) AS item_text,
+       (SELECT jsonb_object_agg(c.record_id, chunkmatch_text(c.data, $7::text[]))
+        FROM catalog_records c
+        WHERE c.project_id = $2
+          AND c.record_id IN (SELECT e ->> 0 FROM jsonb_array_elements(q.candidates) e
+                              UNION ALL SELECT m.catalog_id)
+          AND c.version_from <= $9 AND (c.version_to IS NULL OR c.version_to > $9)) AS texts
+FROM review_queue q
+LEFT JOIN matches m ON m.job_id = q.job_id AND m.item_id = q.item_id AND NOT m.stale
+LEFT JOIN items i ON i.project_id = $2 AND i.item_id = q.item_id
+    AND i.version_from <= $8 AND (i.version_to IS NULL OR i.version_to > $8)
+WHERE q.job_id = $1 AND (q.error_chance, q.item_id) < ($4::float8, $5::text)
+  AND NOT EXISTS (SELECT 1 FROM review_decisions d
+                  WHERE d.project_id = $2 AND d.item_id = q.item_id)
+ORDER BY q.error_chance DESC, q.item_id DESC
+LIMIT $3;
+
+-- review_unknown --
+-- Of decisions' items $2 and records $3, those job $1 does not hold, and those the catalog
+-- of project $4 at the job's version $5 lacks.
+SELECT ARRAY(SELECT x FROM unnest($2::text[]) x
+             EXCEPT SELECT ji.item_id FROM job_items ji
+                    WHERE ji.job_id = $1 AND ji.item_id = ANY($2::text[])) AS unknown_items,
+       ARRAY(SELECT x FROM unnest($3::text[]) x
+             WHERE NOT EXISTS (SELECT 1 FROM catalog_records c
+                               WHERE c.project_id = $4 AND c.record_id = x
+                                 AND c.version_from <= $5
+                                 AND (c.version_to IS NULL OR c.version_to > $5)))
+           AS unknown_records;
+
+-- record_decisions --
+-- Store reviewer $3's decisions ($4 items, $5 records or NULL, $6 decisions) in project $2,
+-- made in job $1, with what the job proposed for each item (its machine match, else the best
+-- candidate it queued); an item decided again keeps one row, the latest decision.
+INSERT INTO review_decisions (project_id, item_id, catalog_id, decision, decided_by, job_id,
+                              proposed_catalog_id, proposed_score, proposed_explanation)
+SELECT $2, d.item_id, d.catalog_id, d.decision, $3, $1,
+       COALESCE(m.catalog_id, q.catalog_id), COALESCE(m.score, q.score),
+       CASE WHEN m.id IS NOT NULL THEN m.explanation ELSE q.explanation END
+FROM unnest($4::text[], $5::text[], $6::text[]) AS d(item_id, catalog_id, decision)
+LEFT JOIN matches m ON m.job_id = $1 AND m.item_id = d.item_id AND m.method <> 'human'
+LEFT JOIN review_queue q ON q.job_id = $1 AND q.item_id = d.item_id
+ON CONFLICT (project_id, item_id) DO UPDATE
+SET catalog_id = EXCLUDED.catalog_id, decision = EXCLUDED.decision,
+    decided_by = EXCLUDED.decided_by, decided_at = now(), job_id = EXCLUDED.job_id,
+    proposed_catalog_id = COALESCE(EXCLUDED.proposed_catalog_id,
+                                   review_decisions.proposed_catalog_id),
+    proposed_score = COALESCE(EXCLUDED.proposed_score, review_decisions.proposed_score),
+    proposed_explanation = COALESCE(EXCLUDED.proposed_explanation,
+                                    review_decisions.proposed_explanation);
+
+-- drop_decided_matches --
+-- Job $1's matches that decisions undo: every match of an item decided 'match' ($2, to be
+-- replaced), of an item with no counterpart ($3: catalog NULL), and the pairs found wrong
+-- ($4 items, $5 records); in a one-to-one job ($7) also other items' machine matches to a
+-- record decided a match ($6). How many went.
+WITH gone AS (
+    DELETE FROM matches m
+    WHERE m.job_id = $1
+      AND (m.item_id = ANY($2::text[]) OR m.item_id = ANY($3::text[])
+           OR (m.item_id, m.catalog_id) IN (SELECT * FROM unnest($4::text[], $5::text[]))
+           OR ($7::boolean AND m.catalog_id = ANY($6::text[]) AND m.method <> 'human'))
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- insert_decided_matches --
+-- The reviewer's ($6) matches ($3 items, $4 records) in job $1 of project $2: method human,
+-- score 1.0, at the job's current stage $5; how many.
+WITH ins AS (
+    INSERT INTO matches (job_id, project_id, item_id, catalog_id, score, method, reason,
+                         explanation, stage, chunk_seq)
+    SELECT $1, $2, d.item_id, d.catalog_id, 1.0, 'human', 'decided by ' || $6, '[]'::jsonb,
+           $5, 0
+    FROM unnest($3::text[], $4::text[]) AS d(item_id, catalog_id)
+    RETURNING 1
+)
+SELECT count(*) FROM ins;
+
+-- count_decided_matches --
+-- Job $1's match count moved by $2 after decisions (match rate too).
+UPDATE matching_jobs j
+SET matches_found = j.matches_found + $2,
+    match_rate = CASE WHEN j.processed_items = 0 THEN 0
+                      ELSE (j.matches_found + $2) * 100.0 / j.processed_items END,
+    updated_at = now()
+WHERE j.id = $1
+RETURNING j.*;
+
+-- project_labels --
+-- What project $1's decisions say about the pairs its jobs proposed: the proposed pair's
+-- score and explanation, and whether it was right (NULL: the decision says nothing about
+-- it, a no-match about another record).
+SELECT d.proposed_score AS score, d.proposed_explanation AS explanation,
+       CASE WHEN d.decision = 'match' THEN d.catalog_id = d.proposed_catalog_id
+            WHEN d.catalog_id IS NULL OR d.catalog_id = d.proposed_catalog_id THEN false
+       END AS right
+FROM review_decisions d
+WHERE d.project_id = $1 AND d.proposed_score IS NOT NULL;
+
+-- job_score_histogram --
+-- How many of job $1's items have their best candidate in each of $2 score bins, as the
+-- machine scored them: its machine matches, and the best candidates it queued for the items
+-- it left unmatched (items it matched and a reviewer then decided are left out).
+SELECT least(floor(s.score * $2)::integer, $2 - 1) AS bin, count(*)::integer AS n
+FROM (SELECT m.score FROM matches m WHERE m.job_id = $1 AND m.method <> 'human' AND NOT m.stale
+      UNION ALL
+      SELECT q.score FROM review_queue q
+      WHERE q.job_id = $1 AND NOT q.matched
+        AND NOT EXISTS (SELECT 1 FROM matches m
+                        WHERE m.job_id = $1 AND m.item_id = q.item_id AND m.method <> 'human'))
+     AS s
+GROUP BY 1;
+
+-- set_project_calibration --
+-- The acceptance re-fitted from project $1's decisions.
+UPDATE projects SET calibration = $2 WHERE id = $1;

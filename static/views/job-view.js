@@ -102,7 +102,10 @@ export class JobView {
     this.root.replaceChildren(
       element('div', { class: 'section-head' }, [
         element('h2', {}, ['Job ', element('code', { 'data-testid': 'job-view-id' }, [job.id])]),
-        element('a', { href: '#/jobs', class: 'link-button' }, ['All jobs']),
+        element('div', { class: 'actions' }, [
+          element('a', { href: `#/jobs/${job.id}/review`, class: 'button', 'data-testid': 'open-review' }, ['Review uncertain matches']),
+          element('a', { href: '#/jobs', class: 'link-button' }, ['All jobs']),
+        ]),
       ]),
       p.head,
       p.bar,

@@ -99,6 +99,13 @@ def routes(
         ("GET", f"/api/jobs/{jid}/failed-items", None, HIDDEN),
         ("GET", f"/api/jobs/{jid}/chunks", None, HIDDEN),
         ("GET", f"/api/jobs/{jid}/items/{item}/candidates", None, HIDDEN),
+        ("GET", f"/api/jobs/{jid}/review", None, HIDDEN),
+        (
+            "POST",
+            f"/api/jobs/{jid}/review",
+            {"decisions": [{"itemId": item, "catalogId": None, "decision": "no-match"}]},
+            HIDDEN,
+        ),
         ("POST", f"/api/jobs/{jid}/cancel", None, HIDDEN),
         ("PATCH", f"/api/jobs/{jid}", {"status": "failed", "error": "x"}, HIDDEN),
         ("GET", f"/api/projects/{pid}/webhooks", None, HIDDEN),

@@ -103,7 +103,9 @@ async def test_process_message_and_matches_pages(client: httpx.AsyncClient) -> N
         "score",
         "method",
         "reason",
+        "reviewed",
     ]
+    assert {r["reviewed"] for r in rows} == {"false"}  # no reviewer has decided any
     assert len(rows) == found
     assert {r["item_id"] for r in rows} == {m["itemId"] for m in seen}
 

@@ -163,3 +163,26 @@ export async function startFaultProxy(target, rules) {
 export function isNonDecreasing(values) {
   return values.every((value, i) => i === 0 || value >= values[i - 1]);
 }
+
+/**
+ * `count` catalog rows and items whose match is in doubt: a quarter are reworded rows
+ * (certain), a quarter near misses (another size and model of the same product), a quarter
+ * partial descriptions of a row, a quarter things the catalog does not have. The review
+ * queue has plenty to offer on these.
+ * @param {number} count
+ */
+export function uncertainData(count) {
+  const { catalog } = productData(count);
+  const items = catalog.map((row, i) => {
+    const [brand, ...rest] = row.name.split(' ');
+    const words = rest.join(' ');
+    const kind = i % 4;
+    let name;
+    if (kind === 0) name = `${brand.toUpperCase()} ${words.toLowerCase()}`;
+    else if (kind === 1) name = words.replace(/\d+mm/, `${(i % 17) * 5 + 12}mm`).replace(/Model \d+/, `Model ${i + 5000}`);
+    else if (kind === 2) name = `${brand} ${words.split(' ').slice(0, 2).join(' ')}`;
+    else name = `${brand} garden hose reel ${i} metres`;
+    return { id: `U${i}`, name };
+  });
+  return { catalog, items };
+}

@@ -141,3 +141,19 @@ test('parseEventStream reads frames split anywhere, skipping comments', async ()
     { id: '4', event: 'progress', data: '{"b":2}' },
   ]);
 });
+
+test('decide sends the decisions as asked, keepalive only when asked; an unknown one never leaves', async () => {
+  const answer = { status: 200, body: { success: true, applied: 1, calibration: { labels: 1 } } };
+  const { fetch, calls } = scriptedFetch([answer, answer]);
+  const api = new ApiClient({ fetch });
+  const decision = { itemId: 'i 1', catalogId: null, decision: 'no-match' };
+  assert.deepEqual(await api.decide('j/1', [decision]), { applied: 1, calibration: { labels: 1 } });
+  assert.equal(calls[0].url, '/api/jobs/j%2F1/review');
+  assert.equal(calls[0].init.method, 'POST');
+  assert.deepEqual(JSON.parse(calls[0].init.body), { decisions: [decision] });
+  assert.equal('keepalive' in calls[0].init, false);
+  await api.decide('j1', [decision], { keepalive: true });
+  assert.equal(calls[1].init.keepalive, true);
+  await assert.rejects(api.decide('j1', [{ ...decision, decision: 'maybe' }]), TypeError);
+  assert.equal(calls.length, 2);
+});

@@ -1,0 +1,171 @@
+"""A project's acceptance, re-fitted from its reviewers' decisions.
+
+The default score is a calibrated probability on the data it was fitted on
+(:mod:`matching.scoring`); a project's data may be easier or harder. Its reviewers'
+decisions label the pairs its jobs proposed (right or wrong), and :func:`fit_calibration`
+re-fits the map from the default score to the chance of being right,
+``sigmoid(intercept + slope * logit(score))``, by maximum a posteriori: the default map
+(intercept 0, slope 1) is a Gaussian prior, so that a few labels move it a little and many
+move it more. The acceptance keeps its meaning: a pair is accepted when its re-fitted
+chance reaches the default threshold, which is a threshold on the default score
+(:attr:`Calibration.threshold`), the same for every chunk of a job.
+
+Labels come from the review queue, which asks about the most uncertain pairs first: a
+sample chosen by score, which leaves the fit of the chance *given* the score unbiased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from matching.index import DEFAULT_THRESHOLD
+
+MIN_LABELS = 20
+"""Decisions a project needs before its acceptance is re-fitted."""
+
+PRIOR_SD_INTERCEPT = 1.0
+"""Prior standard deviation of the intercept (logits) around the default's 0."""
+
+PRIOR_SD_SLOPE = 0.5
+"""Prior standard deviation of the slope around the default's 1."""
+
+MIN_SLOPE = 0.2
+"""Slopes below this (a score that hardly tells) are held at it: the map stays increasing."""
+
+_EPS = 1e-6
+_ITERATIONS = 100
+MAX_STEP = 2.0  # largest Newton step per parameter (logits): keeps far labels from overshooting
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a project turns default scores into decisions.
+
+    ``threshold`` is on the default score (0..1); ``intercept`` and ``slope`` map a
+    default score's logit to the project's chance that the pair is right; ``labels`` is
+    how many labels there were (under :data:`MIN_LABELS`, the map is the default's).
+
+    >>> Calibration().chance(0.5), Calibration().threshold == DEFAULT_THRESHOLD
+    (0.5, True)
+    """
+
+    labels: int = 0
+    intercept: float = 0.0
+    slope: float = 1.0
+    threshold: float = DEFAULT_THRESHOLD
+
+    def chance(self, score: float) -> float:
+        """The project's chance (0..1) that a pair of default ``score`` is right."""
+        return float(_sigmoid(self.intercept + self.slope * _logit(np.array([score])))[0])
+
+    def chances(self, scores: np.ndarray) -> np.ndarray:
+        return _sigmoid(self.intercept + self.slope * _logit(np.asarray(scores, dtype=float)))
+
+
+def fit_calibration(
+    scores: Sequence[float],
+    right: Sequence[bool],
+    *,
+    accept_chance: float = DEFAULT_THRESHOLD,
+    min_labels: int = MIN_LABELS,
+) -> Calibration:
+    """The calibration re-fitted from labelled pairs: their default ``scores`` and whether
+    each was ``right``. Fewer than ``min_labels`` leave the default map. The threshold is the
+    default score whose re-fitted chance is ``accept_chance``.
+
+    >>> few = fit_calibration([0.3] * 5, [False] * 5)
+    >>> few.labels, few.threshold == DEFAULT_THRESHOLD
+    (5, True)
+    >>> wrong = fit_calibration([0.3, 0.5, 0.7] * 20, [False] * 60)
+    >>> wrong.threshold > DEFAULT_THRESHOLD
+    True
+    >>> right = fit_calibration([0.1, 0.2, 0.3] * 20, [True] * 60)
+    >>> right.threshold < DEFAULT_THRESHOLD
+    True
+    """
+    x = _logit(np.asarray(scores, dtype=float))
+    y = np.asarray(right, dtype=float)
+    if len(x) != len(y):
+        raise ValueError("scores and right differ in length")
+    if len(x) < min_labels:
+        return Calibration(labels=len(x))
+    intercept, slope = _map_fit(x, y)
+    return Calibration(
+        labels=len(x),
+        intercept=intercept,
+        slope=slope,
+        threshold=float(_sigmoid((_logit(np.array([accept_chance])) - intercept) / slope)[0]),
+    )
+
+
+def _map_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Newton's method on the negative log posterior of ``y ~ sigmoid(a + b x)`` with the
+    priors ``a ~ N(0, PRIOR_SD_INTERCEPT)``, ``b ~ N(1, PRIOR_SD_SLOPE)``."""
+    theta = np.array([0.0, 1.0])
+    prior_mean = np.array([0.0, 1.0])
+    precision = np.diag([PRIOR_SD_INTERCEPT**-2, PRIOR_SD_SLOPE**-2])
+    design = np.column_stack([np.ones_like(x), x])
+    for _ in range(_ITERATIONS):
+        p = _sigmoid(design @ theta)
+        gradient = design.T @ (p - y) + precision @ (theta - prior_mean)
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + precision
+        step = np.linalg.solve(hessian, gradient)
+        step *= min(1.0, MAX_STEP / max(float(np.abs(step).max()), 1e-12))
+        theta = theta - step
+        if np.abs(step).max() < 1e-9:
+            break
+    return float(theta[0]), float(max(theta[1], MIN_SLOPE))
+
+
+def estimate_precision_recall(
+    calibration: Calibration, histogram: Iterable[tuple[float, int]]
+) -> tuple[float | None, float | None]:
+    """The precision and recall a job is expected to reach under ``calibration``, from its
+    items' best scores as ``(score, count)`` pairs: an accepted item is right with its
+    chance, an item left unmatched misses a counterpart with its chance. ``None`` where
+    nothing is accepted (precision) or nothing is expected to match (recall).
+
+    >>> estimate_precision_recall(Calibration(), [(0.9, 10), (0.1, 10)])
+    (0.9, 0.9)
+    """
+    pairs = [(s, n) for s, n in histogram if n > 0]
+    if not pairs:
+        return None, None
+    scores = np.array([s for s, _ in pairs], dtype=float)
+    counts = np.array([n for _, n in pairs], dtype=float)
+    chance = calibration.chances(scores)
+    accepted = scores >= calibration.threshold
+    right = float((chance * counts)[accepted].sum())
+    taken = float(counts[accepted].sum())
+    expected = float((chance * counts).sum())
+    precision = round(right / taken, 4) if taken else None
+    recall = round(right / expected, 4) if expected > 0 else None
+    return precision, recall
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1.0 - _EPS)
+    return np.log(p / (1.0 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return expit(z)
+
+
+def labels_from_rows(rows: Iterable[tuple[float | None, bool | None]]) -> tuple[list, list]:
+    """The ``(scores, right)`` of the decisions that label their proposed pair."""
+    kept = [(float(s), bool(r)) for s, r in rows if s is not None and r is not None]
+    return [s for s, _ in kept], [r for _, r in kept]
+
+
+__all__ = [
+    "MIN_LABELS",
+    "Calibration",
+    "estimate_precision_recall",
+    "fit_calibration",
+    "labels_from_rows",
+]
