@@ -21,7 +21,7 @@ from rapidfuzz import fuzz, process
 from matching.codes import numbers_in_key
 from matching.peers import PeerSet
 from matching.progress import Progress, map_reporting, no_progress, scaled
-from matching.retrieval import NgramRetriever
+from matching.retrieval import NgramRetriever, locality_order
 from matching.scoring import RIVAL_MARGIN_CAP, SignalTable
 from matching.similarity import code_agreement, number_agreement
 from matching.variants import NO_MARKS, Marks, marks, variant_signals
@@ -141,7 +141,11 @@ class CandidateScorer:
         words, word_matrix = WordVectoriser.fit(keys)
         report(0.42)
         # Numbers and model codes are what tell a family's look-alikes apart.
-        retriever = NgramRetriever.build(char_matrix, telling_terms=digit_ngrams(char.vocabulary))
+        retriever = NgramRetriever.build(
+            char_matrix,
+            telling_terms=digit_ngrams(char.vocabulary),
+            locality=locality_order(keys),
+        )
         for array in (char.vocabulary, char.idf, words.idf, retriever.document_frequency):
             array.flags.writeable = False
         report(0.5)
