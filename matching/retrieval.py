@@ -24,8 +24,9 @@ from matching.vectors import freeze
 
 try:
     from sparse_dot_topn import sp_matmul_topn
+    from sparse_dot_topn.unchecked import sp_matmul_topn_mt
 except ImportError:  # optional accelerator: SciPy gives the same candidates, slower
-    sp_matmul_topn = None
+    sp_matmul_topn = sp_matmul_topn_mt = None
 
 PRODUCT_THREADS = os.cpu_count() or 1
 """Threads sparse_dot_topn uses for one retrieval product."""
@@ -72,7 +73,7 @@ class NgramRetriever:
     postings: sp.csr_matrix  # terms x catalog rows: the catalog matrix transposed
     document_frequency: np.ndarray
     max_postings: int
-    product_values: np.ndarray | None = None  # writable twin of postings.data, see build
+    product: sp.csr_matrix | None = None  # postings on writable arrays, see build
     telling_terms: np.ndarray | None = None  # bool per term, see build
     row_of_column: np.ndarray | None = None  # the matrix row of each postings column, see build
 
@@ -114,14 +115,18 @@ class NgramRetriever:
             postings.indices = column_of_row[postings.indices]
             postings.has_sorted_indices = False
             row_of_column.flags.writeable = False
-        postings = freeze(postings)
         # sparse_dot_topn's bindings refuse read-only arrays although they only read
-        # them. Rather than copy the values for every product, keep one writable
-        # array that only the product sees; everyone else sees a read-only view.
-        product_values = postings.data.copy()
-        postings.data = product_values.view()
-        postings.data.flags.writeable = False
-        return cls(postings, df, max_postings, product_values, telling_terms, row_of_column)
+        # them. Rather than copy the postings for every product, keep writable arrays
+        # that only the product sees; everyone else sees read-only views of them.
+        postings = freeze(postings)
+        arrays = [postings.data, postings.indices, postings.indptr]
+        for array in arrays:
+            array.flags.writeable = True  # it owns its memory: freeze only locked it
+        product = sp.csr_matrix(tuple(arrays), shape=postings.shape)
+        postings.data, postings.indices, postings.indptr = (a.view() for a in arrays)
+        for array in (postings.data, postings.indices, postings.indptr):
+            array.flags.writeable = False
+        return cls(postings, df, max_postings, product, telling_terms, row_of_column)
 
     @property
     def nbytes(self) -> int:
@@ -154,11 +159,12 @@ class NgramRetriever:
         k: int,
         min_terms: int = MIN_QUERY_TERMS,
         dense_k: int | None = None,
+        dense_share: float | None = None,
     ) -> sp.csr_matrix:
         """Queries x catalog rows holding each query's (up to) ``k`` best retrieval scores.
 
         ``dense_k`` (> ``k``): a query whose ``k``-th score is still within
-        :data:`DENSE_SCORE_SHARE` of its best — a dense family of look-alikes, more of
+        ``dense_share`` (default :data:`DENSE_SCORE_SHARE`) of its best — a dense family of look-alikes, more of
         them than ``k`` — gets its ``dense_k`` best instead, so that the right one of a
         large family is not cut off by near-ties; that widened query also keeps its
         telling terms (see :meth:`build`) however common: they are what sets the
@@ -166,15 +172,11 @@ class NgramRetriever:
         n-grams are common. Ties at the k-th score are broken arbitrarily. Uses
         sparse_dot_topn's multi-threaded product when it is installed, SciPy otherwise.
         """
-        postings = self.postings
-        if self.product_values is not None:
-            postings = sp.csr_matrix(
-                (self.product_values, postings.indices, postings.indptr), shape=postings.shape
-            )
+        postings = self.postings if self.product is None else self.product
         kept = self._kept_terms(queries, min_terms)
         top = _product_top_k(kept, postings, k)
         if dense_k is not None and dense_k > k:
-            dense = _dense_rows(top, k)
+            dense = _dense_rows(top, k, DENSE_SCORE_SHARE if dense_share is None else dense_share)
             if len(dense):
                 if self.telling_terms is not None:
                     kept = self._kept_terms(queries[dense], min_terms, also=self.telling_terms)
@@ -230,16 +232,16 @@ DENSE_SCORE_SHARE = 0.9
 """A query's k-th retrieval score at least this share of its best marks a dense family."""
 
 
-def _dense_rows(top: sp.csr_matrix, k: int) -> np.ndarray:
-    """Rows of ``top`` holding ``k`` entries whose smallest is within
-    :data:`DENSE_SCORE_SHARE` of their largest."""
+def _dense_rows(top: sp.csr_matrix, k: int, share: float) -> np.ndarray:
+    """Rows of ``top`` holding ``k`` entries whose smallest is at least ``share`` of their
+    largest."""
     lengths = np.diff(top.indptr)
     full = np.flatnonzero(lengths >= k)
     if not len(full):
         return full
     best = np.maximum.reduceat(top.data, top.indptr[full])
     worst = np.minimum.reduceat(top.data, top.indptr[full])
-    return full[worst >= DENSE_SCORE_SHARE * best]
+    return full[worst >= share * best]
 
 
 def _replace_rows(top: sp.csr_matrix, rows: np.ndarray, wide: sp.csr_matrix) -> sp.csr_matrix:
@@ -271,8 +273,28 @@ def _product_top_k(queries: sp.csr_matrix, postings: sp.csr_matrix, k: int) -> s
     if sp_matmul_topn is None:
         return _row_top_k((queries @ postings).tocsr(), k)
     # sparse_dot_topn runs the product and the per-row selection in C++, on
-    # several threads and without the GIL.
-    return sp_matmul_topn(queries, postings, top_n=k, n_threads=PRODUCT_THREADS)
+    # several threads and without the GIL. Its checked entry point copies both
+    # matrices' index arrays on every call (``astype`` copies even to the same
+    # dtype): at 1M records that is the whole catalog's postings, 220 MB, per
+    # product, a sixth of the peers build. Matrices it can take as they are go to
+    # the unchecked one.
+    index_type = np.dtype(np.int32)
+    as_they_are = (
+        queries.nnz
+        and postings.nnz
+        and queries.data.dtype == postings.data.dtype == np.float32
+        and all(a.dtype == index_type for m in (queries, postings) for a in (m.indices, m.indptr))
+    )
+    if not as_they_are:
+        return sp_matmul_topn(queries, postings, top_n=k, n_threads=PRODUCT_THREADS)
+    return sp_matmul_topn_mt(
+        queries,
+        postings,
+        top_n=min(k, postings.shape[1]),
+        sort=False,
+        threshold=None,
+        n_threads=PRODUCT_THREADS,
+    )
 
 
 def _row_top_k(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:
