@@ -7,9 +7,6 @@ count), and prints each section's CPU microseconds per item. Sections are the cu
 time of the functions named in ``SECTIONS``; they nest (retrieval is inside shortlist).
 
     .venv/bin/python benchmarks/scale_profile.py --catalog 100000 300000 1000000 --items 4000
-
-``--pyinstrument`` also prints a pyinstrument tree of the last size's chunks (install the
-``bench`` extras).
 """
 
 from __future__ import annotations
