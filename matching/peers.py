@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from matching.progress import Progress, no_progress
-from matching.retrieval import NgramRetriever
+from matching.retrieval import NgramRetriever, locality_order
 from matching.vectors import CharNgramVectoriser, freeze, gather_rows, rowwise_cosine
 
 RIVALS = 4
@@ -89,7 +89,9 @@ class PeerSet:
         progress(0.25)
         rivals = np.full((vectors.shape[0], RIVALS), -1, dtype=np.int32)
         if vectors.shape[0] > 1:
-            retriever = NgramRetriever.build(vectors, max_postings=RIVAL_POSTINGS)
+            retriever = NgramRetriever.build(
+                vectors, max_postings=RIVAL_POSTINGS, locality=locality_order(keys)
+            )
             progress(0.3)
             for start in range(0, vectors.shape[0], _BATCH_ROWS):
                 batch = vectors[start : start + _BATCH_ROWS]

@@ -122,3 +122,23 @@ def test_best_per_item_keeps_each_items_highest_cosines(
         assert sorted(zip((-kept_cosine[got]).tolist(), kept_rows[got].tolist(), strict=True)) == (
             expected
         )
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 40))
+def test_posting_lists_in_another_order_retrieve_the_same_rows_and_scores(
+    seed: int, k: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    matrix = sp.random(60, 25, density=0.3, format="csr", dtype=np.float32, random_state=rng)
+    matrix.data = rng.random(matrix.nnz, dtype=np.float32) + 0.01  # distinct: no ties
+    queries = sp.random(8, 25, density=0.4, format="csr", dtype=np.float32, random_state=rng)
+    plain = NgramRetriever.build(matrix, max_postings=1000)
+    shuffled = NgramRetriever.build(matrix, max_postings=1000, locality=rng.permutation(60))
+    for (rows, scores), (rows2, scores2) in zip(
+        plain.top_k(queries, k=k), shuffled.top_k(queries, k=k), strict=True
+    ):
+        assert rows2 == rows
+        assert np.allclose(scores2, scores)
+    # the index arrays everyone else sees stay read-only
+    assert not shuffled.postings.indices.flags.writeable
