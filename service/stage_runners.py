@@ -19,7 +19,13 @@ from math import isfinite
 from matching.llm import LLMItem, candidates_for_items
 from matching.peers import PeerSet
 from matching.results import MatchResult
-from matching.review import REVIEW_CANDIDATES, REVIEW_MIN_ERROR, ReviewPair, error_chance
+from matching.review import (
+    REVIEW_CANDIDATES,
+    REVIEW_MIN_ERROR,
+    ReviewPair,
+    error_chance,
+    most_uncertain,
+)
 from matching.web_decision import choose_without_model
 from matching.websearch import SearchError, WebCandidates, search_candidates
 from service import metrics
@@ -107,7 +113,7 @@ async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> S
             (r.item_id, r.catalog_id, float(r.score), r.method, r.reason, explanation_json(r))
             for r in results
         ]
-        return rows, [review_row(r) for r in review]
+        return rows, [review_row(r) for r in most_uncertain(review, len(items))]
 
     matches, review = await asyncio.to_thread(match)
     return StageOutcome(matches, review=review)
@@ -165,7 +171,7 @@ def _one_to_one_review(
 ) -> list[ReviewRow]:
     """The reviewable decisions of a one-to-one chunk: its matches, and its unmatched items
     whose best candidate is worth a look (see :func:`matching.review.error_chance`)."""
-    rows = []
+    pairs = []
     for candidates in found:
         if not candidates:
             continue
@@ -179,8 +185,8 @@ def _one_to_one_review(
             proposed.score, matched=match is not None, candidate_scores=[s for _, s in listed]
         )
         if chance >= REVIEW_MIN_ERROR:
-            rows.append(review_row(ReviewPair(proposed, match is not None, listed, chance)))
-    return rows
+            pairs.append(ReviewPair(proposed, match is not None, listed, chance))
+    return [review_row(pair) for pair in most_uncertain(pairs, len(found))]
 
 
 async def _decide(
