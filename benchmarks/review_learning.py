@@ -16,6 +16,14 @@ For each visible set (standard fields) and its open-world variant
   half B in a fresh project (and, as a bound no one can claim, the best threshold for
   half B itself).
 
+- with ``--shifts``: whether learning recovers a default that is wrong for a project. Every
+  score of the half-A / half-B experiment is moved by a fixed shift of its logit (−2..+2:
+  a default that under- or over-accepts), the queue is ordered by the shifted chances,
+  and half B's F1 is printed for the default threshold, the re-fitted one
+  (``matching.calibration``, bounded by ``MAX_EXTRAPOLATION``), the same fit unbounded,
+  and the best threshold for half B itself. The jobs are scored once and shifted after
+  (one-to-one and the peers do not depend on the threshold).
+
 The library runs the jobs (``CatalogIndex.match_for_review`` with the job's peers, as the
 enhanced stage does, and the same pure functions the service calls); ``--service SET``
 runs that set's experiment end to end through a real ``chunkmatch serve`` (HTTP uploads,
@@ -32,6 +40,7 @@ catalog, else about the proposed record).
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -41,6 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import matching.calibration as calibration_module  # noqa: E402
 from benchmarks.datasets import ABT_BUY_STANDARD, AMAZON_GOOGLE, DBLP_ACM, load  # noqa: E402
 from benchmarks.open_world import MatchSet, open_world  # noqa: E402
 from matching import DEFAULT_THRESHOLD, CatalogIndex  # noqa: E402
@@ -229,6 +239,70 @@ def learning(data: MatchSet, index: CatalogIndex, n: int) -> dict[str, float]:
     }
 
 
+SHIFTS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+
+def shifted(score: float, shift: float) -> float:
+    p = min(max(score, 1e-6), 1 - 1e-6)
+    return 1.0 / (1.0 + math.exp(-(math.log(p / (1 - p)) + shift)))
+
+
+def shifted_learning(
+    data: MatchSet, index: CatalogIndex, n: int, shifts: Sequence[float] = SHIFTS
+) -> list[dict[str, float]]:
+    """The half-A / half-B experiment with every score's logit moved by each of ``shifts``."""
+    right = gold_of(data.gold)
+    half_a, half_b = split(data.items)
+    b_ids = {i for i, _ in half_b}
+    _, queue = index.match_for_review(
+        half_a, threshold=0.0, peers=index.peers(half_a), review_from=1e-9
+    )
+    best_b = index.match(half_b, threshold=0.0, peers=index.peers(half_b))
+    rows = []
+    for shift in shifts:
+
+        def chance(pair: ReviewPair, shift: float = shift) -> float:
+            s = shifted(pair.proposed.score, shift)
+            if s >= DEFAULT_THRESHOLD:
+                return 1.0 - s
+            return min(1.0, sum(shifted(c, shift) for _, c in pair.candidates))
+
+        asked = sorted(queue, key=lambda p: (-chance(p), p.item_id))[:n]
+        scores, labels = [], []
+        for pair in asked:
+            d = answer(
+                pair.item_id, pair.proposed.catalog_id, [c for c, _ in pair.candidates], right
+            )
+            y = label(d, pair.proposed.catalog_id)
+            if y is not None:
+                scores.append(shifted(pair.proposed.score, shift))
+                labels.append(y)
+
+        def f1(threshold: float, shift: float = shift) -> float:
+            kept = {r.item_id: r.catalog_id for r in best_b if shifted(r.score, shift) >= threshold}
+            return prf(kept, data.gold, b_ids)[2]
+
+        bounded = fit_calibration(scores, labels).threshold
+        saved = calibration_module.MAX_EXTRAPOLATION
+        calibration_module.MAX_EXTRAPOLATION = math.inf
+        try:
+            unbounded = fit_calibration(scores, labels).threshold
+        finally:
+            calibration_module.MAX_EXTRAPOLATION = saved
+        rows.append(
+            {
+                "shift": shift,
+                "default": f1(DEFAULT_THRESHOLD),
+                "learned": f1(bounded),
+                "threshold": bounded,
+                "unbounded": f1(unbounded),
+                "unbounded_threshold": unbounded,
+                "tuned": max(f1(t / 100) for t in range(1, 100)),
+            }
+        )
+    return rows
+
+
 def fresh_all(index: CatalogIndex, items: list[tuple[str, str]]) -> dict[str, str]:
     peers = index.peers(items)
     return {r.item_id: r.catalog_id for r in index.match(items, threshold=0.0, peers=peers)}
@@ -333,6 +407,11 @@ def main() -> None:
         default=[],
         help="run these sets' variants (e.g. 'DBLP-ACM open world') through the service too",
     )
+    parser.add_argument(
+        "--shifts",
+        action="store_true",
+        help="also learn on defaults made wrong on purpose (every logit shifted by -2..+2)",
+    )
     args = parser.parse_args()
     n = args.decisions
     print(f"first {n} decisions of the queue; learning on half A, F1 on half B")
@@ -362,6 +441,15 @@ def main() -> None:
                 f"{result['tuned']:6.3f} {time.perf_counter() - started:5.0f}",
                 flush=True,
             )
+            if args.shifts:
+                for row in shifted_learning(data, index, n):
+                    print(
+                        f"{'  logits shifted by ' + format(row['shift'], '+.0f'):38} "
+                        f"F1 B default {row['default']:.3f} | learned {row['learned']:.3f} "
+                        f"(thr {row['threshold']:.3f}) | unbounded {row['unbounded']:.3f} "
+                        f"(thr {row['unbounded_threshold']:.3f}) | tuned {row['tuned']:.3f}",
+                        flush=True,
+                    )
             if data.name in args.service:
                 started = time.perf_counter()
                 served = through_service(data, n)

@@ -570,11 +570,21 @@ CRON_ANSWER = _obj(
     },
 )
 REVIEW_PAGE = _obj(
-    ["success", "pairs", "nextCursor"],
+    ["success", "pairs", "nextCursor", "total", "decided"],
     {
         "success": SUCCESS,
         "pairs": {"type": "array", "items": ref("ReviewPair")},
         "nextCursor": {**STRING, "nullable": True},
+        "total": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "decisions the job queued for review (its committed chunks')",
+        },
+        "decided": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "of those, how many are decided in the project",
+        },
     },
 )
 REVIEW_DECISIONS = _obj(

@@ -1059,6 +1059,14 @@ class Store:
         return [ReviewPair.from_row(r) for r in rows]
 
     @wrap_unavailable
+    async def review_counts(self, job: Job) -> tuple[int, int]:
+        """How many decisions the job queued for review, and how many are decided."""
+        row = await self.pool.fetchrow(
+            queries["review_counts"], _uuid(job.id), _uuid(job.project_id)
+        )
+        return int(row["total"]), int(row["decided"])
+
+    @wrap_unavailable
     @touches_job(lambda job, *a, **k: job.id)
     async def apply_decisions(
         self, job: Job, decisions: Sequence[ReviewDecision], *, decided_by: str

@@ -661,15 +661,21 @@ export class ApiClient {
    * One page of a job's review queue: its most uncertain decisions first (accepted matches
    * near the acceptance boundary, unmatched items whose best candidate is near it), each
    * with its proposed record (`catalogId`), explanation and other candidates. Pairs
-   * already decided in the project are not offered again.
+   * already decided in the project are not offered again. `total` is how many decisions
+   * the job queued for review, `decided` how many of them are decided in the project.
    * @param {string} jobId
    * @param {{limit?: number, cursor?: string|null, signal?: AbortSignal}} [options]
-   * @returns {Promise<{pairs: ReviewPair[], nextCursor: string|null}>}
+   * @returns {Promise<{pairs: ReviewPair[], nextCursor: string|null, total: number, decided: number}>}
    */
   async reviewQueue(jobId, { limit = 50, cursor = null, signal } = {}) {
     const path = `/api/jobs/${encodeURIComponent(jobId)}/review${queryString({ limit, cursor })}`;
     const answer = await this.request('GET', path, { signal });
-    return { pairs: answer.pairs, nextCursor: answer.nextCursor ?? null };
+    return {
+      pairs: answer.pairs,
+      nextCursor: answer.nextCursor ?? null,
+      total: answer.total,
+      decided: answer.decided,
+    };
   }
 
   /**

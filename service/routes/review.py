@@ -33,7 +33,9 @@ class JobReview(HTTPEndpoint):
         job = await _job(request)
         limit = query_int(request, "limit", REVIEW_PAGE, minimum=1, maximum=MAX_REVIEW_PAGE)
         after = review.decode_cursor(request.query_params.get("cursor"))
-        pairs = await request.app.state.store.review_page(job, after=after, limit=limit)
+        store = request.app.state.store
+        pairs = await store.review_page(job, after=after, limit=limit)
+        total, decided = await store.review_counts(job)
         next_cursor = None
         if len(pairs) == limit:
             next_cursor = review.encode_cursor(pairs[-1].error_chance, pairs[-1].item_id)
@@ -42,6 +44,8 @@ class JobReview(HTTPEndpoint):
                 "success": True,
                 "pairs": [p.to_json() for p in pairs],
                 "nextCursor": next_cursor,
+                "total": total,
+                "decided": decided,
             }
         )
 

@@ -1094,6 +1094,15 @@ WHERE q.job_id = $1 AND (q.error_chance, q.item_id) < ($4::float8, $5::text)
 ORDER BY q.error_chance DESC, q.item_id DESC
 LIMIT $3;
 
+-- review_counts --
+-- How many decisions job $1 queued for review, and how many of them are decided in project $2.
+SELECT count(*)::integer AS total,
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM review_decisions d
+                                     WHERE d.project_id = $2 AND d.item_id = q.item_id))::integer
+           AS decided
+FROM review_queue q
+WHERE q.job_id = $1;
+
 -- review_unknown --
 -- Of decisions' items $2 and records $3, those job $1 does not hold, and those the catalog
 -- of project $4 at the job's version $5 lacks.

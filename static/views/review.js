@@ -129,6 +129,7 @@ export class ReviewView {
     /** @type {ReviewPair|null} */ this.current = null;
     /** @type {ReviewPair[]} */ this.skipped = [];
     /** @type {Entry[]} */ this.history = [];
+    /** @type {{total: number, decided: number, history: number}|null} */ this.counts = null;
     /** @type {Entry|null} */ this.held = null;
     /** @type {Set<string>} */ this.seen = new Set();
     /** @type {string|null} */ this.cursor = null;
@@ -255,6 +256,7 @@ export class ReviewView {
     if (this.loading) return this.loading;
     const jobId = this.jobId;
     const signal = this.controller?.signal;
+    const historyAtRequest = this.history.filter((entry) => entry.state !== 'held').length;
     this.loading = (async () => {
       try {
         const page = await this.api.reviewQueue(jobId, { limit: PAGE_SIZE, cursor: this.cursor, signal });
@@ -266,6 +268,8 @@ export class ReviewView {
         }
         this.cursor = page.nextCursor;
         this.more = Boolean(page.nextCursor);
+        // the server's count, from which this page's own decisions since are counted on
+        this.counts = { total: page.total, decided: page.decided, history: historyAtRequest };
       } finally {
         this.loading = null;
       }
@@ -510,12 +514,17 @@ export class ReviewView {
 
   renderCounter() {
     if (!this.parts) return;
-    const reviewed = this.history.length;
-    const total = reviewed + this.skipped.length + (this.current ? 1 : 0) + this.queue.length;
+    // The job's whole queue as the server counts it (other reviewers' decisions included),
+    // plus this page's decisions since that count; a running job's queue still grows.
+    const counts = this.counts;
+    const total = counts ? counts.total : this.history.length + this.queue.length + (this.current ? 1 : 0);
+    const reviewed = counts
+      ? Math.min(total, counts.decided + Math.max(0, this.history.length - counts.history))
+      : this.history.length;
     const counter = this.parts.counter;
     counter.dataset.reviewed = String(reviewed);
     counter.dataset.total = String(total);
-    counter.textContent = `${integer.format(reviewed)} of ${integer.format(total)}${this.more ? '+' : ''} uncertain reviewed`;
+    counter.textContent = `${integer.format(reviewed)} of ${integer.format(total)} uncertain reviewed`;
     if (this.skipped.length) counter.textContent += ` · ${integer.format(this.skipped.length)} skipped`;
   }
 

@@ -137,6 +137,8 @@ async def test_the_queue_asks_first_about_what_is_most_likely_wrong(
 async def test_decisions_change_the_job_and_leave_the_queue(client: httpx.AsyncClient) -> None:
     pid, created, pairs = await reviewed_job(client)
     jid = created["id"]
+    before = await queue(client, jid, limit=1)
+    assert (before["total"], before["decided"]) == (len(pairs), 0)
     matched = [p for p in pairs if p["matched"]]
     assert len(matched) >= 3
     other, wrong, none = matched[:3]
@@ -168,6 +170,8 @@ async def test_decisions_change_the_job_and_leave_the_queue(client: httpx.AsyncC
     left = {p["itemId"] for p in await whole_queue(client, jid)}
     assert not left & {other["itemId"], wrong["itemId"], none["itemId"]}
     assert len(left) == len(pairs) - 3
+    after = await queue(client, jid, limit=1)
+    assert (after["total"], after["decided"]) == (len(pairs), 3)  # the counter's figures
 
     csv_text = (
         await client.get(f"/api/jobs/{jid}/matches", params={"format": "csv", "bom": "false"})

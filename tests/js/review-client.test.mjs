@@ -58,6 +58,9 @@ describe('review client methods', { skip: SKIP_REASON }, () => {
     assert.deepEqual(head, first.pairs.map((p) => p.itemId));
     assert.equal(new Set(pairs.map((p) => p.itemId)).size, pairs.length);
     assert.ok(pages >= 2, 'the queue did not page');
+    // the counts the view's counter shows: the whole queue, none decided yet
+    assert.equal(first.total, pairs.length);
+    assert.equal(first.decided, 0);
   });
 
   test('decide applies match, no-match and no-counterpart decisions', TEST_TIMEOUT, async () => {

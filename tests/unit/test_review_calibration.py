@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from matching import DEFAULT_THRESHOLD, CatalogIndex
 from matching.calibration import (
+    MAX_EXTRAPOLATION,
     MIN_LABELS,
     Calibration,
     estimate_precision_recall,
@@ -118,6 +119,36 @@ def test_labels_all_one_way_move_the_threshold_that_way(s: list[float], right: b
         assert fitted.threshold <= DEFAULT_THRESHOLD + 1e-9
     else:
         assert fitted.threshold >= DEFAULT_THRESHOLD - 1e-9
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(scores, st.booleans()), min_size=MIN_LABELS, max_size=80))
+def test_the_threshold_moves_little_beyond_the_labelled_scores(
+    labels: list[tuple[float, bool]],
+) -> None:
+    s = [score for score, _ in labels]
+    fitted = fit_calibration(s, [right for _, right in labels])
+    moved, default = _logit(fitted.threshold), _logit(DEFAULT_THRESHOLD)
+    lowest, highest = _logit(min(s)), _logit(max(s))
+    if moved < default:
+        assert moved >= min(default, lowest - MAX_EXTRAPOLATION) - 1e-6
+    else:
+        assert moved <= max(default, highest + MAX_EXTRAPOLATION) + 1e-6
+
+
+def test_answers_nearly_all_right_do_not_accept_everything() -> None:
+    # the case that made it: a default that under-accepts, whose queue's pairs (scores 0.12
+    # to 0.8) were 47 of 50 right; the unbounded fit moved the threshold to 0.002
+    rng = np.random.default_rng(3)
+    s = rng.uniform(0.12, 0.8, 50)
+    right = [True] * 47 + [False] * 3
+    fitted = fit_calibration(s.tolist(), right)
+    assert fitted.threshold < DEFAULT_THRESHOLD
+    assert _logit(fitted.threshold) >= _logit(float(s.min())) - MAX_EXTRAPOLATION - 1e-6
 
 
 @given(st.lists(st.tuples(scores, st.integers(min_value=0, max_value=50)), max_size=30))
