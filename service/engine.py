@@ -43,9 +43,11 @@ PREPARATION_WAIT_SECONDS = 2.0
 """How long a ``/process`` call on a job still being prepared waits for the preparation
 before it answers without a chunk (so that a client calling back to back does not spin)."""
 
-PREPARATION_INLINE_SECONDS = 0.5
+PREPARATION_INLINE_SECONDS = 0.1
 """A preparation that a call saw finish within this long is followed by the job's chunk in
-the same call (a small catalog), instead of an answer without a chunk."""
+the same call (a small catalog), instead of an answer without a chunk. Kept well below a
+chunk's time: at 0.5 s, the call that saw a 100k catalog's build end ran the first chunk
+after up to half a second of waiting, 1.0-1.1 s against a median chunk of 0.35-0.5 s."""
 
 PREPARATION_REPORT_SECONDS = 0.5
 """How often a preparation under way writes its progress (and ETA) to the job's row."""

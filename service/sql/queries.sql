@@ -368,6 +368,18 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone;
 
+-- async_commit --
+-- This transaction's commit does not wait for its WAL to reach the disk (the chunk path:
+-- see Store.claim_chunk). Visible to every session at once as usual; a crash of
+-- PostgreSQL itself may undo the last few such commits (at most 3 x wal_writer_delay),
+-- never part of one, and any later durable commit makes them durable too.
+SET LOCAL synchronous_commit = off;
+
+-- durable_commit --
+-- This transaction's commit waits for the disk after all, as the server's settings say (a
+-- chunk commit that ends its job).
+SET LOCAL synchronous_commit TO DEFAULT;
+
 -- claim_chunk --
 -- Lease the job's next chunk to a driver, in one statement: the oldest chunk whose lease ran
 -- out (a crashed or stalled driver's) first, else the next range of the job's items. The
