@@ -43,11 +43,16 @@ PREPARATION_WAIT_SECONDS = 2.0
 """How long a ``/process`` call on a job still being prepared waits for the preparation
 before it answers without a chunk (so that a client calling back to back does not spin)."""
 
-PREPARATION_INLINE_SECONDS = 0.1
-"""A preparation that a call saw finish within this long is followed by the job's chunk in
-the same call (a small catalog), instead of an answer without a chunk. Kept well below a
-chunk's time: at 0.5 s, the call that saw a 100k catalog's build end ran the first chunk
-after up to half a second of waiting, 1.0-1.1 s against a median chunk of 0.35-0.5 s."""
+PREPARATION_INLINE_SECONDS = 0.5
+"""A preparation that the call which started it saw finish within this long (a small
+catalog's) is followed by the job's chunk in the same call, instead of an answer without a
+chunk."""
+
+PREPARATION_JOIN_INLINE_SECONDS = 0.1
+"""The same for a call that joined a preparation an earlier call started (a large
+catalog's, whose first call answered without a chunk). Kept well below a chunk's time: at
+0.5 s, the call that saw a 100k catalog's build end ran the first chunk after up to half a
+second of waiting, 1.0-1.1 s against a median chunk of 0.35-0.5 s."""
 
 PREPARATION_REPORT_SECONDS = 0.5
 """How often a preparation under way writes its progress (and ETA) to the job's row."""
@@ -378,11 +383,12 @@ class Engine:
         run in this call (ready at once, or the build failed and the chunk reports it),
         else the answer without a chunk."""
         started = time.monotonic()
+        inline = PREPARATION_JOIN_INLINE_SECONDS
+        if job.id not in self._preparations:  # this call starts it
+            inline = PREPARATION_INLINE_SECONDS
         task = self._preparation_task(job)
         done, _ = await asyncio.wait({task}, timeout=max(0.0, wait))
-        if task in done and (
-            not task.result() or time.monotonic() - started <= PREPARATION_INLINE_SECONDS
-        ):
+        if task in done and (not task.result() or time.monotonic() - started <= inline):
             return None
         state = self.preparation_state(job)
         current = await self.store.get_job(uuid.UUID(job.id)) or job

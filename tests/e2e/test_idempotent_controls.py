@@ -18,8 +18,13 @@ async def _running_job(client: httpx.AsyncClient) -> dict:
     await upload(client, pid, "catalog", products(40, "c"))
     await upload(client, pid, "items", products(40, "i"))
     job = await create_job(client, pid, {"chunkSize": 10})
-    await client.post(f"/api/jobs/{job['id']}/process")
-    return job
+    # the first calls may only see the job's preparation end (then no chunk runs in them)
+    for _ in range(50):
+        r = await client.post(f"/api/jobs/{job['id']}/process")
+        assert r.status_code == 200, r.text
+        if r.json()["job"]["status"] == "processing":
+            return job
+    raise AssertionError(f"the job never started processing: {r.json()['job']['status']}")
 
 
 async def _all(client: httpx.AsyncClient, job_id: str, action: str) -> set[tuple[int, str]]:
