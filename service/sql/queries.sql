@@ -766,24 +766,20 @@ WHERE job_id = $1 AND seq = $2 AND status = 'running' AND lease_owner = $3;
 -- job_matches_page --
 -- A page of a job's matches (keyset on match id), with the texts of the job's fields as the
 -- job saw them (its items version $6 and catalog version $7).
--- The page is chosen first (MATERIALIZED), the texts joined to its rows only: while the
--- tables had no statistics yet (right after a 100k job) the planner joined all of the job's
--- matches before the LIMIT, 1.0 s a page of 1,000.
-WITH page AS MATERIALIZED (
-    SELECT * FROM matches m WHERE m.job_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3
-)
 SELECT m.id, m.item_id, m.catalog_id, m.score, m.method, m.reason, m.explanation, m.stage,
        m.created_at,
        EXISTS (SELECT 1 FROM review_decisions d
                WHERE d.project_id = m.project_id AND d.item_id = m.item_id) AS reviewed,
        chunkmatch_text(i.data, $4::text[]) AS item_text,
        chunkmatch_text(c.data, $5::text[]) AS catalog_text
-FROM page m
+FROM matches m
 LEFT JOIN items i ON i.project_id = m.project_id AND i.item_id = m.item_id
     AND i.version_from <= $6 AND (i.version_to IS NULL OR i.version_to > $6)
 LEFT JOIN catalog_records c ON c.project_id = m.project_id AND c.record_id = m.catalog_id
     AND c.version_from <= $7 AND (c.version_to IS NULL OR c.version_to > $7)
-ORDER BY m.id;
+WHERE m.job_id = $1 AND m.id > $2
+ORDER BY m.id
+LIMIT $3;
 
 -- lock_migrations --
 -- One migrating process at a time.
