@@ -39,6 +39,7 @@ from service import stage_runners  # noqa: E402
 from service.catalog_index import IndexCache  # noqa: E402
 from service.database import EmbeddedPostgres, create_pool, migrate  # noqa: E402
 from service.engine import Engine  # noqa: E402
+from service.match_processes import MatchProcesses  # noqa: E402
 from service.stages import resolve_job  # noqa: E402
 from service.store import Store, queries  # noqa: E402
 
@@ -99,7 +100,9 @@ async def main(args: argparse.Namespace) -> None:
         async with pool.acquire() as conn:
             await migrate(conn)
         store = Store(pool)
-        engine = Engine(store, IndexCache(max_entries=2), lease_seconds=60.0)
+        processes = MatchProcesses(args.processes, max_records=10**9, keep_indexes=2, keep_peers=2)
+        processes.start()
+        engine = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=60.0)
         project = await store.create_project("profile", owner="bench")
         pid = uuid.UUID(project.id)
         for kind, rows in (("catalog", catalog), ("items", items)):
@@ -118,6 +121,8 @@ async def main(args: argparse.Namespace) -> None:
             max_attempts=3,
         )
         await engine._job_index(job, with_peers=True)  # preparation is not profiled
+        while args.processes and not processes.matchers(*engine._index_keys(job)):
+            await asyncio.sleep(0.05)  # the helpers' copies too
 
         by_text = {text: name for name, text in queries.items()}
         for method in ("fetch", "fetchrow", "fetchval", "execute"):
@@ -195,6 +200,7 @@ async def main(args: argparse.Namespace) -> None:
         if profiler:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
         await pool.close()
+        processes.close()
     finally:
         embedded.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -205,6 +211,9 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=100000)
     parser.add_argument("--catalog", type=int, help="catalog records (default: --n)")
     parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument(
+        "--processes", type=int, default=0, help="helper processes matching a share of chunks"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the event loop")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN the matches insert")
     parser.add_argument("--top", type=int, default=25)

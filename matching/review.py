@@ -79,7 +79,19 @@ def most_uncertain(pairs: Sequence[ReviewPair], batch_size: int) -> list[ReviewP
     >>> len(kept), kept[0].error_chance, kept[-1].error_chance
     (50, 0.59, 0.1)
     """
-    limit = max(REVIEW_MIN_KEPT, math.ceil(REVIEW_SHARE * batch_size))
+    limit = review_limit(batch_size)
     if len(pairs) <= limit:
         return list(pairs)
     return sorted(pairs, key=lambda p: (p.error_chance, p.item_id), reverse=True)[:limit]
+
+
+def review_limit(batch_size: int) -> int:
+    """How many reviewable decisions :func:`most_uncertain` keeps of a batch this size.
+    A batch matched in parts keeps the same ones when each part keeps its own most
+    uncertain ``review_limit(batch_size)`` and the batch then keeps the most uncertain of
+    those.
+
+    >>> review_limit(2000), review_limit(10)
+    (200, 50)
+    """
+    return max(REVIEW_MIN_KEPT, math.ceil(REVIEW_SHARE * batch_size))

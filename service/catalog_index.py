@@ -19,12 +19,10 @@ from typing import Generic, TypeVar
 from matching import CatalogIndex
 from matching.peers import PeerSet
 from matching.progress import Progress, scaled
+from service.match_processes import IndexKey, MatchProcesses, PeersKey
 
 logger = logging.getLogger("chunkmatch.index")
 
-# (project id, catalog or items version, fields)
-IndexKey = tuple[str, int, tuple[str, ...]]
-PeersKey = IndexKey
 MAX_PEER_SETS = 4
 """Peer sets kept per catalog index (each costs about 1 KB per item)."""
 
@@ -106,6 +104,9 @@ class CatalogEntry:
 
     index: CatalogIndex
     texts: dict[str, str]
+    key: IndexKey | None = None
+    # helper processes that hold copies of the index, and are sent its peers
+    processes: MatchProcesses | None = field(default=None, repr=False, compare=False)
     _peer_sets: VersionedCache[PeerSet] = field(
         default_factory=lambda: VersionedCache(max_entries=MAX_PEER_SETS, what="the peers of"),
         repr=False,
@@ -139,6 +140,8 @@ class CatalogEntry:
             items = await load()
             peers = await asyncio.to_thread(self.index.peers, items, progress=progress)
             self._peer_texts[key] = (peers, dict(items))
+            if self.processes is not None and self.key is not None:
+                self.processes.add_peers(self.key, key, peers)
             return peers, len(items)
 
         peers = await self._peer_sets.get_or_build(key, build)
@@ -156,8 +159,14 @@ class CatalogEntry:
 
 
 class IndexCache(VersionedCache[CatalogEntry]):
-    def __init__(self, *, max_entries: int) -> None:
+    def __init__(self, *, max_entries: int, processes: MatchProcesses | None = None) -> None:
         super().__init__(max_entries=max_entries, what="the catalog index of")
+        self.processes = processes
+
+    def forget(self, project: str) -> None:
+        super().forget(project)
+        if self.processes is not None:
+            self.processes.forget(project)
 
     async def get(
         self,
@@ -169,9 +178,12 @@ class IndexCache(VersionedCache[CatalogEntry]):
         async def build(progress: Progress) -> tuple[CatalogEntry, int]:
             records = await load()
             progress(LOADED_SHARE)
+            if self.processes is not None:
+                self.processes.build_index(key, records)  # beside this one, on another core
             index = await asyncio.to_thread(
                 CatalogIndex.build, records, progress=scaled(progress, LOADED_SHARE, 1.0)
             )
-            return CatalogEntry(index, dict(records)), len(records)
+            entry = CatalogEntry(index, dict(records), key=key, processes=self.processes)
+            return entry, len(records)
 
         return await self.get_or_build(key, build)

@@ -18,7 +18,7 @@ import socket
 import statistics
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from matching.peers import PeerSet
@@ -26,6 +26,7 @@ from matching.results import MatchResult
 from service import eta, metrics
 from service.catalog_index import CatalogEntry, IndexCache, IndexKey, PeersKey
 from service.exceptions import DatabaseUnavailable
+from service.match_processes import RemoteMatch
 from service.models import ChunkClaim, Job, StageOutcome
 from service.providers import Providers
 from service.stage_runners import RUNNERS, StageContext, prior_items_per_second
@@ -504,6 +505,12 @@ class Engine:
         held_scores = None
         if stage == "enhanced" and job.config.get("oneToOne"):
             held_scores = functools.partial(self.store.held_scores, job.id)
+        helpers: Sequence[RemoteMatch] = ()
+        processes = self.index_cache.processes
+        if peers is not None and processes is not None:
+            catalog_key, peers_key = self._index_keys(job)
+            assert peers_key is not None
+            helpers = processes.matchers(catalog_key, peers_key)
         context = StageContext(
             catalog=catalog,
             peers=peers,
@@ -511,6 +518,7 @@ class Engine:
             providers=self.providers,  # type: ignore[arg-type]
             deadline=time.monotonic() + self.chunk_time_budget_seconds,
             held_scores=held_scores,
+            helpers=helpers,
         )
         return await RUNNERS[stage](context, items), prepare_seconds
 

@@ -39,6 +39,7 @@ __all__ = [
     "chunk_committed",
     "chunk_ended",
     "exposition",
+    "helper_items",
     "http_request",
     "llm_used",
     "search_requests",
@@ -120,6 +121,13 @@ WEBHOOK_DELIVERIES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+SHARED_ITEMS = Counter(
+    "chunkmatch_helper_items_total",
+    "Items of this process's enhanced chunks matched by its helper processes "
+    "(CHUNKMATCH_MATCH_PROCESSES), by outcome (matched; failed: the server matched them)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 HTTP_SECONDS = Histogram(
     "chunkmatch_http_request_duration_seconds",
     "Time to the end of each HTTP answer of this process (an event stream: its whole life), "
@@ -194,6 +202,10 @@ def llm_used(
 def search_requests(n: int) -> None:
     if n:
         SEARCHES.inc(n)
+
+
+def helper_items(n: int, outcome: str) -> None:
+    SHARED_ITEMS.labels(outcome).inc(n)
 
 
 def webhook_delivery(outcome: str) -> None:

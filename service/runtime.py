@@ -10,9 +10,10 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from service.catalog_index import IndexCache
+from service.catalog_index import MAX_PEER_SETS, IndexCache
 from service.database import EmbeddedPostgres, create_pool, migrate
 from service.engine import Engine
+from service.match_processes import MatchProcesses
 from service.providers import Providers
 from service.settings import Settings
 from service.store import Store
@@ -42,9 +43,15 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 await migrate(conn)
             store = Store(pool)
             providers = Providers(settings, store)
+            processes = MatchProcesses(
+                settings.match_processes,
+                max_records=settings.match_process_max_records,
+                keep_indexes=settings.index_cache_size,
+                keep_peers=MAX_PEER_SETS,
+            )
             engine = Engine(
                 store,
-                IndexCache(max_entries=settings.index_cache_size),
+                IndexCache(max_entries=settings.index_cache_size, processes=processes),
                 lease_seconds=settings.lease_seconds,
                 retry_base_seconds=settings.retry_base_seconds,
                 retry_max_seconds=settings.retry_max_seconds,
@@ -54,9 +61,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             logger.info(
                 "database ready (%s)", "embedded PostgreSQL" if embedded else "DATABASE_URL"
             )
+            processes.start()
             try:
                 yield Runtime(settings, store, engine, providers)
             finally:
+                processes.close()
                 await providers.close()
         finally:
             await pool.close()

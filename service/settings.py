@@ -46,6 +46,11 @@ DEFAULT_TOKEN_CACHE_SECONDS = 10.0  # a token's owner is remembered this long pe
 DEFAULT_WEBHOOK_RETRY_BASE_SECONDS = 5.0  # first wait after a failed delivery, then doubled
 DEFAULT_WEBHOOK_RETRY_MAX_SECONDS = 3600.0  # longest wait between two attempts
 DEFAULT_WEBHOOK_RETRY_HOURS = 24.0  # a delivery is attempted for this long, then given up
+# helper processes that match a share of each chunk: one per further core, at most three
+DEFAULT_MATCH_PROCESSES = max(0, min(os.cpu_count() or 1, 4) - 1)
+# larger catalogs (and jobs of more items) are matched by the server alone: a helper's copy
+# of the index would double their memory
+DEFAULT_MATCH_PROCESS_MAX_RECORDS = 300_000
 
 
 def _is_root() -> bool:
@@ -195,6 +200,8 @@ class Settings:
     log_format: str = "text"  # "text" (readable) or "json" (one object per line)
     metrics_token: str | None = None  # a bearer secret for GET /metrics besides admin tokens
     worker_metrics_port: int | None = None  # `chunkmatch worker` serves /metrics there
+    match_processes: int = DEFAULT_MATCH_PROCESSES
+    match_process_max_records: int = DEFAULT_MATCH_PROCESS_MAX_RECORDS
 
     def __repr__(self) -> str:  # never print secrets
         return f"Settings(database_url={'set' if self.database_url else None}, ...)"
@@ -315,6 +322,15 @@ class Settings:
             log_format=_log_format(env.get("CHUNKMATCH_LOG_FORMAT")),
             metrics_token=_secret(env, "CHUNKMATCH_METRICS_TOKEN"),
             worker_metrics_port=_optional_port(env, "CHUNKMATCH_WORKER_METRICS_PORT"),
+            match_processes=_int(
+                env, "CHUNKMATCH_MATCH_PROCESSES", DEFAULT_MATCH_PROCESSES, minimum=0
+            ),
+            match_process_max_records=_int(
+                env,
+                "CHUNKMATCH_MATCH_PROCESS_MAX_RECORDS",
+                DEFAULT_MATCH_PROCESS_MAX_RECORDS,
+                minimum=0,
+            ),
         )
 
     @property

@@ -10,11 +10,10 @@ the queue, and a provider that asks us to wait holds the job instead of failing 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from math import isfinite
 
 from matching.llm import LLMItem, candidates_for_items
 from matching.peers import PeerSet
@@ -30,13 +29,21 @@ from matching.web_decision import choose_without_model
 from matching.websearch import SearchError, WebCandidates, search_candidates
 from service import metrics
 from service.catalog_index import CatalogEntry
+from service.chunk_rows import (
+    MatchRow,
+    ReviewEntry,
+    ReviewRow,
+    explanation_json,
+    kept_review,
+    match_rows,
+    review_row,
+)
+from service.match_processes import MIN_SPLIT_ITEMS, RemoteMatch
 from service.models import StageOutcome, StageUsage
 from service.providers import Providers
 
-MatchRow = tuple[str, str, float, str, str, str | None]  # ..., reason, explanation JSON
-# item, proposed record, score, matched, error chance, method, reason, explanation JSON (an
-# unmatched item's; a match keeps its own in matches), candidates JSON ([[id, score], ...])
-ReviewRow = tuple[str, str, float, bool, float, str, str, str | None, str]
+logger = logging.getLogger("chunkmatch.stages")
+
 CANDIDATES_PER_ITEM = 10
 # prior throughput of the slow stages, items/s, for an ETA before they have run
 PRIOR_ITEMS_PER_SECOND = {"ai": 8.0, "web-search": 1.5}
@@ -68,74 +75,50 @@ class StageContext:
     deadline: float  # time.monotonic() by which the chunk must be decided
     # one-to-one jobs: the scores with which the job already holds some catalog records
     held_scores: Callable[[list[str]], Awaitable[dict[str, float]]] | None = None
+    # helper processes holding the job's index and peers, each matching a share of a chunk
+    helpers: Sequence[RemoteMatch] = ()
 
 
 ONE_TO_ONE_CANDIDATES = 5
 """Candidates per item a one-to-one job may fall back on when a better item holds its best."""
 
 
-_float_json = float.__repr__  # what json.dumps writes for a finite float
-_string_json = json.encoder.encode_basestring_ascii
-
-
-def explanation_json(result: MatchResult) -> str:
-    """A match's explanation as the JSON stored with it: what ``json.dumps`` of its
-    evidence dicts gives (compact), written directly for finite floats, twice as fast (a
-    chunk writes thousands; PostgreSQL parses them into jsonb)."""
-    parts = []
-    for e in result.explanation:
-        value, contribution = e.value, e.contribution
-        if (
-            type(value) is float
-            and type(contribution) is float
-            and isfinite(value)
-            and isfinite(contribution)
-        ):
-            parts.append(
-                f'{{"signal":{_string_json(e.signal)},"value":{_float_json(value)},'
-                f'"contribution":{_float_json(contribution)}}}'
-            )
-        else:
-            parts.append(json.dumps(e.as_dict(), separators=(",", ":")))
-    return "[" + ",".join(parts) + "]"
-
-
 async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:
     if ctx.held_scores is not None:
         return await _run_one_to_one(ctx, items)
+    index, threshold, peers = ctx.catalog.index, ctx.threshold, ctx.peers
 
-    def match() -> tuple[list[MatchRow], list[ReviewRow]]:
+    async def here(part: Sequence[tuple[str, str]]) -> tuple[list[MatchRow], list[ReviewEntry]]:
         # the rows and their explanations' JSON are made off the event loop too
-        results, review = ctx.catalog.index.match_for_review(
-            items, threshold=ctx.threshold, peers=ctx.peers, review_from=REVIEW_MIN_ERROR
-        )
-        rows = [
-            (r.item_id, r.catalog_id, float(r.score), r.method, r.reason, explanation_json(r))
-            for r in results
-        ]
-        return rows, [review_row(r) for r in most_uncertain(review, len(items))]
+        return await asyncio.to_thread(match_rows, index, part, threshold, peers, len(items))
 
-    matches, review = await asyncio.to_thread(match)
+    async def there(
+        remote: RemoteMatch, part: Sequence[tuple[str, str]]
+    ) -> tuple[list[MatchRow], list[ReviewEntry]]:
+        try:
+            done = await remote(part, threshold, len(items))
+        except Exception:
+            logger.warning("a matching helper failed; its share is matched here", exc_info=True)
+            metrics.helper_items(len(part), "failed")
+            return await here(part)
+        metrics.helper_items(len(part), "matched")
+        return done
+
+    helpers = ctx.helpers if len(items) >= MIN_SPLIT_ITEMS else ()
+    parts = _shares(items, 1 + len(helpers))
+    done = await asyncio.gather(
+        here(parts[0]),
+        *(there(remote, part) for remote, part in zip(helpers, parts[1:], strict=True)),
+    )
+    matches = [row for rows, _ in done for row in rows]
+    review = kept_review([entry for _, entries in done for entry in entries], len(items))
     return StageOutcome(matches, review=review)
 
 
-def review_row(pair: ReviewPair) -> ReviewRow:
-    """A reviewable decision as the commit stores it (``review_queue``)."""
-    p = pair.proposed
-    candidates = ",".join(
-        f"[{_string_json(c)},{_float_json(float(s))}]" for c, s in pair.candidates
-    )
-    return (
-        p.item_id,
-        p.catalog_id,
-        float(p.score),
-        pair.matched,
-        float(pair.error_chance),
-        p.method,
-        "" if pair.matched else p.reason,
-        None if pair.matched else explanation_json(p),
-        f"[{candidates}]",
-    )
+def _shares(items: Sequence[tuple[str, str]], n: int) -> list[Sequence[tuple[str, str]]]:
+    """``items`` cut into ``n`` consecutive shares of nearly equal size, in order."""
+    bounds = [round(k * len(items) / n) for k in range(n + 1)]
+    return [items[bounds[k] : bounds[k + 1]] for k in range(n)]
 
 
 async def _run_one_to_one(ctx: StageContext, items: Sequence[tuple[str, str]]) -> StageOutcome:

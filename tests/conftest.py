@@ -33,8 +33,10 @@ from service.store import Store
 TEMPLATE_DB = f"chunkmatch_template_{os.getpid()}"
 TEST_CRON_SECRET = "test-cron-secret-0123456789abcdef0123456789"
 # servers under test have no built-in worker unless a test asks for one (serve_worker=True):
-# most tests advance jobs chunk by chunk with /process and check exactly what each did
-TEST_ENV = {"CHUNKMATCH_SERVE_WORKER": "off"}
+# most tests advance jobs chunk by chunk with /process and check exactly what each did. Nor
+# matching helper processes (each would copy every index its server builds), except the
+# shared live server, which runs with the default's one
+TEST_ENV = {"CHUNKMATCH_SERVE_WORKER": "off", "CHUNKMATCH_MATCH_PROCESSES": "0"}
 
 
 def dsn_for(dsn: str, database: str) -> str:
@@ -159,6 +161,7 @@ async def live_server(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[Li
         lease_seconds=10.0,
         cron_secret=TEST_CRON_SECRET,
         rate_per_second=0.0,  # many tests share its tokens; test_limits.py has its own server
+        match_processes=1,
     )
     port = free_port()
     server, thread = await asyncio.to_thread(run_server_in_thread, settings, port)

@@ -12,8 +12,8 @@ from service.catalog_index import IndexCache
 from service.engine import Engine
 from service.models import Project, StageOutcome
 from service.stage_runners import prior_items_per_second
-from service.stages import resolve_job
 from service.store import Store, to_json_text
+from tests.integration.helpers import enhanced_job
 
 
 async def _project(store: Store, n_items: int = 50, n_catalog: int = 50) -> Project:
@@ -33,17 +33,7 @@ async def _project(store: Store, n_items: int = 50, n_catalog: int = 50) -> Proj
 
 
 async def _job(store: Store, project: Project, chunk_size: int = 10):
-    stages, config = resolve_job("enhanced", {"chunkSize": chunk_size}, project)
-    return await store.create_job(
-        uuid.UUID(project.id),
-        job_type="enhanced",
-        config=config,
-        stages=stages,
-        stage_name="Enhanced Matching",
-        chunk_size=chunk_size,
-        priority=5,
-        max_attempts=3,
-    )
+    return await enhanced_job(store, project, chunk_size)
 
 
 class BrokenCache(IndexCache):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -19,7 +20,26 @@ def test_settings_defaults_and_casts() -> None:
     assert (s.port, s.lease_seconds, s.database_url) == (9000, 10.0, "postgres://x")
 
 
-@pytest.mark.parametrize("env", [{"PORT": "eighty"}, {"JOB_LEASE_SECONDS": "0"}, {"PORT": "-1"}])
+def test_matching_helpers_default_to_one_per_further_core() -> None:
+    s = Settings.from_env({})
+    assert s.match_processes == max(0, min(os.cpu_count() or 1, 4) - 1)
+    assert s.match_process_max_records == 300_000
+    s = Settings.from_env(
+        {"CHUNKMATCH_MATCH_PROCESSES": "0", "CHUNKMATCH_MATCH_PROCESS_MAX_RECORDS": "5000"}
+    )
+    assert (s.match_processes, s.match_process_max_records) == (0, 5000)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PORT": "eighty"},
+        {"JOB_LEASE_SECONDS": "0"},
+        {"PORT": "-1"},
+        {"CHUNKMATCH_MATCH_PROCESSES": "-1"},
+        {"CHUNKMATCH_MATCH_PROCESSES": "two"},
+    ],
+)
 def test_malformed_settings_say_which(env: dict) -> None:
     with pytest.raises(ConfigurationError, match=next(iter(env))):
         Settings.from_env(env)

@@ -1,0 +1,246 @@
+"""Helper processes that match a share of each chunk, so that one chunk uses more than one core.
+
+The library's matching holds Python's global interpreter lock for most of a chunk: two
+threads of one process gain about a fifth on two cores, a second process nearly doubles the
+rate. Each helper process keeps copies of the catalog indexes and peer sets the server
+uses lately:
+
+- a catalog index is built by the helper from the same records at the same time as the
+  server builds its own (the same records give the same index, and on a free core the copy
+  costs no wall time);
+- a job's peer set is built by the server and sent to the helper once (pickled, about
+  0.5 KB per item).
+
+Like :class:`service.catalog_index.IndexCache` this is a cache, not truth: entries are keyed
+by the same keys (project, version, fields), so an upload means new keys. A helper that
+lacks an entry (not built yet, dropped, restarted) is not asked; a helper that fails (an
+exception, a crash) has its share matched by the server instead, and a crashed helper is
+started again. The matches never depend on where they were made: an item's rows do not
+depend on the other items of the call (:func:`service.chunk_rows.match_rows`).
+
+Catalogs of more than ``MATCH_PROCESS_MAX_RECORDS`` records, and peer sets of more items,
+are matched by the server alone: a helper's copy would double their memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from matching import CatalogIndex
+from matching.peers import PeerSet
+from service.chunk_rows import MatchRow, ReviewEntry, match_rows
+
+logger = logging.getLogger("chunkmatch.processes")
+
+# (project id, catalog or items version, fields)
+IndexKey = tuple[str, int, tuple[str, ...]]
+PeersKey = IndexKey
+# (items, threshold, chunk size) -> what chunk_rows.match_rows gives for them
+RemoteMatch = Callable[
+    [Sequence[tuple[str, str]], float, int], Awaitable[tuple[list[MatchRow], list[ReviewEntry]]]
+]
+
+MIN_SPLIT_ITEMS = 100
+"""Chunks of fewer items are matched by the server alone (a helper's round trip costs a
+few milliseconds)."""
+
+
+# --- in the helper process -----------------------------------------------------------
+
+_indexes: OrderedDict[IndexKey, CatalogIndex] = OrderedDict()
+_peer_sets: OrderedDict[tuple[IndexKey, PeersKey], PeerSet] = OrderedDict()
+
+
+def _started() -> int:
+    """Run first in a new helper, so that its imports are done before it is needed."""
+    return os.getpid()
+
+
+def _build_index(key: IndexKey, records: list[tuple[str, str]], keep: int) -> None:
+    index = CatalogIndex.build(records)
+    _keep(_indexes, key, index, keep)
+    for old in [k for k in _peer_sets if k[0] not in _indexes]:
+        del _peer_sets[old]
+
+
+def _add_peers(key: IndexKey, peers_key: PeersKey, peers: PeerSet, keep: int) -> None:
+    if key in _indexes:
+        _keep(_peer_sets, (key, peers_key), peers, keep)
+
+
+def _match(
+    key: IndexKey,
+    peers_key: PeersKey,
+    items: Sequence[tuple[str, str]],
+    threshold: float,
+    chunk_size: int,
+) -> tuple[list[MatchRow], list[ReviewEntry]]:
+    index = _indexes.get(key)
+    peers = _peer_sets.get((key, peers_key))
+    if index is None or peers is None:
+        raise LookupError(f"this helper holds no index or peers for {key!r}")
+    return match_rows(index, items, threshold, peers, chunk_size)
+
+
+def _forget(project: str) -> None:
+    for old in [k for k in _indexes if k[0] == project]:
+        del _indexes[old]
+    for old in [k for k in _peer_sets if k[0][0] == project]:
+        del _peer_sets[old]
+
+
+def _keep(entries: OrderedDict, key: tuple, value: object, keep: int) -> None:
+    """Add ``value``; a newer version of the same project (and fields) drops the older
+    ones, and the oldest entries go beyond ``keep``."""
+    entries[key] = value
+    for old in [k for k in entries if _older(k, key)]:
+        del entries[old]
+    while len(entries) > keep:
+        entries.popitem(last=False)
+
+
+def _older(a: tuple, b: tuple) -> bool:
+    """Whether key ``a`` is an older version of key ``b``'s project: plain keys, or
+    (index key, peers key) pairs."""
+    if isinstance(a[0], tuple):
+        return a[0] == b[0] and _older(a[1], b[1]) or _older(a[0], b[0])
+    return a[0] == b[0] and a[1] < b[1]
+
+
+# --- in the server -------------------------------------------------------------------
+
+
+class _Helper:
+    """One helper process and what the server has asked it to hold."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+        self.started = self.executor.submit(_started)
+        self.indexes: OrderedDict[IndexKey, Future] = OrderedDict()
+        self.peer_sets: OrderedDict[tuple[IndexKey, PeersKey], Future] = OrderedDict()
+
+    def drop_orphan_peers(self) -> None:
+        for old in [k for k in self.peer_sets if k[0] not in self.indexes]:
+            del self.peer_sets[old]
+
+    def holds(self, key: IndexKey, peers_key: PeersKey) -> bool:
+        return _done(self.indexes.get(key)) and _done(self.peer_sets.get((key, peers_key)))
+
+    def stop(self) -> None:
+        processes = list(getattr(self.executor, "_processes", {}).values())
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:  # a build under way is not waited for
+            if process.is_alive():
+                process.terminate()
+
+
+def _done(future: Future | None) -> bool:
+    return (
+        future is not None
+        and future.done()
+        and not future.cancelled()
+        and future.exception() is None
+    )
+
+
+class MatchProcesses:
+    """``count`` helper processes, each matching an equal share of every chunk it can."""
+
+    def __init__(self, count: int, *, max_records: int, keep_indexes: int, keep_peers: int):
+        self.count = count
+        self.max_records = max_records
+        self.keep_indexes = keep_indexes
+        self.keep_peers = keep_peers
+        self._helpers: list[_Helper] = []
+
+    def start(self) -> None:
+        """Start the helpers (each imports the library meanwhile, about a second)."""
+        self._helpers = [_Helper(n) for n in range(self.count)]
+        if self.count:
+            logger.info("started %d matching helper process(es)", self.count)
+
+    def close(self) -> None:
+        for helper in self._helpers:
+            helper.stop()
+        self._helpers = []
+
+    def build_index(self, key: IndexKey, records: Sequence[tuple[str, str]]) -> None:
+        """Have every helper build the index of ``records`` for ``key`` (in the background:
+        call it before the server builds its own)."""
+        if not records or len(records) > self.max_records:
+            return
+        records = list(records)
+        for helper in self._helpers:
+            future = helper.executor.submit(_build_index, key, records, self.keep_indexes)
+            _keep(helper.indexes, key, future, self.keep_indexes)
+            helper.drop_orphan_peers()
+
+    def add_peers(self, key: IndexKey, peers_key: PeersKey, peers: PeerSet) -> None:
+        """Send ``peers`` to every helper building or holding the index for ``key``."""
+        if len(peers) > self.max_records:
+            return
+        for helper in self._helpers:
+            if key not in helper.indexes:
+                continue
+            future = helper.executor.submit(_add_peers, key, peers_key, peers, self.keep_peers)
+            _keep(helper.peer_sets, (key, peers_key), future, self.keep_peers)
+
+    def forget(self, project: str) -> None:
+        """Drop every entry of ``project`` (its records were deleted)."""
+        for helper in self._helpers:
+            for old in [k for k in helper.indexes if k[0] == project]:
+                del helper.indexes[old]
+            for old in [k for k in helper.peer_sets if k[0][0] == project]:
+                del helper.peer_sets[old]
+            helper.executor.submit(_forget, project)
+
+    def matchers(self, key: IndexKey, peers_key: PeersKey) -> list[RemoteMatch]:
+        """One function per helper that holds the index and peers for these keys: it
+        matches a share of a chunk there."""
+        return [
+            _matcher(self, helper, key, peers_key)
+            for helper in self._helpers
+            if helper.holds(key, peers_key)
+        ]
+
+    def pids(self, timeout: float = 60.0) -> list[int]:
+        """The helpers' process ids, once they have started."""
+        return [helper.started.result(timeout) for helper in self._helpers]
+
+    def _restart(self, helper: _Helper) -> None:
+        if helper in self._helpers:
+            logger.warning("matching helper %d stopped; starting it again", helper.number)
+            helper.stop()
+            self._helpers[self._helpers.index(helper)] = _Helper(helper.number)
+
+
+def _matcher(
+    processes: MatchProcesses, helper: _Helper, key: IndexKey, peers_key: PeersKey
+) -> RemoteMatch:
+    async def match(
+        items: Sequence[tuple[str, str]], threshold: float, chunk_size: int
+    ) -> tuple[list[MatchRow], list[ReviewEntry]]:
+        try:
+            future = helper.executor.submit(
+                _match, key, peers_key, list(items), threshold, chunk_size
+            )
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            processes._restart(helper)
+            raise
+        except LookupError:  # it dropped them: not asked again until sent again
+            helper.indexes.pop(key, None)
+            helper.drop_orphan_peers()
+            raise
+
+    return match

@@ -1,0 +1,214 @@
+"""Helper processes matching a share of each chunk: the same rows as the server alone, and a
+helper that fails or dies costs a chunk nothing but time. Real spawned processes, a real
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import uuid
+
+import pytest
+
+from service import metrics
+from service.catalog_index import MAX_PEER_SETS, IndexCache
+from service.engine import Engine
+from service.match_processes import MIN_SPLIT_ITEMS, MatchProcesses, _matcher
+from service.models import Job, Project
+from service.store import Store, to_json_text
+from tests.integration.helpers import enhanced_job
+
+BRANDS = ["Sony", "Samsung", "Canon", "Nikon", "Philips", "Bose", "Apple", "Dell"]
+KINDS = ["camera", "television", "headphones", "speaker", "monitor", "laptop", "router"]
+CHUNK = 2 * MIN_SPLIT_ITEMS  # split in two shares
+
+
+def _records(n_catalog: int = 400, n_items: int = 600) -> tuple[list[dict], list[dict]]:
+    """A catalog with sibling variants, and items: reworded copies of some records (some
+    with a typo or a size changed) and items with no counterpart at all, so that a job
+    makes matches, misses and reviewable decisions."""
+    rng = random.Random(7)
+    catalog = []
+    for i in range(n_catalog):
+        brand, kind = BRANDS[i % len(BRANDS)], KINDS[(i // 8) % len(KINDS)]
+        size = [16, 32, 64, 128][i % 4]
+        catalog.append(
+            {"id": f"c{i}", "name": f"{brand} {kind} {chr(65 + i % 26)}{i // 3:03d} {size}GB"}
+        )
+    items = []
+    for n in range(n_items):
+        if n % 4 == 3:  # no counterpart
+            name = f"{rng.choice(BRANDS)} {rng.choice(KINDS)} Z{n:04d} edition"
+        else:
+            words = catalog[rng.randrange(n_catalog)]["name"].split()
+            rng.shuffle(words)
+            if n % 5 == 0:
+                words[0] = words[0][:-1]  # a typo
+            if n % 7 == 0:
+                words = [w.replace("GB", "") if w.endswith("GB") else w for w in words]
+            name = " ".join(words).lower()
+        items.append({"id": f"i{n}", "name": name})
+    return catalog, items
+
+
+async def _project(store: Store) -> Project:
+    catalog, items = _records()
+    project = await store.create_project("helpers", owner="tester")
+    pid = uuid.UUID(project.id)
+    for kind, rows in (("catalog", catalog), ("items", items)):
+        records = [(r["id"], to_json_text(r)) for r in rows]
+        await store.upload_records(pid, kind, records, ["id", "name"])
+    return await store.get_project(pid, owner=None)
+
+
+async def _job(store: Store, project: Project) -> Job:
+    return await enhanced_job(store, project, CHUNK)
+
+
+def _processes(count: int = 1) -> MatchProcesses:
+    processes = MatchProcesses(count, max_records=10_000, keep_indexes=2, keep_peers=MAX_PEER_SETS)
+    processes.start()
+    return processes
+
+
+async def _ready(processes: MatchProcesses, engine: Engine, job: Job) -> None:
+    """Build the job's index and peers, and wait for the helpers' copies."""
+    await engine._job_index(job, with_peers=True)
+    for _ in range(600):
+        if processes.matchers(*engine._index_keys(job)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the helpers never held the job's index and peers")
+
+
+async def _run(engine: Engine, job: Job) -> None:
+    while True:
+        outcome = await engine.process_next_chunk(uuid.UUID(job.id))
+        if outcome.job.status == "completed":
+            return
+        assert outcome.job.status in ("pending", "processing"), outcome.message
+
+
+async def _results(store: Store, job: Job) -> tuple[list[tuple], list[tuple]]:
+    """The job's matches and review queue, as comparable rows (job ids left out)."""
+    async with store.pool.acquire() as conn:
+        matches = await conn.fetch(
+            "SELECT item_id, catalog_id, score, method, reason, explanation::text, chunk_seq"
+            " FROM matches WHERE job_id = $1 ORDER BY item_id",
+            uuid.UUID(job.id),
+        )
+        review = await conn.fetch(
+            "SELECT item_id, catalog_id, score, matched, error_chance, method, reason,"
+            " explanation::text, candidates::text FROM review_queue WHERE job_id = $1"
+            " ORDER BY item_id",
+            uuid.UUID(job.id),
+        )
+    return [tuple(r) for r in matches], [tuple(r) for r in review]
+
+
+async def _alone(store: Store) -> tuple[list[tuple], list[tuple]]:
+    """What a job stores when the server matches every chunk alone."""
+    alone = Engine(store, IndexCache(max_entries=2), lease_seconds=30)
+    reference = await _job(store, await _project(store))
+    await _run(alone, reference)
+    return await _results(store, reference)
+
+
+def _helper_items(outcome: str) -> float:
+    value = metrics.REGISTRY.get_sample_value("chunkmatch_helper_items_total", {"outcome": outcome})
+    return value or 0.0
+
+
+async def test_chunks_matched_in_shares_store_what_the_server_alone_stores(store: Store) -> None:
+    expected = await _alone(store)
+    project = await _project(store)  # the same records (a project's later jobs skip matches)
+    assert len(expected[0]) > 200 and len(expected[1]) > 20  # matches and reviewable ones
+
+    processes = _processes()
+    try:
+        shared = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
+        job = await _job(store, project)
+        await _ready(processes, shared, job)
+        before = _helper_items("matched")
+        await _run(shared, job)
+        # every chunk gave a helper its share: half of each chunk of 200
+        assert _helper_items("matched") - before == 600 // 2
+        assert await _results(store, job) == expected
+        done = await store.get_job(uuid.UUID(job.id))
+        assert done.matches_found == len(expected[0]) and done.processed_items == 600
+    finally:
+        processes.close()
+
+
+async def test_a_helper_that_dies_has_its_share_matched_by_the_server(store: Store) -> None:
+    expected = await _alone(store)
+    project = await _project(store)  # the same records (a project's later jobs skip matches)
+
+    processes = _processes()
+    try:
+        engine = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
+        job = await _job(store, project)
+        await _ready(processes, engine, job)
+        first = await engine.process_next_chunk(uuid.UUID(job.id))
+        assert first.processed == CHUNK
+        [pid] = processes.pids()
+        os.kill(pid, signal.SIGKILL)
+        failed = _helper_items("failed")
+        await _run(engine, job)
+        assert _helper_items("failed") - failed == CHUNK // 2  # the next chunk's share
+        assert await _results(store, job) == expected  # nothing lost, nothing different
+        # the helper was started again (empty: it is sent what is built from now on)
+        [restarted] = processes.pids()
+        assert restarted != pid
+        assert processes.matchers(*engine._index_keys(job)) == []
+    finally:
+        processes.close()
+
+
+async def test_helpers_hold_only_what_they_were_given_and_forget_a_project(store: Store) -> None:
+    project = await _project(store)
+    processes = _processes()
+    try:
+        engine = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
+        job = await _job(store, project)
+        catalog_key, peers_key = engine._index_keys(job)
+        assert processes.matchers(catalog_key, peers_key) == []  # nothing built yet
+        await _ready(processes, engine, job)
+        other_fields = (catalog_key[0], catalog_key[1], ("brand",))
+        assert processes.matchers(other_fields, peers_key) == []
+        newer_items = (peers_key[0], peers_key[1] + 1, peers_key[2])
+        assert processes.matchers(catalog_key, newer_items) == []
+
+        engine.index_cache.forget(project.id)  # the project's records were deleted
+        assert processes.matchers(catalog_key, peers_key) == []
+        # the helper itself dropped them: asked anyway, it answers that it holds nothing
+        [helper] = processes._helpers
+        remote = _matcher(processes, helper, catalog_key, peers_key)
+        with pytest.raises(LookupError):
+            await remote([("i1", "sony camera")], 0.5, 1)
+
+        await _ready(processes, engine, job)  # built again, so sent again
+        rows, _ = await processes.matchers(catalog_key, peers_key)[0](
+            [("i1", "sony camera a000 16gb")], 0.0, 1
+        )
+        assert [r[0] for r in rows] == ["i1"]
+    finally:
+        processes.close()
+
+
+async def test_catalogs_above_the_size_limit_stay_in_the_server(store: Store) -> None:
+    project = await _project(store)
+    processes = MatchProcesses(1, max_records=100, keep_indexes=2, keep_peers=MAX_PEER_SETS)
+    processes.start()
+    try:
+        engine = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
+        job = await _job(store, project)
+        await engine._job_index(job, with_peers=True)  # 400 records > 100
+        assert processes.matchers(*engine._index_keys(job)) == []
+        before = _helper_items("matched")
+        await _run(engine, job)
+        assert _helper_items("matched") == before
+    finally:
+        processes.close()
