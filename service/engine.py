@@ -372,8 +372,12 @@ class Engine:
             with contextlib.suppress(DatabaseUnavailable):
                 project = await self.store.get_project(uuid.UUID(job.project_id), owner=None)
                 records = project.catalog_count if project else 0
+            processes = self.index_cache.processes
+            helpers = 0
+            if processes is not None and 0 < records <= processes.max_records:
+                helpers = processes.count
             prior = {
-                "prior_rate": prior_items_per_second(stage, records),
+                "prior_rate": prior_items_per_second(stage, records, helpers),
                 "prior_chunks": eta.DEFAULT_PRIOR_CHUNKS,
             }
         self._prior_rates[key] = (prior, time.monotonic())
