@@ -1023,7 +1023,9 @@ class Store:
     # -- matches -----------------------------------------------------------------------
 
     @wrap_unavailable
-    async def job_matches(self, job: Job, *, after_id: int, limit: int) -> list[MatchRow]:
+    async def job_matches(
+        self, job: Job, *, after_id: int, limit: int, explanations: bool = True
+    ) -> list[MatchRow]:
         rows = await self.pool.fetch(
             queries["job_matches_page"],
             _uuid(job.id),
@@ -1033,6 +1035,7 @@ class Store:
             list(job.config.get("catalogFields", [])),
             job.items_version,
             job.catalog_version,
+            explanations,
         )
         return [MatchRow.from_row(r) for r in rows]
 

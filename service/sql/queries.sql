@@ -764,22 +764,27 @@ UPDATE job_chunks SET lease_expires_at = now() - interval '1 second'
 WHERE job_id = $1 AND seq = $2 AND status = 'running' AND lease_owner = $3;
 
 -- job_matches_page --
--- A page of a job's matches (keyset on match id), with the texts of the job's fields as the
--- job saw them (its items version $6 and catalog version $7).
-SELECT m.id, m.item_id, m.catalog_id, m.score, m.method, m.reason, m.explanation, m.stage,
+-- A page of a job's matches (keyset on match id, index matches_job_order), with the texts of
+-- the job's fields as the job saw them (its items version $6 and catalog version $7), and
+-- their explanations unless $8 is false (the CSV has none). The page is chosen first
+-- (MATERIALIZED), the texts joined to its rows only: while the tables had no statistics yet
+-- (right after a 100k job) the planner joined all of the job's later matches, then sorted.
+WITH page AS MATERIALIZED (
+    SELECT * FROM matches m WHERE m.job_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3
+)
+SELECT m.id, m.item_id, m.catalog_id, m.score, m.method, m.reason,
+       CASE WHEN $8::boolean THEN m.explanation END AS explanation, m.stage,
        m.created_at,
        EXISTS (SELECT 1 FROM review_decisions d
                WHERE d.project_id = m.project_id AND d.item_id = m.item_id) AS reviewed,
        chunkmatch_text(i.data, $4::text[]) AS item_text,
        chunkmatch_text(c.data, $5::text[]) AS catalog_text
-FROM matches m
+FROM page m
 LEFT JOIN items i ON i.project_id = m.project_id AND i.item_id = m.item_id
     AND i.version_from <= $6 AND (i.version_to IS NULL OR i.version_to > $6)
 LEFT JOIN catalog_records c ON c.project_id = m.project_id AND c.record_id = m.catalog_id
     AND c.version_from <= $7 AND (c.version_to IS NULL OR c.version_to > $7)
-WHERE m.job_id = $1 AND m.id > $2
-ORDER BY m.id
-LIMIT $3;
+ORDER BY m.id;
 
 -- lock_migrations --
 -- One migrating process at a time.
