@@ -26,7 +26,7 @@ from matching.results import MatchResult
 from service import eta, metrics
 from service.catalog_index import CatalogEntry, IndexCache, IndexKey, PeersKey
 from service.exceptions import DatabaseUnavailable
-from service.match_processes import RemoteMatch
+from service.match_processes import MIN_SPLIT_ITEMS, PREFETCH_SHARE, RemoteMatch
 from service.models import ChunkClaim, Job, StageOutcome
 from service.providers import Providers
 from service.stage_runners import RUNNERS, StageContext, prior_items_per_second
@@ -112,6 +112,8 @@ class Engine:
         self._preparations: dict[str, asyncio.Task[bool]] = {}
         # (project id, stage) -> (prior items/s, when fetched: monotonic seconds)
         self._prior_rates: dict[tuple[str, str], tuple[dict[str, float], float]] = {}
+        # helpers' matching of the next chunks' shares, being asked for (see _prefetch)
+        self._prefetches: set[asyncio.Task[None]] = set()
 
     async def process_next_chunk(
         self, job_id: uuid.UUID, *, preparation_wait: float = PREPARATION_WAIT_SECONDS
@@ -509,22 +511,56 @@ class Engine:
         held_scores = None
         if stage == "enhanced" and job.config.get("oneToOne"):
             held_scores = functools.partial(self.store.held_scores, job.id)
+        threshold = float(job.config["threshold"])
         helpers: Sequence[RemoteMatch] = ()
+        prefetched = None
         processes = self.index_cache.processes
-        if peers is not None and processes is not None:
+        shared = peers is not None and processes is not None and held_scores is None
+        if shared:
             catalog_key, peers_key = self._index_keys(job)
-            assert peers_key is not None
+            assert processes is not None and peers_key is not None
             helpers = processes.matchers(catalog_key, peers_key)
+            prefetched = processes.take_prefetched(catalog_key, peers_key, items, threshold)
         context = StageContext(
             catalog=catalog,
             peers=peers,
-            threshold=float(job.config["threshold"]),
+            threshold=threshold,
             providers=self.providers,  # type: ignore[arg-type]
             deadline=time.monotonic() + self.chunk_time_budget_seconds,
             held_scores=held_scores,
             helpers=helpers,
+            prefetched=prefetched,
         )
-        return await RUNNERS[stage](context, items), prepare_seconds
+        outcome = await RUNNERS[stage](context, items)
+        if shared and helpers:
+            # the next chunk's last share, matched while this one commits
+            task = asyncio.create_task(self._prefetch(job, chunk, catalog, threshold))
+            self._prefetches.add(task)
+            task.add_done_callback(self._prefetches.discard)
+        return outcome, prepare_seconds
+
+    async def _prefetch(
+        self, job: Job, chunk: ChunkClaim, catalog: CatalogEntry, threshold: float
+    ) -> None:
+        """Have a helper match the last share of the chunk this process will most likely
+        claim next (the job's next range): a cache of work, used only if that chunk, its
+        items and threshold turn out the same (:meth:`MatchProcesses.take_prefetched`)."""
+        processes = self.index_cache.processes
+        catalog_key, peers_key = self._index_keys(job)
+        assert processes is not None and peers_key is not None
+        following = dataclasses.replace(
+            chunk, ord_from=chunk.ord_to, ord_to=chunk.ord_to + job.chunk_size
+        )
+        try:
+            ids = await self.store.chunk_item_ids(following)
+        except DatabaseUnavailable:
+            return
+        texts = catalog.peer_texts(peers_key)
+        if len(ids) < MIN_SPLIT_ITEMS or texts is None or not all(i in texts for i in ids):
+            return
+        share = ids[len(ids) - round(PREFETCH_SHARE * len(ids)) :]
+        items = [(i, texts[i]) for i in share]
+        processes.prefetch(catalog_key, peers_key, items, threshold, len(ids))
 
     async def _chunk_items(
         self, job: Job, chunk: ChunkClaim, catalog: CatalogEntry | None

@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
 from matching import CatalogIndex
 from matching.peers import PeerSet
@@ -50,6 +51,19 @@ RemoteMatch = Callable[
 MIN_SPLIT_ITEMS = 100
 """Chunks of fewer items are matched by the server alone (a helper's round trip costs a
 few milliseconds)."""
+
+PREFETCH_SHARE = 0.6
+"""Share of the next chunk a helper matches ahead, while the server commits this one and
+the driver asks for the next: more than half, since the helper starts earlier."""
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """A share of a chunk a helper matched (or is matching) before the chunk was claimed:
+    the chunk's last ``len(items)`` items."""
+
+    items: tuple[tuple[str, str], ...]
+    result: Callable[[], Awaitable[tuple[list[MatchRow], list[ReviewEntry]]]]
 
 
 # --- in the helper process -----------------------------------------------------------
@@ -162,6 +176,8 @@ class MatchProcesses:
         self.keep_indexes = keep_indexes
         self.keep_peers = keep_peers
         self._helpers: list[_Helper] = []
+        # what a helper matches ahead of a chunk, by (index key, peers key): one at a time
+        self._prefetched: dict[tuple[IndexKey, PeersKey], tuple] = {}
 
     def start(self) -> None:
         """Start the helpers (each imports the library meanwhile, about a second)."""
@@ -212,6 +228,59 @@ class MatchProcesses:
             for helper in self._helpers
             if helper.holds(key, peers_key)
         ]
+
+    def prefetch(
+        self,
+        key: IndexKey,
+        peers_key: PeersKey,
+        items: Sequence[tuple[str, str]],
+        threshold: float,
+        chunk_size: int,
+    ) -> None:
+        """Have a helper match ``items``, the last share of a chunk of ``chunk_size`` items
+        that is likely to be claimed next, so that the chunk need not wait for it
+        (:meth:`take_prefetched`)."""
+        holders = [h for h in self._helpers if h.holds(key, peers_key)]
+        if not holders:
+            return
+        helper = holders[0]
+        try:
+            future = helper.executor.submit(
+                _match, key, peers_key, list(items), threshold, chunk_size
+            )
+        except BrokenProcessPool:
+            self._restart(helper)
+            return
+        old = self._prefetched.pop((key, peers_key), None)
+        if old is not None:
+            old[3].cancel()
+        self._prefetched[(key, peers_key)] = (tuple(items), threshold, chunk_size, future, helper)
+
+    def take_prefetched(
+        self,
+        key: IndexKey,
+        peers_key: PeersKey,
+        items: Sequence[tuple[str, str]],
+        threshold: float,
+    ) -> Prefetched | None:
+        """The share of this chunk a helper matched ahead, if it is this chunk's: the same
+        last items (ids and texts), threshold and chunk size; else None."""
+        entry = self._prefetched.pop((key, peers_key), None)
+        if entry is None:
+            return None
+        share, wanted, size, future, helper = entry
+        if wanted != threshold or size != len(items) or tuple(items[size - len(share) :]) != share:
+            future.cancel()
+            return None
+
+        async def result() -> tuple[list[MatchRow], list[ReviewEntry]]:
+            try:
+                return await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                self._restart(helper)
+                raise
+
+        return Prefetched(share, result)
 
     def pids(self, timeout: float = 60.0) -> list[int]:
         """The helpers' process ids, once they have started."""

@@ -38,7 +38,7 @@ from service.chunk_rows import (
     match_rows,
     review_row,
 )
-from service.match_processes import MIN_SPLIT_ITEMS, RemoteMatch
+from service.match_processes import MIN_SPLIT_ITEMS, Prefetched, RemoteMatch
 from service.models import StageOutcome, StageUsage
 from service.providers import Providers
 
@@ -84,6 +84,8 @@ class StageContext:
     held_scores: Callable[[list[str]], Awaitable[dict[str, float]]] | None = None
     # helper processes holding the job's index and peers, each matching a share of a chunk
     helpers: Sequence[RemoteMatch] = ()
+    # the chunk's last items, matched by a helper before the chunk was claimed
+    prefetched: Prefetched | None = None
 
 
 ONE_TO_ONE_CANDIDATES = 5
@@ -111,12 +113,28 @@ async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> S
         metrics.helper_items(len(part), "matched")
         return done
 
-    helpers = ctx.helpers if len(items) >= MIN_SPLIT_ITEMS else ()
-    parts = _shares(items, 1 + len(helpers))
-    done = await asyncio.gather(
-        here(parts[0]),
-        *(there(remote, part) for remote, part in zip(helpers, parts[1:], strict=True)),
-    )
+    if ctx.prefetched is not None:
+        share = ctx.prefetched.items
+        own = items[: len(items) - len(share)]
+
+        async def ahead() -> tuple[list[MatchRow], list[ReviewEntry]]:
+            try:
+                found = await ctx.prefetched.result()
+            except Exception:
+                logger.warning("a matching helper failed; its share is matched here", exc_info=True)
+                metrics.helper_items(len(share), "failed")
+                return await here(share)
+            metrics.helper_items(len(share), "prefetched")
+            return found
+
+        done = await asyncio.gather(here(own), ahead())
+    else:
+        helpers = ctx.helpers if len(items) >= MIN_SPLIT_ITEMS else ()
+        parts = _shares(items, 1 + len(helpers))
+        done = await asyncio.gather(
+            here(parts[0]),
+            *(there(remote, part) for remote, part in zip(helpers, parts[1:], strict=True)),
+        )
     matches = [row for rows, _ in done for row in rows]
     review = kept_review([entry for _, entries in done for entry in entries], len(items))
     return StageOutcome(matches, review=review)

@@ -15,7 +15,7 @@ import pytest
 from service import metrics
 from service.catalog_index import MAX_PEER_SETS, IndexCache
 from service.engine import Engine
-from service.match_processes import MIN_SPLIT_ITEMS, MatchProcesses, _matcher
+from service.match_processes import MIN_SPLIT_ITEMS, PREFETCH_SHARE, MatchProcesses, _matcher
 from service.models import Job, Project
 from service.store import Store, to_json_text
 from tests.integration.helpers import enhanced_job
@@ -131,13 +131,42 @@ async def test_chunks_matched_in_shares_store_what_the_server_alone_stores(store
         shared = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
         job = await _job(store, project)
         await _ready(processes, shared, job)
-        before = _helper_items("matched")
+        before = _helper_items("matched"), _helper_items("prefetched")
         await _run(shared, job)
-        # every chunk gave a helper its share: half of each chunk of 200
-        assert _helper_items("matched") - before == 600 // 2
+        # the first chunk gave the helper half of it; while each chunk committed, the helper
+        # matched the last share of the next one ahead (PREFETCH_SHARE of it)
+        assert _helper_items("matched") - before[0] == CHUNK // 2
+        assert _helper_items("prefetched") - before[1] == 2 * round(PREFETCH_SHARE * CHUNK)
         assert await _results(store, job) == expected
         done = await store.get_job(uuid.UUID(job.id))
         assert done.matches_found == len(expected[0]) and done.processed_items == 600
+    finally:
+        processes.close()
+
+
+async def test_work_done_ahead_for_a_chunk_another_driver_claimed_is_not_used(
+    store: Store,
+) -> None:
+    """Two drivers (engines) take turns on one job: the first one's helper matches ahead a
+    share of the next chunk, which the other driver claims; the first one's next chunk is
+    another, so that work is dropped and the job stores what it stores alone."""
+    expected = await _alone(store)
+    project = await _project(store)
+    processes = _processes()
+    try:
+        first = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
+        second = Engine(store, IndexCache(max_entries=2), lease_seconds=30)
+        job = await _job(store, project)
+        await _ready(processes, first, job)
+        before = _helper_items("prefetched"), _helper_items("matched")
+        done = False
+        while not done:
+            for engine in (first, second):
+                outcome = await engine.process_next_chunk(uuid.UUID(job.id))
+                done = done or outcome.job.status == "completed"
+        assert _helper_items("prefetched") == before[0]  # chunk 2 went to the other driver
+        assert _helper_items("matched") - before[1] == 2 * (CHUNK // 2)  # chunks 1 and 3
+        assert await _results(store, job) == expected
     finally:
         processes.close()
 
@@ -151,13 +180,11 @@ async def test_a_helper_that_dies_has_its_share_matched_by_the_server(store: Sto
         engine = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
         job = await _job(store, project)
         await _ready(processes, engine, job)
-        first = await engine.process_next_chunk(uuid.UUID(job.id))
-        assert first.processed == CHUNK
         [pid] = processes.pids()
         os.kill(pid, signal.SIGKILL)
         failed = _helper_items("failed")
         await _run(engine, job)
-        assert _helper_items("failed") - failed == CHUNK // 2  # the next chunk's share
+        assert _helper_items("failed") - failed == CHUNK // 2  # the first chunk's share
         assert await _results(store, job) == expected  # nothing lost, nothing different
         # the helper was started again (empty: it is sent what is built from now on)
         [restarted] = processes.pids()
