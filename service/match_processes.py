@@ -56,6 +56,9 @@ PREFETCH_SHARE = 0.6
 """Share of the next chunk a helper matches ahead, while the server commits this one and
 the driver asks for the next: more than half, since the helper starts earlier."""
 
+MAX_PREFETCHED = 8
+"""Shares matched ahead kept at most (one per index and peers), the oldest dropped first."""
+
 
 @dataclass(frozen=True)
 class Prefetched:
@@ -255,6 +258,9 @@ class MatchProcesses:
         if old is not None:
             old[3].cancel()
         self._prefetched[(key, peers_key)] = (tuple(items), threshold, chunk_size, future, helper)
+        while len(self._prefetched) > MAX_PREFETCHED:  # jobs that ended, or went elsewhere
+            oldest = next(iter(self._prefetched))
+            self._prefetched.pop(oldest)[3].cancel()
 
     def take_prefetched(
         self,
