@@ -178,11 +178,11 @@ class IndexCache(VersionedCache[CatalogEntry]):
         async def build(progress: Progress) -> tuple[CatalogEntry, int]:
             records = await load()
             progress(LOADED_SHARE)
-            if self.processes is not None:
-                self.processes.build_index(key, records)  # beside this one, on another core
             index = await asyncio.to_thread(
                 CatalogIndex.build, records, progress=scaled(progress, LOADED_SHARE, 1.0)
             )
+            if self.processes is not None:
+                self.processes.add_index(key, index)
             entry = CatalogEntry(index, dict(records), key=key, processes=self.processes)
             return entry, len(records)
 
