@@ -14,6 +14,7 @@ from service.models import Project, StageOutcome
 from service.stage_runners import prior_items_per_second
 from service.stages import resolve_job
 from service.store import Store, to_json_text
+from tests.integration.helpers import process_chunk
 
 
 async def _project(store: Store, n_items: int = 50, n_catalog: int = 50) -> Project:
@@ -120,7 +121,7 @@ async def test_a_job_keeps_its_catalog_version_and_the_next_job_uses_the_new_one
     cache = IndexCache(max_entries=2)
     engine = Engine(store, cache, lease_seconds=30)
     job_id = uuid.UUID((await _job(store, project)).id)
-    outcome = await engine.process_next_chunk(job_id)
+    outcome = await process_chunk(engine, job_id)
     assert outcome.processed == 10 and outcome.new_matches == 10
     (key,) = cache._entries
     # a catalog upload bumps the version: the running job keeps its own version's index
@@ -130,7 +131,7 @@ async def test_a_job_keeps_its_catalog_version_and_the_next_job_uses_the_new_one
         [("c99", to_json_text({"id": "c99", "name": "Gadget"}))],
         ["id", "name"],
     )
-    outcome = await engine.process_next_chunk(job_id)
+    outcome = await process_chunk(engine, job_id)
     assert outcome.job.status == "completed"
     assert list(cache._entries) == [key]
     # the next job uses the new version's index
@@ -141,7 +142,7 @@ async def test_a_job_keeps_its_catalog_version_and_the_next_job_uses_the_new_one
         ["id", "name"],
     )
     later = uuid.UUID((await _job(store, project)).id)
-    outcome = await engine.process_next_chunk(later)
+    outcome = await process_chunk(engine, later)
     assert outcome.new_matches == 1
     assert list(cache._entries) == [(key[0], key[1] + 1, key[2])]
 
@@ -168,7 +169,7 @@ async def test_a_failing_stage_is_retried_then_fails_the_job_then_can_restart(
     assert restarted.status == "processing" and restarted.attempts == 0
     assert restarted.error is None
     healthy = Engine(store, IndexCache(max_entries=1), lease_seconds=30)
-    outcome = await healthy.process_next_chunk(job_id)  # the released chunk, reclaimed
+    outcome = await process_chunk(healthy, job_id)  # the released chunk, reclaimed
     assert outcome.job.status == "completed" and outcome.job.processed_items == 5
     # the process's metrics count each chunk by how it ended
     assert _chunks_counted("failed") - counted["failed"] == 3
@@ -186,8 +187,8 @@ async def test_backoff_holds_the_job_until_its_next_attempt(store: Store) -> Non
 
     broken = Engine(store, BrokenCache("flaky"), lease_seconds=30, retry_base_seconds=60)
     await broken.process_next_chunk(job_id)
-    waiting = await Engine(store, IndexCache(max_entries=1), lease_seconds=30).process_next_chunk(
-        job_id
+    waiting = await process_chunk(
+        Engine(store, IndexCache(max_entries=1), lease_seconds=30), job_id
     )
     assert waiting.processed == 0
     assert "waiting: retrying after an error" in waiting.message
@@ -240,7 +241,7 @@ async def test_a_long_chunk_keeps_its_lease(store: Store) -> None:
             seen.append(outcome.processed)
         return seen
 
-    slow, rival_processed = await asyncio.gather(engine.process_next_chunk(job_id), rival_tries())
+    slow, rival_processed = await asyncio.gather(process_chunk(engine, job_id), rival_tries())
     assert slow.processed == 5 and slow.job.status == "completed"  # its commit was accepted
     assert sum(rival_processed) == 0  # the renewed lease was never taken over
 
