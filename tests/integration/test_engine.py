@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from service import engine as engine_module
 from service import metrics
 from service.catalog_index import IndexCache
 from service.engine import Engine
@@ -308,6 +309,11 @@ async def test_uploads_in_quick_succession_prewarm_once(store: Store) -> None:
     assert [len(p) for p in entry._peers.values()] == [11]
 
 
+INLINE_SECONDS = 60.0
+"""The inline preparation window of the tests that a build ending within it runs the chunk
+in the same call: long enough for any load (the real windows' length is a timing goal)."""
+
+
 class GatedCache(IndexCache):
     """An index cache whose builds wait for ``gate``: a preparation that takes as long as
     the test wants, without sleeping."""
@@ -334,7 +340,9 @@ async def _preparation_in_row(store: Store, job_id: uuid.UUID, want) -> dict | N
             await asyncio.sleep(0.02)
 
 
-async def test_a_job_prepares_before_its_first_chunk_and_shows_it(store: Store) -> None:
+async def test_a_job_prepares_before_its_first_chunk_and_shows_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = await _project(store, n_items=30, n_catalog=30)
     cache = GatedCache()
     engine = Engine(store, cache, lease_seconds=30)
@@ -351,8 +359,10 @@ async def test_a_job_prepares_before_its_first_chunk_and_shows_it(store: Store) 
     assert waiting.job.status == "pending" and waiting.job.processed_items == 0  # no chunk
 
     cache.gate.set()
-    # a build that ends within the call (a small catalog) lets the call go on with a chunk
-    outcome = await engine.process_next_chunk(job_id)
+    # a build that ends within the call (a small catalog) lets the call go on with a chunk;
+    # how soon it must end is a timing goal (benchmarks/), so it is generous here
+    monkeypatch.setattr(engine_module, "PREPARATION_JOIN_INLINE_SECONDS", INLINE_SECONDS)
+    outcome = await engine.process_next_chunk(job_id, preparation_wait=INLINE_SECONDS)
     assert not outcome.preparing and outcome.processed == 10
     assert outcome.job.preparation is None
     assert await _preparation_in_row(store, job_id, lambda p: p is None) is None
@@ -364,7 +374,9 @@ async def test_a_job_prepares_before_its_first_chunk_and_shows_it(store: Store) 
     assert other.preparation is None and not engine._preparations
 
 
-async def test_preparation_builds_the_peers_after_the_catalog_index(store: Store) -> None:
+async def test_preparation_builds_the_peers_after_the_catalog_index(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = await _project(store, n_items=30, n_catalog=30)
     cache = IndexCache(max_entries=4)
     engine = Engine(store, cache, lease_seconds=30)
@@ -372,7 +384,8 @@ async def test_preparation_builds_the_peers_after_the_catalog_index(store: Store
     catalog_key, peers_key = engine._index_keys(job)
     await engine._catalog(*catalog_key)  # the catalog index is built, the peers are not
     assert engine.preparation_state(job) == {"step": "peers", "progress": 0.0}
-    outcome = await engine.process_next_chunk(uuid.UUID(job.id))
+    monkeypatch.setattr(engine_module, "PREPARATION_INLINE_SECONDS", INLINE_SECONDS)
+    outcome = await engine.process_next_chunk(uuid.UUID(job.id), preparation_wait=INLINE_SECONDS)
     # a small job's preparation ends within the call, which goes on with the chunk
     assert outcome.processed == 10 and not outcome.preparing
     assert engine.preparation_state(job) is None
