@@ -53,13 +53,47 @@ async def create_job(
     return r.json()["job"]
 
 
+PREPARATION_CALLS = 50
+"""How many /process answers a test lets stop at a job's preparation (each waits up to
+PREPARATION_WAIT_SECONDS for it) before it calls the job stuck."""
+
+
+async def process_chunk(
+    client: httpx.AsyncClient,
+    job_id: str,
+    *,
+    url: str = "",
+    answers: list[dict] | None = None,
+    **request: Any,
+) -> dict:
+    """The body of the first /process answer on ``job_id`` past the job's preparation: one
+    that ran a chunk (or said why none was due: paused, waiting, completed, ...).
+
+    A job builds its catalog index and peers before its first chunk, and /process waits for
+    that only briefly inline (service/engine.py), so under load the first calls of a test
+    may answer "Preparing ..." / "Prepared ..." and run no chunk. ``url`` is the server's
+    when ``client`` has no base URL, ``request`` goes to each POST (headers), and every
+    answer, the preparing ones too, is appended to ``answers`` when given."""
+    for _ in range(PREPARATION_CALLS):
+        r = await client.post(f"{url}/api/jobs/{job_id}/process", **request)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if answers is not None:
+            answers.append(body)
+        if not body["message"].startswith("Prepar"):
+            return body
+    raise AssertionError(
+        f"no /process answer got past the preparation in {PREPARATION_CALLS} calls; "
+        f"the last: {body['message']!r}"
+    )
+
+
 async def drive(client: httpx.AsyncClient, job_id: str, max_calls: int = 10_000) -> list[dict]:
-    """Call process until the job finishes; return every job snapshot seen."""
+    """Call process until the job finishes; return the job snapshot of every answer past
+    the job's preparation (see :func:`process_chunk`)."""
     seen = []
     for _ in range(max_calls):
-        r = await client.post(f"/api/jobs/{job_id}/process")
-        assert r.status_code == 200, r.text
-        job = r.json()["job"]
+        job = (await process_chunk(client, job_id))["job"]
         seen.append(job)
         if job["status"] not in ("pending", "processing"):
             return seen

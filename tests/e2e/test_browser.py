@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import process_chunk
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "benchmarks" / "out"
@@ -417,7 +419,7 @@ async def test_page_shows_progress_the_server_pushes(live_server, tmp_path: Path
                 base_url=live_server.url, headers=live_server.headers(), timeout=60
             ) as client:
                 while True:
-                    job = (await client.post(f"/api/jobs/{job_id}/process")).json()["job"]
+                    job = (await process_chunk(client, job_id))["job"]
                     if job["status"] == "completed":
                         break
                     await page.wait_for_function(

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.e2e.helpers import create_job, create_project, drive, products, upload
+from tests.e2e.helpers import create_job, create_project, drive, process_chunk, products, upload
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 
 pytestmark = [
@@ -172,9 +172,9 @@ async def test_a_job_driven_over_the_api_shows_a_live_bar(live_server, client) -
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0
-        await client.post(f"/api/jobs/{job['id']}/process")
+        await process_chunk(client, job["id"])
         await page.wait_for_selector(f'{bar}[aria-valuenow="25"]')
-        await client.post(f"/api/jobs/{job['id']}/process")
+        await process_chunk(client, job["id"])
         await page.wait_for_selector(f'{bar}[aria-valuenow="50"]')
         await drive(client, job["id"])
         await page.wait_for_selector(f'{bar}[data-status="completed"]')

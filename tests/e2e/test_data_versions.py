@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.e2e.helpers import create_job, create_project, drive, products, upload
+from tests.e2e.helpers import create_job, create_project, drive, process_chunk, products, upload
 
 
 async def _matches(client: httpx.AsyncClient, job_id: str) -> dict[str, dict]:
@@ -34,8 +34,7 @@ async def test_uploads_during_a_job_do_not_mix_into_it(client: httpx.AsyncClient
     await upload(client, pid, "items", items)
     job = await create_job(client, pid, {"chunkSize": 10})
     assert (job["catalogVersion"], job["itemsVersion"]) == (1, 1)
-    r = await client.post(f"/api/jobs/{job['id']}/process")
-    assert r.json()["job"]["processedItems"] == 10
+    assert (await process_chunk(client, job["id"]))["job"]["processedItems"] == 10
 
     # mid-job, both sides change: the catalog's names rotate, the items' names rotate too
     assert (await upload(client, pid, "catalog", _rotated(catalog, 1)))["updated"] == 40
@@ -106,7 +105,7 @@ async def _one_chunk_done(client: httpx.AsyncClient, name: str, config: dict) ->
     await upload(client, pid, "catalog", products(20, "c"))
     await upload(client, pid, "items", items)
     job = await create_job(client, pid, {"chunkSize": 5, **config})
-    await client.post(f"/api/jobs/{job['id']}/process")
+    await process_chunk(client, job["id"])
     return pid, items, job
 
 

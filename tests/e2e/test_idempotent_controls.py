@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.e2e.helpers import create_job, create_project, products, upload
+from tests.e2e.helpers import create_job, create_project, process_chunk, products, upload
 
 CALLS = 8
 
@@ -18,13 +18,9 @@ async def _running_job(client: httpx.AsyncClient) -> dict:
     await upload(client, pid, "catalog", products(40, "c"))
     await upload(client, pid, "items", products(40, "i"))
     job = await create_job(client, pid, {"chunkSize": 10})
-    # the first calls may only see the job's preparation end (then no chunk runs in them)
-    for _ in range(50):
-        r = await client.post(f"/api/jobs/{job['id']}/process")
-        assert r.status_code == 200, r.text
-        if r.json()["job"]["status"] == "processing":
-            return job
-    raise AssertionError(f"the job never started processing: {r.json()['job']['status']}")
+    body = await process_chunk(client, job["id"])
+    assert body["job"]["status"] == "processing", body
+    return job
 
 
 async def _all(client: httpx.AsyncClient, job_id: str, action: str) -> set[tuple[int, str]]:

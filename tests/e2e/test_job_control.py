@@ -11,7 +11,7 @@ import httpx
 
 from service.settings import Settings
 from tests.conftest import TEST_CRON_SECRET, TEST_ENV, free_port, run_server_in_thread
-from tests.e2e.helpers import create_job, create_project, drive, products, upload
+from tests.e2e.helpers import create_job, create_project, drive, process_chunk, products, upload
 
 CRON = {"Authorization": f"Bearer {TEST_CRON_SECRET}"}
 
@@ -31,7 +31,7 @@ async def _project(client: httpx.AsyncClient, n: int = 60) -> str:
 
 async def test_pause_and_resume(client: httpx.AsyncClient) -> None:
     job = await create_job(client, await _project(client), {"chunkSize": 20})
-    await client.post(f"/api/jobs/{job['id']}/process")
+    await process_chunk(client, job["id"])
     r = await client.post(f"/api/jobs/{job['id']}/pause")
     assert r.status_code == 200 and r.json()["job"]["status"] == "paused"
     r = await client.post(f"/api/jobs/{job['id']}/process")
@@ -47,7 +47,7 @@ async def test_pause_and_resume(client: httpx.AsyncClient) -> None:
 
 async def test_retry_restarts_a_failed_job_where_it_stopped(client: httpx.AsyncClient) -> None:
     job = await create_job(client, await _project(client), {"chunkSize": 20})
-    await client.post(f"/api/jobs/{job['id']}/process")
+    await process_chunk(client, job["id"])
     r = await client.post(f"/api/jobs/{job['id']}/retry")
     assert r.status_code == 409  # only a failed job can be retried
     await client.patch(f"/api/jobs/{job['id']}", json={"status": "failed", "error": "operator"})

@@ -11,7 +11,7 @@ import uuid
 import asyncpg
 import httpx
 
-from tests.e2e.helpers import create_job, create_project, drive, products, upload
+from tests.e2e.helpers import create_job, create_project, drive, process_chunk, products, upload
 
 
 async def _project_with_data(client: httpx.AsyncClient, n: int = 120) -> str:
@@ -65,8 +65,7 @@ async def test_job_runs_chunk_by_chunk_to_completion(client: httpx.AsyncClient) 
 async def test_process_message_and_matches_pages(client: httpx.AsyncClient) -> None:
     project_id = await _project_with_data(client, 60)
     job = await create_job(client, project_id, {"chunkSize": 100})
-    r = await client.post(f"/api/jobs/{job['id']}/process")
-    body = r.json()
+    body = await process_chunk(client, job["id"])
     assert body["success"] is True
     assert body["message"].startswith("Processed 75 items, ")
     found = body["job"]["matchesFound"]
@@ -133,7 +132,7 @@ async def test_list_patch_and_cancel(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/jobs", params={"projectId": project_id})
     assert [j["id"] for j in r.json()["jobs"]] == [second["id"], first["id"]]  # newest first
 
-    await client.post(f"/api/jobs/{second['id']}/process")
+    await process_chunk(client, second["id"])
     r = await client.post(f"/api/jobs/{second['id']}/cancel")
     assert r.status_code == 200
     assert r.json()["job"]["status"] == "cancelled"

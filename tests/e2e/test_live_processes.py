@@ -14,7 +14,7 @@ import time
 import asyncpg
 import httpx
 
-from tests.e2e.helpers import sse_frames
+from tests.e2e.helpers import process_chunk, sse_frames
 from tests.e2e.processes import (
     CHUNKMATCH,
     ServiceProcess,
@@ -107,7 +107,7 @@ async def test_events_and_polls_follow_commits_of_another_process(db_dsn) -> Non
             assert (await anext(frames))["data"]["status"] == "pending"
             seen: list[dict] = []
             for _ in range(8):  # B commits; A's subscriber and A's poll see each chunk
-                done = (await c.post(f"{b.url}/api/jobs/{job_id}/process")).json()["job"]
+                done = (await process_chunk(c, job_id, url=b.url))["job"]
                 while not seen or seen[-1]["processedItems"] < done["processedItems"]:
                     frame = await asyncio.wait_for(anext(frames), 5)
                     seen.append(frame["data"])

@@ -11,15 +11,16 @@ import json
 import httpx
 import pytest
 
-from tests.e2e.helpers import sse_frames
+from tests.e2e.helpers import process_chunk, sse_frames
 from tests.e2e.processes import ServiceProcess, auth, create_token, seed_project
 
 METRICS_TOKEN = "metrics-secret-0123456789abcdef0123456789"
 
 
-async def _exercise(db_dsn: str, log_format: str) -> tuple[str, str, list[str]]:
-    """Run a job on a server logging in ``log_format`` at INFO, sending secrets every way a
-    client might; the job's id, the log, and the secrets that must not be in it."""
+async def _exercise(db_dsn: str, log_format: str) -> tuple[str, str, list[str], int]:
+    """Run three chunks of a job on a server logging in ``log_format`` at INFO, sending
+    secrets every way a client might; the job's id, the log, the secrets that must not be in
+    it, and how many /process calls it took."""
     token = await asyncio.to_thread(create_token, db_dsn)
     env = {
         "CHUNKMATCH_LOG_LEVEL": "INFO",
@@ -28,12 +29,12 @@ async def _exercise(db_dsn: str, log_format: str) -> tuple[str, str, list[str]]:
     }
     server = ServiceProcess(db_dsn, env)
     await asyncio.to_thread(server.start)
+    answers: list[dict] = []
     try:
         _, job_id = await asyncio.to_thread(seed_project, server.url, token, 30, 20, chunk_size=10)
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
-            for _ in range(3):
-                r = await c.post(f"/api/jobs/{job_id}/process", headers=auth(token))
-                assert r.status_code == 200
+            for _ in range(3):  # (and the calls that only saw the job's preparation)
+                await process_chunk(c, job_id, answers=answers, headers=auth(token))
             ticket = (
                 await c.post(f"/api/jobs/{job_id}/events-ticket", headers=auth(token))
             ).json()["ticket"]
@@ -48,11 +49,11 @@ async def _exercise(db_dsn: str, log_format: str) -> tuple[str, str, list[str]]:
     finally:
         server.stop()
     log = server.log_path.read_text()
-    return job_id, log, [token, token[3:20], ticket, ticket[3:20], METRICS_TOKEN]
+    return job_id, log, [token, token[3:20], ticket, ticket[3:20], METRICS_TOKEN], len(answers)
 
 
 async def test_json_lines_with_the_fields_of_chunks_and_requests(db_dsn) -> None:
-    job_id, log, secrets = await _exercise(db_dsn, "json")
+    job_id, log, secrets, calls = await _exercise(db_dsn, "json")
     lines = [json.loads(line) for line in log.splitlines() if line.strip()]
     assert lines, "the server logged nothing"
     for line in lines:
@@ -65,7 +66,7 @@ async def test_json_lines_with_the_fields_of_chunks_and_requests(db_dsn) -> None
         assert c["items"] == 10 and c["level"] == "INFO"
     access = [ln for ln in lines if ln["logger"] == "chunkmatch.access"]
     process = [a for a in access if a["route"] == "/api/jobs/{job_id}/process"]
-    assert len(process) == 3
+    assert len(process) == calls  # one line per /process call
     assert all(a["status"] == 200 and a["method"] == "POST" for a in process)
     assert all(
         a["duration_ms"] >= 0 and a["path"] == f"/api/jobs/{job_id}/process" for a in process
@@ -79,7 +80,7 @@ async def test_json_lines_with_the_fields_of_chunks_and_requests(db_dsn) -> None
 
 
 async def test_text_lines_are_readable_and_keep_no_secret(db_dsn) -> None:
-    job_id, log, secrets = await _exercise(db_dsn, "text")
+    job_id, log, secrets, _ = await _exercise(db_dsn, "text")
     with pytest.raises(json.JSONDecodeError):
         json.loads(log.splitlines()[0])
     assert f'"GET /api/jobs/{job_id}?token=REDACTED&limit=5 HTTP/1.1" 401' in log

@@ -22,7 +22,7 @@ from tests.conftest import (
     make_tokens,
     run_server_in_thread,
 )
-from tests.e2e.helpers import drive
+from tests.e2e.helpers import drive, process_chunk
 from tests.fakes import mixed_web
 from tests.fakes.fixtures import (  # noqa: F401
     FAKE_API_KEY,
@@ -180,24 +180,13 @@ async def test_failing_items_are_recorded_and_can_be_retried(
     assert r.status_code == 409  # nothing left to retry
 
 
-async def _first_chunk(client: httpx.AsyncClient, job_id: str) -> dict:
-    """The answer of the first /process call that ran a chunk (the first calls may only see
-    the job's preparation end, under load)."""
-    for _ in range(50):
-        r = await client.post(f"/api/jobs/{job_id}/process")
-        assert r.status_code == 200, r.text
-        if not r.json()["message"].startswith("Prepar"):
-            return r.json()
-    raise AssertionError(f"no chunk ran: {r.json()['message']}")
-
-
 async def test_items_not_decided_in_time_go_back_to_the_queue(
     provider_server: httpx.AsyncClient, fake_openai
 ) -> None:
     client = provider_server
     fake_openai.latency = 5.0  # longer than the 3 s chunk budget
     job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
-    body = await _first_chunk(client, job["id"])
+    body = await process_chunk(client, job["id"])
     assert "put back in the queue" in body["message"]
     assert body["job"]["processedItems"] == 0 and body["job"]["status"] == "processing"
     fake_openai.latency = 0.0
@@ -211,7 +200,7 @@ async def test_a_provider_asking_to_wait_holds_the_job(
     client = provider_server
     fake_openai.add_faults(("429", 900), ("429", 900))  # longer than we wait in-process
     job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
-    r = (await client.post(f"/api/jobs/{job['id']}/process")).json()
+    r = await process_chunk(client, job["id"])
     assert r["job"]["status"] == "processing"
     assert r["job"]["waitingReason"] and "wait" in r["job"]["waitingReason"]
     assert r["job"]["etaSeconds"] >= 800  # the ETA says how long, honestly
@@ -280,9 +269,9 @@ async def test_the_requests_per_minute_budget_is_shared_and_never_exceeded(
     ) as (clients, dsn):
         pid = await _project(clients[0])
         job = await _job(clients[0], pid, "ai", {"chunkSize": 4})
-        # drive from both servers at once, as two processes would
+        # drive from both servers at once, as two processes would (each prepares first)
         for _ in range(3):
-            await asyncio.gather(*(c.post(f"/api/jobs/{job['id']}/process") for c in clients))
+            await asyncio.gather(*(process_chunk(c, job["id"]) for c in clients))
         state = (await clients[1].get(f"/api/jobs/{job['id']}")).json()["job"]
         conn = await asyncpg.connect(dsn)
         try:
@@ -307,7 +296,7 @@ async def test_a_provider_down_holds_the_job_and_it_resumes(
     ) as ((client,), _):
         fake_openai.add_faults(*["503"] * 200)  # down for a while
         job = await _job(client, await _project(client), "ai", {"chunkSize": 10})
-        body = await _first_chunk(client, job["id"])
+        body = await process_chunk(client, job["id"])
         state = body["job"]
         assert state["status"] == "processing" and state["failedItems"] == 0, (
             body,

@@ -7,7 +7,7 @@ import io
 import httpx
 import pytest
 
-from tests.e2e.helpers import create_job, create_project, upload, upload_csv
+from tests.e2e.helpers import create_job, create_project, process_chunk, upload, upload_csv
 
 
 async def _counts(client: httpx.AsyncClient, project_id: str) -> dict:
@@ -79,7 +79,7 @@ async def test_csv_in_windows_encodings(client: httpx.AsyncClient, encoding: str
     assert r.status_code == 200, r.text
     await upload(client, project_id, "catalog", [{"id": "c", "name": "Café Crème®"}])
     job = await create_job(client, project_id, {"chunkSize": 10})
-    await client.post(f"/api/jobs/{job['id']}/process")
+    await process_chunk(client, job["id"])
     page = (await client.get(f"/api/jobs/{job['id']}/matches")).json()
     texts = {m["itemText"] for m in page["matches"]}
     assert "Café Crème®" in texts  # stored as text, not mojibake
@@ -166,7 +166,7 @@ async def test_odd_but_valid_text_is_kept(client: httpx.AsyncClient) -> None:
     )
     await upload(client, project_id, "catalog", [{"id": "c", "name": odd[1]}])
     job = await create_job(client, project_id)
-    await client.post(f"/api/jobs/{job['id']}/process")
+    await process_chunk(client, job["id"])
     matches = (await client.get(f"/api/jobs/{job['id']}/matches")).json()["matches"]
     assert {m["itemText"] for m in matches} >= {odd[1]}
     assert (await _counts(client, project_id))["itemCount"] == 4
@@ -320,7 +320,7 @@ async def test_encoding_is_detected_and_reported(client: httpx.AsyncClient) -> N
     r = await upload_csv(client, project_id, "catalog", catalog, encoding="cp1250")
     assert r.status_code == 200 and r.json()["encoding"] == "cp1250"
     job = await create_job(client, project_id, {"chunkSize": 10})
-    await client.post(f"/api/jobs/{job['id']}/process")
+    await process_chunk(client, job["id"])
     page = (await client.get(f"/api/jobs/{job['id']}/matches")).json()
     assert {m["itemText"] for m in page["matches"]} == {CP1252_TEXT.splitlines()[1][2:]}
 
@@ -391,7 +391,7 @@ async def test_xlsx_upload_reads_the_first_sheet(client: httpx.AsyncClient) -> N
     r = await upload_csv(client, project_id, "catalog", data, idField="sku")
     assert r.status_code == 200 and r.json()["updated"] == 2, r.text
     job = await create_job(client, project_id, {"chunkSize": 10})
-    await client.post(f"/api/jobs/{job['id']}/process")
+    await process_chunk(client, job["id"])
     matches = (await client.get(f"/api/jobs/{job['id']}/matches")).json()["matches"]
     assert [(m["catalogId"], m["catalogText"]) for m in matches] == [("101", "Café Crème®")]
 

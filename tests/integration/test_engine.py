@@ -7,13 +7,14 @@ import uuid
 
 import pytest
 
+from service import engine as engine_module
 from service import metrics
 from service.catalog_index import IndexCache
 from service.engine import Engine
 from service.models import Project, StageOutcome
 from service.stage_runners import prior_items_per_second
 from service.store import Store, to_json_text
-from tests.integration.helpers import enhanced_job
+from tests.integration.helpers import enhanced_job, process_chunk
 
 
 async def _project(store: Store, n_items: int = 50, n_catalog: int = 50) -> Project:
@@ -110,7 +111,7 @@ async def test_a_job_keeps_its_catalog_version_and_the_next_job_uses_the_new_one
     cache = IndexCache(max_entries=2)
     engine = Engine(store, cache, lease_seconds=30)
     job_id = uuid.UUID((await _job(store, project)).id)
-    outcome = await engine.process_next_chunk(job_id)
+    outcome = await process_chunk(engine, job_id)
     assert outcome.processed == 10 and outcome.new_matches == 10
     (key,) = cache._entries
     # a catalog upload bumps the version: the running job keeps its own version's index
@@ -120,7 +121,7 @@ async def test_a_job_keeps_its_catalog_version_and_the_next_job_uses_the_new_one
         [("c99", to_json_text({"id": "c99", "name": "Gadget"}))],
         ["id", "name"],
     )
-    outcome = await engine.process_next_chunk(job_id)
+    outcome = await process_chunk(engine, job_id)
     assert outcome.job.status == "completed"
     assert list(cache._entries) == [key]
     # the next job uses the new version's index
@@ -131,7 +132,7 @@ async def test_a_job_keeps_its_catalog_version_and_the_next_job_uses_the_new_one
         ["id", "name"],
     )
     later = uuid.UUID((await _job(store, project)).id)
-    outcome = await engine.process_next_chunk(later)
+    outcome = await process_chunk(engine, later)
     assert outcome.new_matches == 1
     assert list(cache._entries) == [(key[0], key[1] + 1, key[2])]
 
@@ -158,7 +159,7 @@ async def test_a_failing_stage_is_retried_then_fails_the_job_then_can_restart(
     assert restarted.status == "processing" and restarted.attempts == 0
     assert restarted.error is None
     healthy = Engine(store, IndexCache(max_entries=1), lease_seconds=30)
-    outcome = await healthy.process_next_chunk(job_id)  # the released chunk, reclaimed
+    outcome = await process_chunk(healthy, job_id)  # the released chunk, reclaimed
     assert outcome.job.status == "completed" and outcome.job.processed_items == 5
     # the process's metrics count each chunk by how it ended
     assert _chunks_counted("failed") - counted["failed"] == 3
@@ -176,8 +177,8 @@ async def test_backoff_holds_the_job_until_its_next_attempt(store: Store) -> Non
 
     broken = Engine(store, BrokenCache("flaky"), lease_seconds=30, retry_base_seconds=60)
     await broken.process_next_chunk(job_id)
-    waiting = await Engine(store, IndexCache(max_entries=1), lease_seconds=30).process_next_chunk(
-        job_id
+    waiting = await process_chunk(
+        Engine(store, IndexCache(max_entries=1), lease_seconds=30), job_id
     )
     assert waiting.processed == 0
     assert "waiting: retrying after an error" in waiting.message
@@ -230,7 +231,7 @@ async def test_a_long_chunk_keeps_its_lease(store: Store) -> None:
             seen.append(outcome.processed)
         return seen
 
-    slow, rival_processed = await asyncio.gather(engine.process_next_chunk(job_id), rival_tries())
+    slow, rival_processed = await asyncio.gather(process_chunk(engine, job_id), rival_tries())
     assert slow.processed == 5 and slow.job.status == "completed"  # its commit was accepted
     assert sum(rival_processed) == 0  # the renewed lease was never taken over
 
@@ -297,6 +298,11 @@ async def test_uploads_in_quick_succession_prewarm_once(store: Store) -> None:
     assert [len(p) for p in entry._peers.values()] == [11]
 
 
+INLINE_SECONDS = 60.0
+"""The inline preparation window of the tests that a build ending within it runs the chunk
+in the same call: long enough for any load (the real windows' length is a timing goal)."""
+
+
 class GatedCache(IndexCache):
     """An index cache whose builds wait for ``gate``: a preparation that takes as long as
     the test wants, without sleeping."""
@@ -323,7 +329,9 @@ async def _preparation_in_row(store: Store, job_id: uuid.UUID, want) -> dict | N
             await asyncio.sleep(0.02)
 
 
-async def test_a_job_prepares_before_its_first_chunk_and_shows_it(store: Store) -> None:
+async def test_a_job_prepares_before_its_first_chunk_and_shows_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = await _project(store, n_items=30, n_catalog=30)
     cache = GatedCache()
     engine = Engine(store, cache, lease_seconds=30)
@@ -340,8 +348,10 @@ async def test_a_job_prepares_before_its_first_chunk_and_shows_it(store: Store) 
     assert waiting.job.status == "pending" and waiting.job.processed_items == 0  # no chunk
 
     cache.gate.set()
-    # a build that ends within the call (a small catalog) lets the call go on with a chunk
-    outcome = await engine.process_next_chunk(job_id)
+    # a build that ends within the call (a small catalog) lets the call go on with a chunk;
+    # how soon it must end is a timing goal (benchmarks/), so it is generous here
+    monkeypatch.setattr(engine_module, "PREPARATION_JOIN_INLINE_SECONDS", INLINE_SECONDS)
+    outcome = await engine.process_next_chunk(job_id, preparation_wait=INLINE_SECONDS)
     assert not outcome.preparing and outcome.processed == 10
     assert outcome.job.preparation is None
     assert await _preparation_in_row(store, job_id, lambda p: p is None) is None
@@ -353,7 +363,9 @@ async def test_a_job_prepares_before_its_first_chunk_and_shows_it(store: Store) 
     assert other.preparation is None and not engine._preparations
 
 
-async def test_preparation_builds_the_peers_after_the_catalog_index(store: Store) -> None:
+async def test_preparation_builds_the_peers_after_the_catalog_index(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = await _project(store, n_items=30, n_catalog=30)
     cache = IndexCache(max_entries=4)
     engine = Engine(store, cache, lease_seconds=30)
@@ -361,7 +373,8 @@ async def test_preparation_builds_the_peers_after_the_catalog_index(store: Store
     catalog_key, peers_key = engine._index_keys(job)
     await engine._catalog(*catalog_key)  # the catalog index is built, the peers are not
     assert engine.preparation_state(job) == {"step": "peers", "progress": 0.0}
-    outcome = await engine.process_next_chunk(uuid.UUID(job.id))
+    monkeypatch.setattr(engine_module, "PREPARATION_INLINE_SECONDS", INLINE_SECONDS)
+    outcome = await engine.process_next_chunk(uuid.UUID(job.id), preparation_wait=INLINE_SECONDS)
     # a small job's preparation ends within the call, which goes on with the chunk
     assert outcome.processed == 10 and not outcome.preparing
     assert engine.preparation_state(job) is None

@@ -9,6 +9,7 @@ import pytest
 from service.catalog_index import IndexCache
 from service.engine import Engine
 from service.store import Store
+from tests.integration.helpers import process_chunk
 from tests.integration.test_engine import _job, _project
 
 
@@ -18,7 +19,7 @@ async def test_chunks_record_their_eta_and_the_job_its_eta_errors(store: Store) 
     engine = Engine(store, IndexCache(max_entries=2), lease_seconds=30)
     seen = []
     while True:
-        outcome = await engine.process_next_chunk(job_id)
+        outcome = await process_chunk(engine, job_id)
         seen.append(outcome.job)
         if outcome.job.status == "completed":
             break

@@ -158,6 +158,7 @@ async def test_work_done_ahead_for_a_chunk_another_driver_claimed_is_not_used(
         second = Engine(store, IndexCache(max_entries=2), lease_seconds=30)
         job = await _job(store, project)
         await _ready(processes, first, job)
+        await second._job_index(job, with_peers=True)  # both ready: they take turns
         before = _helper_items("prefetched"), _helper_items("matched")
         done = False
         while not done:

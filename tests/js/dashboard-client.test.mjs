@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { ApiClient, ApiError, JOB_ACTIONS } from '../../static/job-manager.js';
-import { SERVER_URL, SKIP_REASON, TOKEN, createProjectWithData } from './helpers.mjs';
+import { SERVER_URL, SKIP_REASON, TOKEN, createProjectWithData, processChunk } from './helpers.mjs';
 
 const TEST_TIMEOUT = { timeout: 60_000 };
 
@@ -24,8 +24,8 @@ describe('dashboard client methods', { skip: SKIP_REASON }, () => {
     assert.equal(answer.job.status, 'paused');
     answer = await api.controlJob(job.id, 'resume');
     assert.equal(answer.job.status, 'pending');
-    await api.processJob(job.id);
-    await api.processJob(job.id);
+    await processChunk(api, job.id);
+    await processChunk(api, job.id);
 
     const { chunks, nextCursor } = await api.listChunks(job.id);
     assert.deepEqual(chunks.map((c) => c.seq), [1, 2]);

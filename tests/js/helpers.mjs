@@ -14,6 +14,28 @@ export const SKIP_REASON = SERVER_URL
   : 'CHUNKMATCH_URL is not set: start a server (`chunkmatch serve --port 8765`) and export ' +
     'CHUNKMATCH_URL=http://127.0.0.1:8765 to run the JS client tests against it';
 
+/** How many /process answers a test lets stop at a job's preparation before calling it stuck. */
+export const PREPARATION_CALLS = 50;
+
+/**
+ * The first /process answer on `jobId` past the job's preparation: one that ran a chunk (or
+ * said why none was due). A job builds its catalog index and peers before its first chunk and
+ * /process waits for that only briefly, so under load the first calls may answer
+ * "Preparing ..." / "Prepared ..." and run no chunk (tests/e2e/helpers.py: process_chunk).
+ * @param {ApiClient} api
+ * @param {string} jobId
+ */
+export async function processChunk(api, jobId) {
+  let answer;
+  for (let call = 0; call < PREPARATION_CALLS; call += 1) {
+    answer = await api.processJob(jobId);
+    if (!answer.message.startsWith('Prepar')) return answer;
+  }
+  throw new Error(
+    `no /process answer got past the preparation in ${PREPARATION_CALLS} calls; the last: ${answer.message}`,
+  );
+}
+
 const BRANDS = ['Acme', 'Globex', 'Initech', 'Umbrella', 'Stark', 'Wayne', 'Hooli', 'Vandelay'];
 const PRODUCTS = [
   'Cordless Drill',
