@@ -28,6 +28,9 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -73,6 +76,24 @@ class Prefetched:
 
 _indexes: OrderedDict[IndexKey, CatalogIndex] = OrderedDict()
 _peer_sets: OrderedDict[tuple[IndexKey, PeersKey], PeerSet] = OrderedDict()
+
+
+PARENT_CHECK_SECONDS = 1.0
+"""How often a helper checks that its server still runs."""
+
+
+def _init_helper(parent: int) -> None:
+    """Set up a new helper process: Ctrl+C in a terminal interrupts the whole process group,
+    but the server stops its helpers itself; and a helper whose server is gone (killed, say)
+    exits within :data:`PARENT_CHECK_SECONDS` instead of lingering."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-server", daemon=True).start()
 
 
 def _started() -> int:
@@ -139,7 +160,10 @@ class _Helper:
     def __init__(self, number: int) -> None:
         self.number = number
         self.executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_helper,
+            initargs=(os.getpid(),),
         )
         self.started = self.executor.submit(_started)
         self.indexes: OrderedDict[IndexKey, Future] = OrderedDict()
@@ -155,9 +179,12 @@ class _Helper:
     def stop(self) -> None:
         processes = list(getattr(self.executor, "_processes", {}).values())
         self.executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:  # a build under way is not waited for
+        for process in processes:  # work under way is not waited for
             if process.is_alive():
-                process.terminate()
+                process.kill()
+            process.join(5.0)
+        # the executor's thread then closes its queues (and frees their semaphores)
+        self.executor.shutdown(wait=True)
 
 
 def _done(future: Future | None) -> bool:
