@@ -136,6 +136,12 @@ async def test_a_revoked_token_stops_working_on_every_process_within_a_second(db
         )
         async with contextlib.AsyncExitStack() as stack:
             c = await stack.enter_async_context(httpx.AsyncClient(headers=auth(token), timeout=30))
+
+            async def prepared() -> bool:  # its progress would reach the streams as frames
+                job = (await c.get(f"{servers[0].url}/api/jobs/{job_id}")).json()["job"]
+                return job["preparation"] is None
+
+            await wait_until(prepared, timeout=60.0)
             streams = []
             for s in servers:  # each process has the token in memory now, and a stream open
                 for _ in range(3):
