@@ -276,11 +276,17 @@ class Engine:
         True once ready, False if the build failed (its next chunk tries and reports)."""
         reporter = asyncio.create_task(self._report_preparation(job))
         try:
-            await self._job_index(job, with_peers=_stage(job) == "enhanced")
-            return True
+            catalog, peers = await self._job_index(job, with_peers=_stage(job) == "enhanced")
         except Exception:
             logger.warning("could not prepare job %s", job.id, exc_info=True)
             return False
+        else:
+            processes = self.index_cache.processes
+            catalog_key, peers_key = self._index_keys(job)
+            ready = peers is not None and processes is not None and peers_key is not None
+            if ready and processes.will_hold(catalog_key, peers_key):  # type: ignore[union-attr,arg-type]
+                await self._prefetch_first(job, catalog)
+            return True
         finally:
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
@@ -532,12 +538,25 @@ class Engine:
             prefetched=prefetched,
         )
         outcome = await RUNNERS[stage](context, items)
-        if shared and helpers:
-            # the next chunk's last share, matched while this one commits
+        if shared and processes.will_hold(catalog_key, peers_key):
+            # the next chunk's last share, matched while this one commits (by a helper that
+            # holds or is loading the index and peers)
             task = asyncio.create_task(self._prefetch(job, chunk, catalog, threshold))
             self._prefetches.add(task)
             task.add_done_callback(self._prefetches.discard)
         return outcome, prepare_seconds
+
+    async def _prefetch_first(self, job: Job, catalog: CatalogEntry) -> None:
+        """Once a job is prepared, have a helper match ahead the last share of its next
+        chunk (its first), as it does for each chunk after the one before."""
+        if job.config.get("oneToOne"):
+            return
+        # a chunk that would end where the job's claims are
+        before = ChunkClaim(job.id, 0, job.current_stage, job.claimed_items, job.claimed_items, "")
+        try:
+            await self._prefetch(job, before, catalog, float(job.config["threshold"]))
+        except Exception:  # only a head start is lost
+            logger.warning("could not match ahead for job %s", job.id, exc_info=True)
 
     async def _prefetch(
         self, job: Job, chunk: ChunkClaim, catalog: CatalogEntry, threshold: float

@@ -176,6 +176,14 @@ class _Helper:
     def holds(self, key: IndexKey, peers_key: PeersKey) -> bool:
         return _done(self.indexes.get(key)) and _done(self.peer_sets.get((key, peers_key)))
 
+    def will_hold(self, key: IndexKey, peers_key: PeersKey) -> bool:
+        """Holds them, or was sent them and has not failed: work submitted now runs after
+        they are loaded (one worker, in order)."""
+        return all(
+            future is not None and not (future.done() and not _done(future))
+            for future in (self.indexes.get(key), self.peer_sets.get((key, peers_key)))
+        )
+
     def stop(self) -> None:
         processes = list(getattr(self.executor, "_processes", {}).values())
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -267,6 +275,10 @@ class MatchProcesses:
             if helper.holds(key, peers_key)
         ]
 
+    def will_hold(self, key: IndexKey, peers_key: PeersKey) -> bool:
+        """Whether a helper holds, or is loading, the index and peers for these keys."""
+        return any(h.will_hold(key, peers_key) for h in self._helpers)
+
     def prefetch(
         self,
         key: IndexKey,
@@ -278,7 +290,7 @@ class MatchProcesses:
         """Have a helper match ``items``, the last share of a chunk of ``chunk_size`` items
         that is likely to be claimed next, so that the chunk need not wait for it
         (:meth:`take_prefetched`)."""
-        holders = [h for h in self._helpers if h.holds(key, peers_key)]
+        holders = [h for h in self._helpers if h.will_hold(key, peers_key)]
         if not holders:
             return
         helper = holders[0]

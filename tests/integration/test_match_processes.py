@@ -144,6 +144,26 @@ async def test_chunks_matched_in_shares_store_what_the_server_alone_stores(store
         processes.close()
 
 
+async def test_a_prepared_jobs_first_chunk_is_matched_ahead_too(store: Store) -> None:
+    expected = await _alone(store)
+    project = await _project(store)
+    processes = _processes()
+    try:
+        engine = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
+        job = engine.start_preparation(await _job(store, project))
+        assert job.preparation is not None
+        assert await engine._preparations[job.id]
+        # built, and the first share sent
+        before = _helper_items("prefetched"), _helper_items("matched")
+        await _run(engine, job)
+        # every chunk's last share was matched ahead, the first chunk's included
+        assert _helper_items("prefetched") - before[0] == 3 * round(PREFETCH_SHARE * CHUNK)
+        assert _helper_items("matched") == before[1]
+        assert await _results(store, job) == expected
+    finally:
+        processes.close()
+
+
 async def test_work_done_ahead_for_a_chunk_another_driver_claimed_is_not_used(
     store: Store,
 ) -> None:
