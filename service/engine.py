@@ -26,7 +26,12 @@ from matching.results import MatchResult
 from service import eta, metrics
 from service.catalog_index import CatalogEntry, IndexCache, IndexKey, PeersKey
 from service.exceptions import DatabaseUnavailable
-from service.match_processes import MIN_SPLIT_ITEMS, PREFETCH_SHARE, RemoteMatch
+from service.match_processes import (
+    FIRST_PREFETCH_SHARE,
+    MIN_SPLIT_ITEMS,
+    PREFETCH_SHARE,
+    RemoteMatch,
+)
 from service.models import ChunkClaim, Job, StageOutcome
 from service.providers import Providers
 from service.stage_runners import RUNNERS, StageContext, prior_items_per_second
@@ -554,12 +559,18 @@ class Engine:
         # a chunk that would end where the job's claims are
         before = ChunkClaim(job.id, 0, job.current_stage, job.claimed_items, job.claimed_items, "")
         try:
-            await self._prefetch(job, before, catalog, float(job.config["threshold"]))
+            threshold = float(job.config["threshold"])
+            await self._prefetch(job, before, catalog, threshold, FIRST_PREFETCH_SHARE)
         except Exception:  # only a head start is lost
             logger.warning("could not match ahead for job %s", job.id, exc_info=True)
 
     async def _prefetch(
-        self, job: Job, chunk: ChunkClaim, catalog: CatalogEntry, threshold: float
+        self,
+        job: Job,
+        chunk: ChunkClaim,
+        catalog: CatalogEntry,
+        threshold: float,
+        share_of_chunk: float = PREFETCH_SHARE,
     ) -> None:
         """Have a helper match the last share of the chunk this process will most likely
         claim next (the job's next range): a cache of work, used only if that chunk, its
@@ -577,7 +588,7 @@ class Engine:
         texts = catalog.peer_texts(peers_key)
         if len(ids) < MIN_SPLIT_ITEMS or texts is None or not all(i in texts for i in ids):
             return
-        share = ids[len(ids) - round(PREFETCH_SHARE * len(ids)) :]
+        share = ids[len(ids) - round(share_of_chunk * len(ids)) :]
         items = [(i, texts[i]) for i in share]
         processes.prefetch(catalog_key, peers_key, items, threshold, len(ids))
 

@@ -15,7 +15,13 @@ import pytest
 from service import metrics
 from service.catalog_index import MAX_PEER_SETS, IndexCache
 from service.engine import Engine
-from service.match_processes import MIN_SPLIT_ITEMS, PREFETCH_SHARE, MatchProcesses, _matcher
+from service.match_processes import (
+    FIRST_PREFETCH_SHARE,
+    MIN_SPLIT_ITEMS,
+    PREFETCH_SHARE,
+    MatchProcesses,
+    _matcher,
+)
 from service.models import Job, Project
 from service.store import Store, to_json_text
 from tests.integration.helpers import enhanced_job
@@ -156,8 +162,9 @@ async def test_a_prepared_jobs_first_chunk_is_matched_ahead_too(store: Store) ->
         # built, and the first share sent
         before = _helper_items("prefetched"), _helper_items("matched")
         await _run(engine, job)
-        # every chunk's last share was matched ahead, the first chunk's included
-        assert _helper_items("prefetched") - before[0] == 3 * round(PREFETCH_SHARE * CHUNK)
+        # every chunk's last share was matched ahead, the first chunk's (a smaller one) too
+        first, later = round(FIRST_PREFETCH_SHARE * CHUNK), round(PREFETCH_SHARE * CHUNK)
+        assert _helper_items("prefetched") - before[0] == first + 2 * later
         assert _helper_items("matched") == before[1]
         assert await _results(store, job) == expected
     finally:
