@@ -286,10 +286,7 @@ class Engine:
             logger.warning("could not prepare job %s", job.id, exc_info=True)
             return False
         else:
-            processes = self.index_cache.processes
-            catalog_key, peers_key = self._index_keys(job)
-            ready = peers is not None and processes is not None and peers_key is not None
-            if ready and processes.will_hold(catalog_key, peers_key):  # type: ignore[union-attr,arg-type]
+            if peers is not None:
                 await self._prefetch_first(job, catalog)
             return True
         finally:
@@ -386,9 +383,7 @@ class Engine:
                 project = await self.store.get_project(uuid.UUID(job.project_id), owner=None)
                 records = project.catalog_count if project else 0
             processes = self.index_cache.processes
-            helpers = 0
-            if processes is not None and 0 < records <= processes.max_records:
-                helpers = processes.count
+            helpers = processes.helping(records) if processes is not None else 0
             prior = {
                 "prior_rate": prior_items_per_second(stage, records, helpers),
                 "prior_chunks": eta.DEFAULT_PRIOR_CHUNKS,
@@ -546,7 +541,9 @@ class Engine:
         if shared and processes.will_hold(catalog_key, peers_key):
             # the next chunk's last share, matched while this one commits (by a helper that
             # holds or is loading the index and peers)
-            task = asyncio.create_task(self._prefetch(job, chunk, catalog, threshold))
+            task = asyncio.create_task(
+                self._prefetch(job, chunk, catalog, threshold, (catalog_key, peers_key))
+            )
             self._prefetches.add(task)
             task.add_done_callback(self._prefetches.discard)
         return outcome, prepare_seconds
@@ -554,13 +551,18 @@ class Engine:
     async def _prefetch_first(self, job: Job, catalog: CatalogEntry) -> None:
         """Once a job is prepared, have a helper match ahead the last share of its next
         chunk (its first), as it does for each chunk after the one before."""
-        if job.config.get("oneToOne"):
+        processes = self.index_cache.processes
+        catalog_key, peers_key = self._index_keys(job)
+        if processes is None or peers_key is None or job.config.get("oneToOne"):
+            return
+        if not processes.will_hold(catalog_key, peers_key):
             return
         # a chunk that would end where the job's claims are
         before = ChunkClaim(job.id, 0, job.current_stage, job.claimed_items, job.claimed_items, "")
         try:
             threshold = float(job.config["threshold"])
-            await self._prefetch(job, before, catalog, threshold, FIRST_PREFETCH_SHARE)
+            keys = (catalog_key, peers_key)
+            await self._prefetch(job, before, catalog, threshold, keys, FIRST_PREFETCH_SHARE)
         except Exception:  # only a head start is lost
             logger.warning("could not match ahead for job %s", job.id, exc_info=True)
 
@@ -570,14 +572,16 @@ class Engine:
         chunk: ChunkClaim,
         catalog: CatalogEntry,
         threshold: float,
+        keys: tuple[IndexKey, PeersKey],
         share_of_chunk: float = PREFETCH_SHARE,
     ) -> None:
         """Have a helper match the last share of the chunk this process will most likely
-        claim next (the job's next range): a cache of work, used only if that chunk, its
-        items and threshold turn out the same (:meth:`MatchProcesses.take_prefetched`)."""
+        claim next (the job's next range, after ``chunk``): a cache of work, used only if
+        that chunk, its items and threshold turn out the same
+        (:meth:`MatchProcesses.take_prefetched`)."""
         processes = self.index_cache.processes
-        catalog_key, peers_key = self._index_keys(job)
-        assert processes is not None and peers_key is not None
+        assert processes is not None
+        catalog_key, peers_key = keys
         following = dataclasses.replace(
             chunk, ord_from=chunk.ord_to, ord_to=chunk.ord_to + job.chunk_size
         )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -36,6 +37,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any
 
 from matching import CatalogIndex
 from matching.peers import PeerSet
@@ -66,6 +68,17 @@ median with :data:`PREFETCH_SHARE`)."""
 
 MAX_PREFETCHED = 8
 """Shares matched ahead kept at most (one per index and peers), the oldest dropped first."""
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A share of a chunk submitted to ``helper`` ahead of the chunk's claim."""
+
+    items: tuple[tuple[str, str], ...]
+    threshold: float
+    chunk_size: int
+    future: Future
+    helper: _Helper
 
 
 @dataclass(frozen=True)
@@ -219,7 +232,7 @@ class MatchProcesses:
         self.keep_peers = keep_peers
         self._helpers: list[_Helper] = []
         # what a helper matches ahead of a chunk, by (index key, peers key): one at a time
-        self._prefetched: dict[tuple[IndexKey, PeersKey], tuple] = {}
+        self._prefetched: dict[tuple[IndexKey, PeersKey], _Ahead] = {}
 
     def start(self) -> None:
         """Start the helpers (each imports the library meanwhile, about a second)."""
@@ -232,34 +245,30 @@ class MatchProcesses:
             helper.stop()
         self._helpers = []
 
+    def helping(self, records: int) -> int:
+        """How many helpers match a share of the chunks of a catalog (or job) this size."""
+        return self.count if 0 < records <= self.max_records else 0
+
     def add_index(self, key: IndexKey, index: CatalogIndex) -> None:
         """Send every helper a copy of the index for ``key`` (pickled by the executor's
         feeder thread, off the event loop; about 0.3 s for 100,000 records, and 0.6 s for
         the helper to load it while the server goes on, with the peers)."""
-        if not len(index) or len(index) > self.max_records:
+        if not self.helping(len(index)):
             return
-        for helper in self._helpers:
-            try:
-                future = helper.executor.submit(_add_index, key, index, self.keep_indexes)
-            except BrokenProcessPool:
-                self._restart(helper)
-                continue
-            _keep(helper.indexes, key, future, self.keep_indexes)
-            helper.drop_orphan_peers()
+        for helper in list(self._helpers):
+            future = self._submit(helper, _add_index, key, index, self.keep_indexes)
+            if future is not None:
+                _keep(helper.indexes, key, future, self.keep_indexes)
+                helper.drop_orphan_peers()
 
     def add_peers(self, key: IndexKey, peers_key: PeersKey, peers: PeerSet) -> None:
         """Send ``peers`` to every helper building or holding the index for ``key``."""
-        if len(peers) > self.max_records:
+        if not self.helping(len(peers)):
             return
-        for helper in self._helpers:
-            if key not in helper.indexes:
-                continue
-            try:
-                future = helper.executor.submit(_add_peers, key, peers_key, peers, self.keep_peers)
-            except BrokenProcessPool:
-                self._restart(helper)
-                continue
-            _keep(helper.peer_sets, (key, peers_key), future, self.keep_peers)
+        for helper in [h for h in self._helpers if key in h.indexes]:
+            future = self._submit(helper, _add_peers, key, peers_key, peers, self.keep_peers)
+            if future is not None:
+                _keep(helper.peer_sets, (key, peers_key), future, self.keep_peers)
 
     def forget(self, project: str) -> None:
         """Drop every entry of ``project`` (its records were deleted)."""
@@ -299,20 +308,18 @@ class MatchProcesses:
         if not holders:
             return
         helper = holders[0]
-        try:
-            future = helper.executor.submit(
-                _match, key, peers_key, list(items), threshold, chunk_size
-            )
-        except BrokenProcessPool:
-            self._restart(helper)
+        future = self._submit(helper, _match, key, peers_key, list(items), threshold, chunk_size)
+        if future is None:
             return
         old = self._prefetched.pop((key, peers_key), None)
         if old is not None:
-            old[3].cancel()
-        self._prefetched[(key, peers_key)] = (tuple(items), threshold, chunk_size, future, helper)
+            old.future.cancel()
+        self._prefetched[(key, peers_key)] = _Ahead(
+            tuple(items), threshold, chunk_size, future, helper
+        )
         while len(self._prefetched) > MAX_PREFETCHED:  # jobs that ended, or went elsewhere
             oldest = next(iter(self._prefetched))
-            self._prefetched.pop(oldest)[3].cancel()
+            self._prefetched.pop(oldest).future.cancel()
 
     def take_prefetched(
         self,
@@ -323,26 +330,39 @@ class MatchProcesses:
     ) -> Prefetched | None:
         """The share of this chunk a helper matched ahead, if it is this chunk's: the same
         last items (ids and texts), threshold and chunk size; else None."""
-        entry = self._prefetched.pop((key, peers_key), None)
-        if entry is None:
+        ahead = self._prefetched.pop((key, peers_key), None)
+        if ahead is None:
             return None
-        share, wanted, size, future, helper = entry
-        if wanted != threshold or size != len(items) or tuple(items[size - len(share) :]) != share:
-            future.cancel()
+        size, share = ahead.chunk_size, ahead.items
+        if (
+            ahead.threshold != threshold
+            or size != len(items)
+            or tuple(items[size - len(share) :]) != share
+        ):
+            ahead.future.cancel()
             return None
-
-        async def result() -> tuple[list[MatchRow], list[ReviewEntry]]:
-            try:
-                return await asyncio.wrap_future(future)
-            except BrokenProcessPool:
-                self._restart(helper)
-                raise
-
-        return Prefetched(share, result)
+        return Prefetched(share, functools.partial(self._result, ahead.helper, ahead.future))
 
     def pids(self, timeout: float = 60.0) -> list[int]:
         """The helpers' process ids, once they have started."""
         return [helper.started.result(timeout) for helper in self._helpers]
+
+    def _submit(self, helper: _Helper, fn: Callable, *args: object) -> Future | None:
+        """``fn(*args)`` submitted to ``helper``; None (and the helper started again) if
+        it has died."""
+        try:
+            return helper.executor.submit(fn, *args)
+        except BrokenProcessPool:
+            self._restart(helper)
+            return None
+
+    async def _result(self, helper: _Helper, future: Future) -> Any:
+        """What ``future`` of ``helper`` gives; a helper found dead is started again."""
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            self._restart(helper)
+            raise
 
     def _restart(self, helper: _Helper) -> None:
         if helper in self._helpers:
@@ -357,14 +377,13 @@ def _matcher(
     async def match(
         items: Sequence[tuple[str, str]], threshold: float, chunk_size: int
     ) -> tuple[list[MatchRow], list[ReviewEntry]]:
+        future = processes._submit(
+            helper, _match, key, peers_key, list(items), threshold, chunk_size
+        )
+        if future is None:
+            raise BrokenProcessPool(f"matching helper {helper.number} had stopped")
         try:
-            future = helper.executor.submit(
-                _match, key, peers_key, list(items), threshold, chunk_size
-            )
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            processes._restart(helper)
-            raise
+            return await processes._result(helper, future)
         except LookupError:  # it dropped them: not asked again until sent again
             helper.indexes.pop(key, None)
             helper.drop_orphan_peers()

@@ -101,39 +101,35 @@ async def run_enhanced(ctx: StageContext, items: Sequence[tuple[str, str]]) -> S
         # the rows and their explanations' JSON are made off the event loop too
         return await asyncio.to_thread(match_rows, index, part, threshold, peers, len(items))
 
-    async def there(
-        remote: RemoteMatch, part: Sequence[tuple[str, str]]
+    async def helped(
+        part: Sequence[tuple[str, str]],
+        outcome: str,
+        work: Awaitable[tuple[list[MatchRow], list[ReviewEntry]]],
     ) -> tuple[list[MatchRow], list[ReviewEntry]]:
+        """A helper's ``work`` on ``part`` (``outcome``: matched now, or prefetched ahead),
+        or the same matched here if the helper fails."""
         try:
-            done = await remote(part, threshold, len(items))
+            done = await work
         except Exception:
             logger.warning("a matching helper failed; its share is matched here", exc_info=True)
             metrics.helper_items(len(part), "failed")
             return await here(part)
-        metrics.helper_items(len(part), "matched")
+        metrics.helper_items(len(part), outcome)
         return done
 
     if ctx.prefetched is not None:
         share = ctx.prefetched.items
         own = items[: len(items) - len(share)]
-
-        async def ahead() -> tuple[list[MatchRow], list[ReviewEntry]]:
-            try:
-                found = await ctx.prefetched.result()
-            except Exception:
-                logger.warning("a matching helper failed; its share is matched here", exc_info=True)
-                metrics.helper_items(len(share), "failed")
-                return await here(share)
-            metrics.helper_items(len(share), "prefetched")
-            return found
-
-        done = await asyncio.gather(here(own), ahead())
+        done = await asyncio.gather(here(own), helped(share, "prefetched", ctx.prefetched.result()))
     else:
         helpers = ctx.helpers if len(items) >= MIN_SPLIT_ITEMS else ()
         parts = _shares(items, 1 + len(helpers))
         done = await asyncio.gather(
             here(parts[0]),
-            *(there(remote, part) for remote, part in zip(helpers, parts[1:], strict=True)),
+            *(
+                helped(part, "matched", remote(part, threshold, len(items)))
+                for remote, part in zip(helpers, parts[1:], strict=True)
+            ),
         )
     matches = [row for rows, _ in done for row in rows]
     review = kept_review([entry for _, entries in done for entry in entries], len(items))
