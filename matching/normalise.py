@@ -6,10 +6,16 @@ vectorisers and scorers see.
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
 _NON_ALNUM = re.compile(r"[\W_]+")
+# a character reference with its closing semicolon (&eacute; &#233; &#xE9; &amp;): texts
+# scraped from web pages carry them, and read as words they would be "eacute" or "233"
+_CHARACTER_REFERENCE = re.compile(
+    r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+)
 # Fixed-point iterations are a safety net for the rare code points whose
 # casefold / compatibility decomposition interact; ordinary text settles at once.
 _MAX_PASSES = 6
@@ -26,12 +32,29 @@ def strip_accents(text: str) -> str:
     return unicodedata.normalize("NFC", stripped)
 
 
+def unescape_references(text: str) -> str:
+    """Decode HTML character references that end with a semicolon; leave any other ``&``.
+
+    >>> unescape_references("Fr&#233;d&#233;ric &amp; the VLDB Journal &mdash; AT&T R&D")
+    'Frédéric & the VLDB Journal — AT&T R&D'
+    >>> unescape_references("this&not; that&not that &bogus;")
+    'this¬ that&not that &bogus;'
+    """
+    if "&" not in text:
+        return text
+    return _CHARACTER_REFERENCE.sub(lambda m: html.unescape(m.group(0)), text)
+
+
 def fold_text(text: str) -> str:
-    """Casefold, NFKC-normalise and strip accents, keeping punctuation.
+    """Decode HTML character references, casefold, NFKC-normalise and strip accents,
+    keeping punctuation.
 
     >>> fold_text("Ｓｏｎｙ DSC-W120 Café")
     'sony dsc-w120 cafe'
+    >>> fold_text("Caf&eacute; &amp; Bar")
+    'cafe & bar'
     """
+    text = unescape_references(text)
     if text.isascii():
         return text.lower()
     return strip_accents(unicodedata.normalize("NFKC", text).casefold())

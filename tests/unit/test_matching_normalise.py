@@ -19,6 +19,10 @@ from matching.normalise import fold_text, strip_accents, tokens
         ("snake_case-name", "snake case name"),
         ("", ""),
         ("!!!", ""),
+        # character references of texts scraped from web pages are decoded, not read as words
+        ("Fr&#233;d&#233;ric Cuppens &amp; Co", "frederic cuppens co"),
+        ("The VLDB Journal &mdash; Intl &#x2014; 1996", "the vldb journal intl 1996"),
+        ("AT&T R&D &bogus; &not", "at t r d bogus not"),
     ],
 )
 def test_normalise_text_examples(raw: str, expected: str) -> None:
@@ -28,6 +32,16 @@ def test_normalise_text_examples(raw: str, expected: str) -> None:
 def test_fold_keeps_code_punctuation() -> None:
     assert fold_text("DSC-W120/B") == "dsc-w120/b"
     assert strip_accents("Señor Café") == "Senor Cafe"
+
+
+def test_a_record_with_character_references_is_the_same_text() -> None:
+    from matching import CatalogIndex
+
+    index = CatalogIndex.build(
+        [("b1", "Caf&eacute; de la R&eacute;publique"), ("b2", "Cafe Rouge")]
+    )
+    [result] = index.match([("a1", "Café de la République")])
+    assert (result.catalog_id, result.method) == ("b1", "exact")
 
 
 def test_tokens_split_normalised_words() -> None:
