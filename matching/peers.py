@@ -42,6 +42,19 @@ _BATCH_ROWS = 2048
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class PeerDraft:
+    """A job's peers built apart from the catalog index, from the catalog's texts alone
+    (:meth:`matching.CatalogIndex.draft_peers`, in another process, say, while the index is
+    built): everything but the job's prior shift, which needs the index. ``keys`` are the
+    items' normalised texts, ``vocabulary`` the fingerprint of the n-gram vectoriser the
+    items were vectorised with (:attr:`matching.vectors.CharNgramVectoriser.fingerprint`)."""
+
+    peers: PeerSet
+    keys: list[str]
+    vocabulary: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class PeerSet:
     """The n-gram vectors of a set of items and each one's rivals, by item id.
 

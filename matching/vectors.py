@@ -12,6 +12,7 @@ so unknown material lowers the cosine instead of being silently ignored.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -193,6 +194,22 @@ class CharNgramVectoriser:
     @property
     def nbytes(self) -> int:
         return int(self.vocabulary.nbytes + self.idf.nbytes)
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of what the vectoriser maps texts with: equal for two fitted on the
+        same texts (in two processes, say), different for any other vocabulary or weights.
+
+        >>> a, _ = CharNgramVectoriser.fit(["sony dsc w120"])
+        >>> b, _ = CharNgramVectoriser.fit(["sony dsc w120"])
+        >>> c, _ = CharNgramVectoriser.fit(["sony dsc w130"])
+        >>> a.fingerprint == b.fingerprint != c.fingerprint
+        True
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        for part in (self.vocabulary, self.idf, np.float64(self.unseen_idf)):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        return digest.hexdigest()
 
 
 def _unseen_sq_norm(docs: np.ndarray, keys: np.ndarray, n_docs: int, idf: float) -> np.ndarray:

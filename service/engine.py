@@ -431,10 +431,13 @@ class Engine:
             fields = tuple(default_fields(project.catalog_columns))
             if not fields:
                 return
-            catalog = await self._catalog(project_id, versions[0], fields)
             item_fields = tuple(default_fields(project.item_columns))
-            if item_fields and len(catalog.index):
-                await self._peers(project_id, versions[1], catalog, item_fields)
+            if item_fields:
+                await self._catalog_and_peers(
+                    project_id, (versions[0], fields), (versions[1], item_fields)
+                )
+            else:
+                await self._catalog(project_id, versions[0], fields)
         except Exception:
             logger.warning("could not pre-build the catalog index of %s", project_id, exc_info=True)
 
@@ -447,14 +450,20 @@ class Engine:
             lambda: self.store.catalog_texts(project_id, version, fields),
         )
 
-    async def _peers(
-        self, project_id: str, version: int, catalog: CatalogEntry, fields: tuple[str, ...]
-    ) -> PeerSet:
-        """The project's items ``version`` (their ``fields``) as rivals for ``catalog``'s
-        records."""
-        return await catalog.peers(
-            (project_id, version, fields),
-            lambda: self.store.item_texts(project_id, version, fields),
+    async def _catalog_and_peers(
+        self,
+        project_id: str,
+        catalog: tuple[int, tuple[str, ...]],
+        items: tuple[int, tuple[str, ...]],
+    ) -> tuple[CatalogEntry, PeerSet | None]:
+        """The index of the project's catalog (version, fields) and, if it is not empty,
+        the project's items (version, fields) as rivals for its records."""
+        (catalog_version, catalog_fields), (items_version, item_fields) = catalog, items
+        return await self.index_cache.with_peers(
+            (project_id, catalog_version, catalog_fields),
+            lambda: self.store.catalog_texts(project_id, catalog_version, catalog_fields),
+            (project_id, items_version, item_fields),
+            lambda: self.store.item_texts(project_id, items_version, item_fields),
         )
 
     async def candidates(
@@ -487,11 +496,13 @@ class Engine:
         non-empty catalog) the peers of its items version: uploads meanwhile do not mix in."""
         item_fields = tuple(job.config["itemFields"])
         catalog_fields = tuple(job.config["catalogFields"])
-        catalog = await self._catalog(job.project_id, job.catalog_version, catalog_fields)
-        peers = None
-        if with_peers and len(catalog.index):
-            peers = await self._peers(job.project_id, job.items_version, catalog, item_fields)
-        return catalog, peers
+        if not with_peers:
+            return await self._catalog(job.project_id, job.catalog_version, catalog_fields), None
+        return await self._catalog_and_peers(
+            job.project_id,
+            (job.catalog_version, catalog_fields),
+            (job.items_version, item_fields),
+        )
 
     async def _keep_lease(self, chunk: ChunkClaim) -> None:
         """Renew the chunk's lease every third of its length while the chunk runs."""

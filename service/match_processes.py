@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from matching import CatalogIndex
-from matching.peers import PeerSet
+from matching.peers import PeerDraft, PeerSet
 from service.chunk_rows import MatchRow, ReviewEntry, match_rows
 
 logger = logging.getLogger("chunkmatch.processes")
@@ -144,6 +144,10 @@ def _match(
     return match_rows(index, items, threshold, peers, chunk_size)
 
 
+def _draft_peers(records: Sequence[tuple[str, str]], items: Sequence[tuple[str, str]]) -> PeerDraft:
+    return CatalogIndex.draft_peers(records, items)
+
+
 def _forget(project: str) -> None:
     for old in [k for k in _indexes if k[0] == project]:
         del _indexes[old]
@@ -186,6 +190,13 @@ class _Helper:
         self.started = self.executor.submit(_started)
         self.indexes: OrderedDict[IndexKey, Future] = OrderedDict()
         self.peer_sets: OrderedDict[tuple[IndexKey, PeersKey], Future] = OrderedDict()
+        # peers it drafts while the server builds their index: no share of a chunk is
+        # given to it meanwhile (it would wait seconds behind the draft)
+        self.drafting: Future | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.drafting is not None and not self.drafting.done()
 
     def drop_orphan_peers(self) -> None:
         for old in [k for k in self.peer_sets if k[0] not in self.indexes]:
@@ -286,7 +297,7 @@ class MatchProcesses:
         return [
             _matcher(self, helper, key, peers_key)
             for helper in self._helpers
-            if helper.holds(key, peers_key)
+            if helper.holds(key, peers_key) and not helper.busy
         ]
 
     def will_hold(self, key: IndexKey, peers_key: PeersKey) -> bool:
@@ -304,7 +315,7 @@ class MatchProcesses:
         """Have a helper match ``items``, the last share of a chunk of ``chunk_size`` items
         that is likely to be claimed next, so that the chunk need not wait for it
         (:meth:`take_prefetched`)."""
-        holders = [h for h in self._helpers if h.will_hold(key, peers_key)]
+        holders = [h for h in self._helpers if h.will_hold(key, peers_key) and not h.busy]
         if not holders:
             return
         helper = holders[0]
@@ -342,6 +353,31 @@ class MatchProcesses:
             ahead.future.cancel()
             return None
         return Prefetched(share, functools.partial(self._result, ahead.helper, ahead.future))
+
+    def draft_peers(
+        self, records: Sequence[tuple[str, str]], items: Sequence[tuple[str, str]]
+    ) -> Callable[[], Awaitable[PeerDraft]] | None:
+        """Have a helper that has nothing else to do draft the peers of ``items`` for the
+        index of ``records`` (:meth:`matching.CatalogIndex.draft_peers`) while the server
+        builds that index: the two take about as long, one core each. Returns what awaits
+        the draft (raising if the helper fails), or None when no helper is free or the
+        sizes are beyond :meth:`helping`."""
+        helper = self._free_helper()
+        if helper is None or not (self.helping(len(records)) and self.helping(len(items))):
+            return None
+        future = self._submit(helper, _draft_peers, list(records), list(items))
+        if future is None:
+            return None
+        helper.drafting = future
+        return functools.partial(self._result, helper, future)
+
+    def can_draft(self) -> bool:
+        """Whether a helper is free to draft peers now (:meth:`draft_peers`)."""
+        return self._free_helper() is not None
+
+    def _free_helper(self) -> _Helper | None:
+        ahead = {a.helper for a in self._prefetched.values() if not a.future.done()}
+        return next((h for h in self._helpers if not h.busy and h not in ahead), None)
 
     def pids(self, timeout: float = 60.0) -> list[int]:
         """The helpers' process ids, once they have started."""

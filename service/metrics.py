@@ -124,7 +124,9 @@ WEBHOOK_DELIVERIES = Counter(
 SHARED_ITEMS = Counter(
     "chunkmatch_helper_items_total",
     "Items of this process's enhanced chunks matched by its helper processes "
-    "(CHUNKMATCH_MATCH_PROCESSES), by outcome (matched; failed: the server matched them)",
+    "(CHUNKMATCH_MATCH_PROCESSES), by outcome (matched; prefetched: matched ahead; failed: "
+    "the server matched them; drafted: items whose peers a helper drafted while the server "
+    "built their catalog's index)",
     ["outcome"],
     registry=REGISTRY,
 )

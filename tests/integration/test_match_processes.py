@@ -267,3 +267,55 @@ async def test_catalogs_above_the_size_limit_stay_in_the_server(store: Store) ->
         assert _helper_items("matched") == before
     finally:
         processes.close()
+
+
+async def test_peers_drafted_by_a_helper_while_the_index_builds_are_the_servers_own(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that arrives while its catalog's index is being built: a free helper drafts
+    the items' peers from the same records meanwhile, and they are exactly the peers the
+    server builds alone."""
+    project = await _project(store)
+    job = await _job(store, project)
+    engine = Engine(store, IndexCache(max_entries=1), lease_seconds=30)
+    catalog_key, peers_key = engine._index_keys(job)
+    # a catalog big enough that its build is still under way when the job asks
+    rng = random.Random(3)
+    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(6)) for _ in range(3000)]
+    records, _ = _records()
+    records = [(r["id"], r["name"]) for r in records]
+    records += [
+        (f"x{n}", " ".join(rng.sample(words, 6))) for n in range(9_000)
+    ]  # within max_records
+
+    async def load_records() -> list[tuple[str, str]]:
+        return records
+
+    async def load_items() -> list[tuple[str, str]]:
+        return await store.item_texts(project.id, job.items_version, peers_key[2])
+
+    # drafted at any point of the build (by default only before DRAFT_BEFORE_PROGRESS)
+    monkeypatch.setattr("service.catalog_index.DRAFT_BEFORE_PROGRESS", 1.0)
+    processes = _processes()
+    try:
+        processes.pids()  # started
+        cache = IndexCache(max_entries=2, processes=processes)
+        building = asyncio.create_task(cache.get(catalog_key, load_records))
+        while cache.progress(catalog_key) == 0.0:  # its records not read yet
+            await asyncio.sleep(0.001)
+        drafted = _helper_items("drafted")
+        entry, peers = await cache.with_peers(catalog_key, load_records, peers_key, load_items)
+        await building
+        assert _helper_items("drafted") - drafted == 600
+        [helper] = processes._helpers
+        assert helper.drafting is not None and helper.drafting.done() and not helper.busy
+
+        plain = IndexCache(max_entries=1)
+        _, own = await plain.with_peers(catalog_key, load_records, peers_key, load_items)
+        assert peers is not None and own is not None
+        assert peers.rows == own.rows and peers.prior_shift == own.prior_shift
+        assert (peers.vectors != own.vectors).nnz == 0
+        assert peers.rivals.tolist() == own.rivals.tolist()
+        assert entry.peer_texts(peers_key) == dict(await load_items())
+    finally:
+        processes.close()
