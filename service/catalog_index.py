@@ -123,6 +123,7 @@ class CatalogEntry:
     _peer_texts: dict[PeersKey, tuple[PeerSet, dict[str, str]]] = field(
         default_factory=dict, repr=False
     )
+    _drafted: set[PeersKey] = field(default_factory=set, repr=False)
 
     @property
     def _peers(self) -> OrderedDict[PeersKey, PeerSet]:
@@ -154,18 +155,23 @@ class CatalogEntry:
                 drafted = None
             if drafted is not None:
                 metrics.helper_items(len(items), "drafted")
+                self._drafted.add(key)
             peers = await asyncio.to_thread(
                 self.index.peers, items, progress=progress, draft=drafted
             )
             self._peer_texts[key] = (peers, dict(items))
             if self.processes is not None and self.key is not None:
-                self.processes.add_peers(self.key, key, peers)
+                await self.processes.add_peers(self.key, key, peers)
             return peers, len(items)
 
         peers = await self._peer_sets.get_or_build(key, build)
         for old in [k for k in self._peer_texts if self._peer_sets.peek(k) is None]:
             del self._peer_texts[old]  # its peer set left the cache
         return peers
+
+    def drafted(self, key: PeersKey) -> bool:
+        """Whether the peers for ``key`` were built from a helper's draft."""
+        return key in self._drafted
 
     def peer_texts(self, key: PeersKey) -> Mapping[str, str] | None:
         """The item texts (by id) the cached peers for ``key`` were built from; None
@@ -225,7 +231,7 @@ class IndexCache(VersionedCache[CatalogEntry]):
                 drafted = None
                 if records and self._worth_drafting(key, drafting):
                     assert self.processes is not None
-                    drafted = self.processes.draft_peers(records, items)
+                    drafted = self.processes.draft_peers(key, peers_key, records, items)
                 self._drafts[drafting] = Draft(items, drafted)
         try:
             entry = await self.get(key, load)
@@ -269,7 +275,7 @@ class IndexCache(VersionedCache[CatalogEntry]):
             finally:
                 self._records.pop(key, None)
             if self.processes is not None:
-                self.processes.add_index(key, index)
+                await self.processes.add_index(key, index)
             entry = CatalogEntry(index, dict(records), key=key, processes=self.processes)
             return entry, len(records)
 

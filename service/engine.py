@@ -45,6 +45,9 @@ _HOST = socket.gethostname()
 PREWARM_QUIET_SECONDS = 1.0
 """How long an upload's background index build waits for a following upload first."""
 
+HELPER_LOAD_WAIT_SECONDS = 2.0
+"""Longest a job's preparation waits for its helpers to load an index sent just now."""
+
 PREPARATION_WAIT_SECONDS = 2.0
 """How long a ``/process`` call on a job still being prepared waits for the preparation
 before it answers without a chunk (so that a client calling back to back does not spin)."""
@@ -561,7 +564,12 @@ class Engine:
 
     async def _prefetch_first(self, job: Job, catalog: CatalogEntry) -> None:
         """Once a job is prepared, have a helper match ahead the last share of its next
-        chunk (its first), as it does for each chunk after the one before."""
+        chunk (its first), as it does for each chunk after the one before.
+
+        Peers drafted beside the index leave a helper no time to load the index, sent once
+        built, before the job is ready; a first chunk run during that load took two to
+        three times the median (the server alone, its two cores shared with the load). So
+        the preparation then waits up to :data:`HELPER_LOAD_WAIT_SECONDS` for the load."""
         processes = self.index_cache.processes
         catalog_key, peers_key = self._index_keys(job)
         if processes is None or peers_key is None or job.config.get("oneToOne"):
@@ -571,6 +579,10 @@ class Engine:
         # a chunk that would end where the job's claims are
         before = ChunkClaim(job.id, 0, job.current_stage, job.claimed_items, job.claimed_items, "")
         try:
+            wait = HELPER_LOAD_WAIT_SECONDS
+            loading = catalog.drafted(peers_key)
+            if loading and not await processes.loaded(catalog_key, peers_key, wait):
+                return  # a share would wait for the load: the server matches it alone
             threshold = float(job.config["threshold"])
             keys = (catalog_key, peers_key)
             await self._prefetch(job, before, catalog, threshold, keys, FIRST_PREFETCH_SHARE)

@@ -14,6 +14,7 @@ import pytest
 
 from service import metrics
 from service.catalog_index import MAX_PEER_SETS, IndexCache
+from service.chunk_rows import match_rows
 from service.engine import Engine
 from service.match_processes import (
     FIRST_PREFETCH_SHARE,
@@ -317,5 +318,64 @@ async def test_peers_drafted_by_a_helper_while_the_index_builds_are_the_servers_
         assert (peers.vectors != own.vectors).nnz == 0
         assert peers.rivals.tolist() == own.rivals.tolist()
         assert entry.peer_texts(peers_key) == dict(await load_items())
+
+        # the helper kept its draft (sent only the job's prior): it matches as the server does
+        for _ in range(600):
+            if processes.matchers(catalog_key, peers_key):
+                break
+            await asyncio.sleep(0.05)
+        [remote] = processes.matchers(catalog_key, peers_key)
+        some = (await load_items())[:150]
+        assert await remote(some, 0.26, len(some)) == match_rows(
+            entry.index, some, 0.26, peers, len(some)
+        )
+    finally:
+        processes.close()
+
+
+async def test_a_job_prepared_while_its_index_builds_is_matched_as_by_the_server_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's path: the job is created while the catalog's index is being built (by the
+    upload's background build); a helper drafts the peers meanwhile, loads the index once
+    built, and the job stores exactly what the server alone stores."""
+    rng = random.Random(5)
+    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(6)) for _ in range(3000)]
+    catalog, items = _records()
+    catalog += [{"id": f"x{n}", "name": " ".join(rng.sample(words, 6))} for n in range(8_000)]
+
+    async def project_of(name: str) -> Project:
+        project = await store.create_project(name, owner="tester")
+        pid = uuid.UUID(project.id)
+        for kind, rows in (("catalog", catalog), ("items", items)):
+            records = [(r["id"], to_json_text(r)) for r in rows]
+            await store.upload_records(pid, kind, records, ["id", "name"])
+        return await store.get_project(pid, owner=None)
+
+    alone = Engine(store, IndexCache(max_entries=2), lease_seconds=30)
+    reference = await _job(store, await project_of("alone"))
+    await _run(alone, reference)
+    expected = await _results(store, reference)
+
+    monkeypatch.setattr("service.catalog_index.DRAFT_BEFORE_PROGRESS", 1.0)
+    processes = _processes()
+    try:
+        processes.pids()  # started
+        engine = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
+        job = await _job(store, await project_of("drafted"))
+        catalog_key, peers_key = engine._index_keys(job)
+        building = asyncio.create_task(engine._catalog(*catalog_key))  # the upload's build
+        while engine.index_cache.progress(catalog_key) == 0.0:
+            await asyncio.sleep(0.001)
+        drafted, prefetched = _helper_items("drafted"), _helper_items("prefetched")
+        job = engine.start_preparation(job)
+        assert job.preparation is not None and await engine._preparations[job.id]
+        await building
+        assert _helper_items("drafted") - drafted == len(items)
+        assert processes.holds(catalog_key, peers_key)  # loaded before the job was ready
+        await _run(engine, job)
+        first, later = round(FIRST_PREFETCH_SHARE * CHUNK), round(PREFETCH_SHARE * CHUNK)
+        assert _helper_items("prefetched") - prefetched == first + 2 * later
+        assert await _results(store, job) == expected
     finally:
         processes.close()
