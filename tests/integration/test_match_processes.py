@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +21,7 @@ from service.match_processes import (
     FIRST_PREFETCH_SHARE,
     MIN_SPLIT_ITEMS,
     PREFETCH_SHARE,
+    IndexKey,
     MatchProcesses,
     _matcher,
 )
@@ -270,30 +272,42 @@ async def test_catalogs_above_the_size_limit_stay_in_the_server(store: Store) ->
         processes.close()
 
 
-async def test_peers_drafted_by_a_helper_while_the_index_builds_are_the_servers_own(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A job that arrives while its catalog's index is being built: a free helper drafts
-    the items' peers from the same records meanwhile, and they are exactly the peers the
-    server builds alone."""
+def _with_more_records(catalog: list[dict], n: int, seed: int) -> list[dict]:
+    """``catalog`` and ``n`` more records of random words: big enough that an index build
+    is still under way when a job asks, and within the helpers' ``max_records``."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(6)) for _ in range(3000)]
+    return catalog + [{"id": f"x{k}", "name": " ".join(rng.sample(words, 6))} for k in range(n)]
+
+
+async def _big_catalog_job(
+    store: Store, seed: int
+) -> tuple[IndexKey, IndexKey, Callable, Callable]:
+    """A job's index and peers keys, and what loads a big catalog for it
+    (:func:`_with_more_records`) and its items."""
     project = await _project(store)
     job = await _job(store, project)
-    engine = Engine(store, IndexCache(max_entries=1), lease_seconds=30)
-    catalog_key, peers_key = engine._index_keys(job)
-    # a catalog big enough that its build is still under way when the job asks
-    rng = random.Random(3)
-    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(6)) for _ in range(3000)]
-    records, _ = _records()
-    records = [(r["id"], r["name"]) for r in records]
-    records += [
-        (f"x{n}", " ".join(rng.sample(words, 6))) for n in range(9_000)
-    ]  # within max_records
+    catalog_key, peers_key = Engine(store, IndexCache(max_entries=1), lease_seconds=30)._index_keys(
+        job
+    )
+    records = [(r["id"], r["name"]) for r in _with_more_records(_records()[0], 9_000, seed)]
 
     async def load_records() -> list[tuple[str, str]]:
         return records
 
     async def load_items() -> list[tuple[str, str]]:
         return await store.item_texts(project.id, job.items_version, peers_key[2])
+
+    return catalog_key, peers_key, load_records, load_items
+
+
+async def test_peers_drafted_by_a_helper_while_the_index_builds_are_the_servers_own(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that arrives while its catalog's index is being built: a free helper drafts
+    the items' peers from the same records meanwhile, and they are exactly the peers the
+    server builds alone."""
+    catalog_key, peers_key, load_records, load_items = await _big_catalog_job(store, seed=3)
 
     # drafted at any point of the build (by default only before DRAFT_BEFORE_PROGRESS)
     monkeypatch.setattr("service.catalog_index.DRAFT_BEFORE_PROGRESS", 1.0)
@@ -339,10 +353,8 @@ async def test_a_job_prepared_while_its_index_builds_is_matched_as_by_the_server
     """The user's path: the job is created while the catalog's index is being built (by the
     upload's background build); a helper drafts the peers meanwhile, loads the index once
     built, and the job stores exactly what the server alone stores."""
-    rng = random.Random(5)
-    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(6)) for _ in range(3000)]
     catalog, items = _records()
-    catalog += [{"id": f"x{n}", "name": " ".join(rng.sample(words, 6))} for n in range(8_000)]
+    catalog = _with_more_records(catalog, 8_000, seed=5)
 
     async def project_of(name: str) -> Project:
         project = await store.create_project(name, owner="tester")
@@ -377,5 +389,40 @@ async def test_a_job_prepared_while_its_index_builds_is_matched_as_by_the_server
         first, later = round(FIRST_PREFETCH_SHARE * CHUNK), round(PREFETCH_SHARE * CHUNK)
         assert _helper_items("prefetched") - prefetched == first + 2 * later
         assert await _results(store, job) == expected
+    finally:
+        processes.close()
+
+
+async def test_a_helper_that_dies_while_drafting_costs_the_peers_nothing_but_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog_key, peers_key, load_records, load_items = await _big_catalog_job(store, seed=9)
+
+    monkeypatch.setattr("service.catalog_index.DRAFT_BEFORE_PROGRESS", 1.0)
+    processes = _processes()
+    try:
+        [pid] = processes.pids()
+        cache = IndexCache(max_entries=2, processes=processes)
+        building = asyncio.create_task(cache.get(catalog_key, load_records))
+        while cache.progress(catalog_key) == 0.0:
+            await asyncio.sleep(0.001)
+        drafted = _helper_items("drafted")
+        peering = asyncio.create_task(
+            cache.with_peers(catalog_key, load_records, peers_key, load_items)
+        )
+        while not processes._helpers[0].busy:  # drafting
+            await asyncio.sleep(0.001)
+        os.kill(pid, signal.SIGKILL)
+        _, peers = await peering
+        await building
+        assert _helper_items("drafted") == drafted  # the server built them itself
+        _, own = await IndexCache(max_entries=1).with_peers(
+            catalog_key, load_records, peers_key, load_items
+        )
+        assert peers is not None and own is not None
+        assert peers.rivals.tolist() == own.rivals.tolist()
+        assert peers.prior_shift == own.prior_shift
+        [restarted] = processes.pids()
+        assert restarted != pid
     finally:
         processes.close()
