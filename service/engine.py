@@ -579,13 +579,14 @@ class Engine:
         # a chunk that would end where the job's claims are
         before = ChunkClaim(job.id, 0, job.current_stage, job.claimed_items, job.claimed_items, "")
         try:
-            wait = HELPER_LOAD_WAIT_SECONDS
-            loading = catalog.drafted(peers_key)
-            if loading and not await processes.loaded(catalog_key, peers_key, wait):
-                return  # a share would wait for the load: the server matches it alone
+            share = FIRST_PREFETCH_SHARE
+            if catalog.drafted(peers_key):
+                if not await processes.loaded(catalog_key, peers_key, HELPER_LOAD_WAIT_SECONDS):
+                    return  # a share would wait for the load: the server matches it alone
+                share = PREFETCH_SHARE  # loaded: as large a share as any later chunk's
             threshold = float(job.config["threshold"])
             keys = (catalog_key, peers_key)
-            await self._prefetch(job, before, catalog, threshold, keys, FIRST_PREFETCH_SHARE)
+            await self._prefetch(job, before, catalog, threshold, keys, share)
         except Exception:  # only a head start is lost
             logger.warning("could not match ahead for job %s", job.id, exc_info=True)
 
