@@ -11,7 +11,7 @@ import dataclasses
 import gc
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -80,12 +80,19 @@ class CatalogIndex:
 
     @classmethod
     def build(
-        cls, records: Sequence[tuple[str, str]], *, progress: Progress | None = None
+        cls,
+        records: Sequence[tuple[str, str]],
+        *,
+        progress: Progress | None = None,
+        on_vocabulary: Callable[[CharNgramVectoriser], None] | None = None,
     ) -> CatalogIndex:
         """Index ``(catalog_id, text)`` records.
 
         ``progress``, when given, is called from time to time with the share of the build
         done (0..1, never decreasing; 1.0 last); an exception it raises stops the build.
+        ``on_vocabulary``, when given, is called with the records' n-gram vectoriser as
+        soon as it is fitted (about a third into the build), so that a job's peers can be
+        drafted with it meanwhile (:meth:`draft_peers`).
         Raises :class:`~matching.exceptions.DuplicateCatalogIdError` if an id repeats.
 
         >>> seen = []
@@ -94,10 +101,15 @@ class CatalogIndex:
         1.0
         """
         with _batch_allocations():
-            return cls._build(records, progress or no_progress)
+            return cls._build(records, progress or no_progress, on_vocabulary)
 
     @classmethod
-    def _build(cls, records: Sequence[tuple[str, str]], report: Progress) -> CatalogIndex:
+    def _build(
+        cls,
+        records: Sequence[tuple[str, str]],
+        report: Progress,
+        on_vocabulary: Callable[[CharNgramVectoriser], None] | None,
+    ) -> CatalogIndex:
         ids = [str(record_id) for record_id, _ in records]
         if len(set(ids)) != len(ids):
             duplicate = next(i for i, n in Counter(ids).items() if n > 1)
@@ -108,12 +120,20 @@ class CatalogIndex:
         for row, key in enumerate(keys):
             if key:
                 exact_rows.setdefault(key, row)
-        codes = map_reporting(own_codes, texts, scaled(report, 0.07, 0.3))
+        fitted = None
+        if records:
+            fitted = CharNgramVectoriser.fit(keys)
+            report(0.2)
+            if on_vocabulary is not None:
+                on_vocabulary(fitted[0])
+        codes = map_reporting(own_codes, texts, scaled(report, 0.2, 0.4))
         frequency = Counter(code for cs in codes for code in cs)
         code_rows = {c: row for row, cs in enumerate(codes) for c in cs if frequency[c] == 1}
         scorer = None
-        if records:
-            scorer = CandidateScorer.build(keys, codes, progress=scaled(report, 0.3, 1.0))
+        if fitted is not None:
+            scorer = CandidateScorer.build(
+                keys, codes, progress=scaled(report, 0.4, 1.0), fitted=fitted
+            )
         report(1.0)
         return cls(ids=ids, exact_rows=exact_rows, code_rows=code_rows, scorer=scorer)
 
@@ -165,13 +185,17 @@ class CatalogIndex:
 
     @staticmethod
     def draft_peers(
-        records: Sequence[tuple[str, str]], items: Sequence[tuple[str, str]]
+        vocabulary: Sequence[tuple[str, str]] | CharNgramVectoriser,
+        items: Sequence[tuple[str, str]],
     ) -> PeerDraft:
-        """The peers :meth:`peers` makes of ``items`` for the index of ``records``, but for
-        the job's prior shift, without building that index: only its n-gram vocabulary,
-        about a quarter of the build. Another process can make it while the index is built."""
+        """The peers :meth:`peers` makes of ``items`` for the index of some records, but
+        for the job's prior shift, without that index: only its n-gram ``vocabulary``
+        (given by :meth:`build`'s ``on_vocabulary``, or fitted here from the records).
+        Another process can make it while the index is built."""
         with _batch_allocations():
-            char, _ = CharNgramVectoriser.fit([normalise_text(_as_text(t)) for _, t in records])
+            char = vocabulary
+            if not isinstance(char, CharNgramVectoriser):
+                char, _ = CharNgramVectoriser.fit([normalise_text(_as_text(t)) for _, t in char])
             keys = [normalise_text(_as_text(t)) for _, t in items]
             peers = PeerSet.build([str(i) for i, _ in items], keys, char)
             return PeerDraft(peers, keys, char.fingerprint)

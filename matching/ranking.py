@@ -151,15 +151,17 @@ class CandidateScorer:
         codes: Sequence[frozenset[str]],
         *,
         progress: Progress | None = None,
+        fitted: tuple[CharNgramVectoriser, sp.csr_matrix] | None = None,
     ) -> CandidateScorer:
         """Index normalised catalog texts ``keys`` and their model ``codes``.
 
         ``progress``, when given, is called with the share of the work done (0..1) as the
-        build goes; an exception it raises stops the build."""
+        build goes; an exception it raises stops the build. ``fitted``: the n-gram
+        vectoriser and matrix of ``keys`` (``CharNgramVectoriser.fit(keys)``), if made."""
         report = progress or no_progress
         frequency = Counter(code for cs in codes for code in cs)
         signal_frequency = {c: n for c, n in frequency.items() if n <= MAX_SIGNAL_CODE_FREQUENCY}
-        char, char_matrix = CharNgramVectoriser.fit(keys)
+        char, char_matrix = fitted or CharNgramVectoriser.fit(keys)
         report(0.3)
         words, word_matrix = WordVectoriser.fit(keys)
         report(0.42)

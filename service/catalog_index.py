@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 from matching import CatalogIndex
 from matching.peers import PeerDraft, PeerSet
 from matching.progress import Progress, scaled
+from matching.vectors import CharNgramVectoriser
 from service import metrics
 from service.match_processes import IndexKey, MatchProcesses, PeersKey
 
@@ -30,10 +31,13 @@ MAX_PEER_SETS = 4
 LOADED_SHARE = 0.1
 """Share of a catalog index's build reported once its records are read from PostgreSQL."""
 
-DRAFT_BEFORE_PROGRESS = 0.6
-"""Share of an index's build after which its peers are no longer drafted beside it: a
-draft takes about as long as the whole build, the peers built after it two thirds of it,
-and a drafted set a tenth."""
+DRAFT_BEFORE_PROGRESS = 0.9
+"""Share of an index's build after which its peers are no longer drafted beside it. A
+draft takes about half as long as the whole build once the build's vocabulary is fitted,
+peers built after the index two thirds of it, and drafted peers a tenth."""
+
+VOCABULARY_POLL_SECONDS = 0.02
+"""How often a job waiting to draft its peers looks whether the index's vocabulary is fitted."""
 
 V = TypeVar("V")
 
@@ -209,6 +213,7 @@ class IndexCache(VersionedCache[CatalogEntry]):
         self.processes = processes
         # the records of the indexes being built, and the drafts of peers started meanwhile
         self._records: dict[IndexKey, Sequence[tuple[str, str]]] = {}
+        self._vocabularies: dict[IndexKey, CharNgramVectoriser] = {}
         self._drafts: dict[tuple[IndexKey, PeersKey], Draft] = {}
 
     async def with_peers(
@@ -221,17 +226,19 @@ class IndexCache(VersionedCache[CatalogEntry]):
         """The index for ``key`` and (for a non-empty catalog) the peers for ``peers_key``.
 
         While the server builds that index, a free helper process drafts the peers
-        (:meth:`service.match_processes.MatchProcesses.draft_peers`) from the same records:
-        the peers then take a sixth of their time once the index is built."""
+        (:meth:`service.match_processes.MatchProcesses.draft_peers`) with the index's
+        n-gram vocabulary, sent as soon as the build has fitted it: the peers then take a
+        sixth of their time once the index is built."""
         drafting = (key, peers_key)
         if self._worth_drafting(key, drafting):
             items = await load_items()
+            drafted = None
+            vocabulary = await self._vocabulary(key)
+            if vocabulary is not None and self._worth_drafting(key, drafting):
+                assert self.processes is not None
+                size = len(self._records.get(key) or ())
+                drafted = self.processes.draft_peers(key, peers_key, vocabulary, items, size)
             if drafting not in self._drafts:  # the items are read once either way
-                records = self._records.get(key)
-                drafted = None
-                if records and self._worth_drafting(key, drafting):
-                    assert self.processes is not None
-                    drafted = self.processes.draft_peers(key, peers_key, records, items)
                 self._drafts[drafting] = Draft(items, drafted)
         try:
             entry = await self.get(key, load)
@@ -245,6 +252,13 @@ class IndexCache(VersionedCache[CatalogEntry]):
         super().forget(project)
         if self.processes is not None:
             self.processes.forget(project)
+
+    async def _vocabulary(self, key: IndexKey) -> CharNgramVectoriser | None:
+        """The n-gram vectoriser of the index being built for ``key``, once fitted (about a
+        third into the build); None if the build ends without one."""
+        while key in self._records and key not in self._vocabularies:
+            await asyncio.sleep(VOCABULARY_POLL_SECONDS)
+        return self._vocabularies.get(key)
 
     def _worth_drafting(self, key: IndexKey, drafting: tuple[IndexKey, PeersKey]) -> bool:
         """Whether the index for ``key`` is being built, with its records read, early
@@ -268,12 +282,20 @@ class IndexCache(VersionedCache[CatalogEntry]):
             records = await load()
             progress(LOADED_SHARE)
             self._records[key] = records
+
+            def fitted(vocabulary: CharNgramVectoriser) -> None:  # in the building thread
+                self._vocabularies[key] = vocabulary
+
             try:
                 index = await asyncio.to_thread(
-                    CatalogIndex.build, records, progress=scaled(progress, LOADED_SHARE, 1.0)
+                    CatalogIndex.build,
+                    records,
+                    progress=scaled(progress, LOADED_SHARE, 1.0),
+                    on_vocabulary=fitted,
                 )
             finally:
                 self._records.pop(key, None)
+                self._vocabularies.pop(key, None)
             if self.processes is not None:
                 await self.processes.add_index(key, index)
             entry = CatalogEntry(index, dict(records), key=key, processes=self.processes)

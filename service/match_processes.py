@@ -43,6 +43,7 @@ from typing import Any
 
 from matching import CatalogIndex
 from matching.peers import PeerDraft, PeerSet
+from matching.vectors import CharNgramVectoriser
 from service.chunk_rows import MatchRow, ReviewEntry, match_rows
 
 logger = logging.getLogger("chunkmatch.processes")
@@ -152,10 +153,10 @@ _drafted: dict[tuple[IndexKey, PeersKey], PeerSet] = {}
 def _draft_peers(
     key: IndexKey,
     peers_key: PeersKey,
-    records: Sequence[tuple[str, str]],
+    vocabulary: CharNgramVectoriser,
     items: Sequence[tuple[str, str]],
 ) -> PeerDraft:
-    draft = CatalogIndex.draft_peers(records, items)
+    draft = CatalogIndex.draft_peers(vocabulary, items)
     _drafted.clear()  # the latest only: the server sends its prior next
     _drafted[(key, peers_key)] = draft.peers
     return draft
@@ -418,18 +419,19 @@ class MatchProcesses:
         self,
         key: IndexKey,
         peers_key: PeersKey,
-        records: Sequence[tuple[str, str]],
+        vocabulary: CharNgramVectoriser,
         items: Sequence[tuple[str, str]],
+        records: int,
     ) -> Callable[[], Awaitable[PeerDraft]] | None:
-        """Have a helper that has nothing else to do draft the peers of ``items`` for the
-        index of ``records`` (:meth:`matching.CatalogIndex.draft_peers`) while the server
-        builds that index: the two take about as long, one core each. Returns what awaits
-        the draft (raising if the helper fails), or None when no helper is free or the
-        sizes are beyond :meth:`helping`."""
+        """Have a helper that has nothing else to do draft the peers of ``items`` with the
+        n-gram ``vocabulary`` of an index of ``records`` records that the server is building
+        (:meth:`matching.CatalogIndex.draft_peers`): the draft ends before the build. Returns
+        what awaits the draft (raising if the helper fails), or None when no helper is free
+        or the sizes are beyond :meth:`helping`."""
         helper = self._free_helper()
-        if helper is None or not (self.helping(len(records)) and self.helping(len(items))):
+        if helper is None or not (self.helping(records) and self.helping(len(items))):
             return None
-        future = self._submit(helper, _draft_peers, key, peers_key, list(records), list(items))
+        future = self._submit(helper, _draft_peers, key, peers_key, vocabulary, list(items))
         if future is None:
             return None
         helper.drafting, helper.drafted = future, (key, peers_key)
