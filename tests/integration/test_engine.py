@@ -277,7 +277,11 @@ async def test_peers_are_built_once_per_items_version_and_prewarmed(store: Store
     assert new_key[1] == peers_key[1] + 1 and len(entry._peers[new_key]) == 21
 
 
-async def test_uploads_in_quick_succession_prewarm_once(store: Store) -> None:
+async def test_uploads_in_quick_succession_prewarm_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a quiet period that the second upload surely lands in, on a loaded machine too
+    monkeypatch.setattr("service.engine.PREWARM_QUIET_SECONDS", 1.0)
     project = await _project(store, n_items=10, n_catalog=10)
     cache = IndexCache(max_entries=4)
     engine = Engine(store, cache, lease_seconds=30)
