@@ -171,6 +171,7 @@ class CatalogEntry:
         peers = await self._peer_sets.get_or_build(key, build)
         for old in [k for k in self._peer_texts if self._peer_sets.peek(k) is None]:
             del self._peer_texts[old]  # its peer set left the cache
+        self._drafted.intersection_update(self._peers)
         return peers
 
     def drafted(self, key: PeersKey) -> bool:
