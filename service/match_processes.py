@@ -255,6 +255,16 @@ class _Helper:
         self.executor.shutdown(wait=True)
 
 
+async def _pickled(value: object) -> bytes | None:
+    """``value`` pickled in a worker thread; None (logged) if it cannot be: the helpers
+    are a cache, and the server matches what they cannot."""
+    try:
+        return await asyncio.to_thread(pickle.dumps, value, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        logger.warning("could not copy a %s to the helpers", type(value).__name__, exc_info=True)
+        return None
+
+
 def _done(future: Future | None) -> bool:
     return (
         future is not None
@@ -299,7 +309,9 @@ class MatchProcesses:
         chunk matched meanwhile took twice as long (736 against 343 ms in-process)."""
         if not self.helping(len(index)) or not self._helpers:
             return
-        pickled = await asyncio.to_thread(pickle.dumps, index, pickle.HIGHEST_PROTOCOL)
+        pickled = await _pickled(index)
+        if pickled is None:
+            return
         for helper in list(self._helpers):
             future = self._submit(helper, _add_index_pickled, key, pickled, self.keep_indexes)
             if future is not None:
@@ -318,8 +330,9 @@ class MatchProcesses:
                 helper.drafted = None
                 args: tuple = (_add_drafted_peers, key, peers_key, peers.prior_shift)
             else:
+                pickled = pickled or await _pickled(peers)
                 if pickled is None:
-                    pickled = await asyncio.to_thread(pickle.dumps, peers, pickle.HIGHEST_PROTOCOL)
+                    return
                 args = (_add_peers_pickled, key, peers_key, pickled)
             future = self._submit(helper, *args, self.keep_peers)
             if future is not None:

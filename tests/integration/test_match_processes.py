@@ -427,3 +427,30 @@ async def test_a_helper_that_dies_while_drafting_costs_the_peers_nothing_but_tim
         assert restarted != pid
     finally:
         processes.close()
+
+
+async def test_an_index_that_cannot_be_copied_to_the_helpers_is_still_built(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The helpers are a cache: a copy that fails (here, out of memory while pickling) is
+    logged, the index and peers are built, and the server matches alone."""
+    project = await _project(store)
+    processes = _processes()
+    try:
+        engine = Engine(store, IndexCache(max_entries=2, processes=processes), lease_seconds=30)
+        job = await _job(store, project)
+
+        def no_memory(*args: object) -> bytes:
+            raise MemoryError
+
+        monkeypatch.setattr("service.match_processes.pickle.dumps", no_memory)
+        catalog, peers = await engine._job_index(job, with_peers=True)
+        assert len(catalog.index) == 400 and peers is not None and len(peers) == 600
+        assert processes.matchers(*engine._index_keys(job)) == []
+        assert "could not copy a CatalogIndex to the helpers" in caplog.text
+        monkeypatch.undo()
+        await _run(engine, job)
+        done = await store.get_job(uuid.UUID(job.id))
+        assert done.processed_items == 600
+    finally:
+        processes.close()
