@@ -91,7 +91,7 @@ class CatalogIndex:
         ``progress``, when given, is called from time to time with the share of the build
         done (0..1, never decreasing; 1.0 last); an exception it raises stops the build.
         ``on_vocabulary``, when given, is called with the records' n-gram vectoriser as
-        soon as it is fitted (about a third into the build), so that a job's peers can be
+        soon as it is fitted (about halfway through the build), so that a job's peers can be
         drafted with it meanwhile (:meth:`draft_peers`).
         Raises :class:`~matching.exceptions.DuplicateCatalogIdError` if an id repeats.
 

@@ -255,8 +255,8 @@ class IndexCache(VersionedCache[CatalogEntry]):
             self.processes.forget(project)
 
     async def _vocabulary(self, key: IndexKey) -> CharNgramVectoriser | None:
-        """The n-gram vectoriser of the index being built for ``key``, once fitted (about a
-        third into the build); None if the build ends without one."""
+        """The n-gram vectoriser of the index being built for ``key``, once fitted (about
+        halfway through the build); None if the build ends without one."""
         while key in self._records and key not in self._vocabularies:
             await asyncio.sleep(VOCABULARY_POLL_SECONDS)
         return self._vocabularies.get(key)
