@@ -212,8 +212,9 @@ class IndexCache(VersionedCache[CatalogEntry]):
     def __init__(self, *, max_entries: int, processes: MatchProcesses | None = None) -> None:
         super().__init__(max_entries=max_entries, what="the catalog index of")
         self.processes = processes
-        # the records of the indexes being built, and the drafts of peers started meanwhile
-        self._records: dict[IndexKey, Sequence[tuple[str, str]]] = {}
+        # the record counts and (once fitted) vocabularies of the indexes being built, and the
+        # drafts of peers started meanwhile
+        self._sizes: dict[IndexKey, int] = {}
         self._vocabularies: dict[IndexKey, CharNgramVectoriser] = {}
         self._drafts: dict[tuple[IndexKey, PeersKey], Draft] = {}
 
@@ -237,8 +238,8 @@ class IndexCache(VersionedCache[CatalogEntry]):
             vocabulary = await self._vocabulary(key)
             if vocabulary is not None and self._worth_drafting(key, drafting):
                 assert self.processes is not None
-                size = len(self._records.get(key) or ())
-                drafted = self.processes.draft_peers(key, peers_key, vocabulary, items, size)
+                records = self._sizes.get(key, 0)
+                drafted = self.processes.draft_peers(key, peers_key, vocabulary, items, records)
             if drafting not in self._drafts:  # the items are read once either way
                 self._drafts[drafting] = Draft(items, drafted)
         try:
@@ -257,7 +258,7 @@ class IndexCache(VersionedCache[CatalogEntry]):
     async def _vocabulary(self, key: IndexKey) -> CharNgramVectoriser | None:
         """The n-gram vectoriser of the index being built for ``key``, once fitted (about
         halfway through the build); None if the build ends without one."""
-        while key in self._records and key not in self._vocabularies:
+        while key in self._sizes and key not in self._vocabularies:
             await asyncio.sleep(VOCABULARY_POLL_SECONDS)
         return self._vocabularies.get(key)
 
@@ -268,7 +269,7 @@ class IndexCache(VersionedCache[CatalogEntry]):
             self.processes is not None
             and self.processes.can_draft()
             and drafting not in self._drafts
-            and bool(self._records.get(key))
+            and self._sizes.get(key, 0) > 0
             and self.progress(key) <= DRAFT_BEFORE_PROGRESS
         )
 
@@ -282,7 +283,7 @@ class IndexCache(VersionedCache[CatalogEntry]):
         async def build(progress: Progress) -> tuple[CatalogEntry, int]:
             records = await load()
             progress(LOADED_SHARE)
-            self._records[key] = records
+            self._sizes[key] = len(records)
 
             def fitted(vocabulary: CharNgramVectoriser) -> None:  # in the building thread
                 self._vocabularies[key] = vocabulary
@@ -295,7 +296,7 @@ class IndexCache(VersionedCache[CatalogEntry]):
                     on_vocabulary=fitted,
                 )
             finally:
-                self._records.pop(key, None)
+                self._sizes.pop(key, None)
                 self._vocabularies.pop(key, None)
             if self.processes is not None:
                 await self.processes.add_index(key, index)
