@@ -125,6 +125,19 @@ async def _alone(store: Store) -> tuple[list[tuple], list[tuple]]:
     return await _results(store, reference)
 
 
+def _assert_same(actual: tuple[list[tuple], list[tuple]], expected: tuple[list, list]) -> None:
+    """``actual`` results equal ``expected``; else fail naming the first rows that differ
+    (pytest's diff of two lists of hundreds of tuples shows only their tails)."""
+    for name, got, wanted in zip(("matches", "review"), actual, expected, strict=True):
+        if got != wanted:
+            missing = [r for r in wanted if r not in got][:3]
+            extra = [r for r in got if r not in wanted][:3]
+            raise AssertionError(
+                f"{name}: {len(got)} rows against {len(wanted)} alone;"
+                f" only alone: {missing}; only here: {extra}"
+            )
+
+
 def _helper_items(outcome: str) -> float:
     value = metrics.REGISTRY.get_sample_value("chunkmatch_helper_items_total", {"outcome": outcome})
     return value or 0.0
@@ -146,7 +159,7 @@ async def test_chunks_matched_in_shares_store_what_the_server_alone_stores(store
         # matched the last share of the next one ahead (PREFETCH_SHARE of it)
         assert _helper_items("matched") - before[0] == CHUNK // 2
         assert _helper_items("prefetched") - before[1] == 2 * round(PREFETCH_SHARE * CHUNK)
-        assert await _results(store, job) == expected
+        _assert_same(await _results(store, job), expected)
         done = await store.get_job(uuid.UUID(job.id))
         assert done.matches_found == len(expected[0]) and done.processed_items == 600
     finally:
@@ -169,7 +182,7 @@ async def test_a_prepared_jobs_first_chunk_is_matched_ahead_too(store: Store) ->
         first, later = round(FIRST_PREFETCH_SHARE * CHUNK), round(PREFETCH_SHARE * CHUNK)
         assert _helper_items("prefetched") - before[0] == first + 2 * later
         assert _helper_items("matched") == before[1]
-        assert await _results(store, job) == expected
+        _assert_same(await _results(store, job), expected)
     finally:
         processes.close()
 
@@ -197,7 +210,7 @@ async def test_work_done_ahead_for_a_chunk_another_driver_claimed_is_not_used(
                 done = done or outcome.job.status == "completed"
         assert _helper_items("prefetched") == before[0]  # chunk 2 went to the other driver
         assert _helper_items("matched") - before[1] == 2 * (CHUNK // 2)  # chunks 1 and 3
-        assert await _results(store, job) == expected
+        _assert_same(await _results(store, job), expected)
     finally:
         processes.close()
 
@@ -216,7 +229,7 @@ async def test_a_helper_that_dies_has_its_share_matched_by_the_server(store: Sto
         failed = _helper_items("failed")
         await _run(engine, job)
         assert _helper_items("failed") - failed == CHUNK // 2  # the first chunk's share
-        assert await _results(store, job) == expected  # nothing lost, nothing different
+        _assert_same(await _results(store, job), expected)  # nothing lost, nothing different
         # the helper was started again (empty: it is sent what is built from now on)
         [restarted] = processes.pids()
         assert restarted != pid
@@ -389,7 +402,7 @@ async def test_a_job_prepared_while_its_index_builds_is_matched_as_by_the_server
         # loaded before the job was ready, the helper matched as large a share of the first
         # chunk ahead as of the later ones
         assert _helper_items("prefetched") - prefetched == 3 * round(PREFETCH_SHARE * CHUNK)
-        assert await _results(store, job) == expected
+        _assert_same(await _results(store, job), expected)
     finally:
         processes.close()
 
