@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -15,6 +16,7 @@ from matching import (
     MatchResult,
 )
 from matching.index import EXACT_EXPLANATION
+from matching.normalise import normalise_text
 
 CATALOG = [
     ("b1", "Sony Cyber-shot DSC-W120 8.1MP Digital Camera Black SONY"),
@@ -276,3 +278,50 @@ def test_one_word_item_is_no_match_for_a_record_that_contains_it() -> None:
     items.append(("d", "chinois on main 2709 main st. santa monica 310/392-9025 pacific"))
     matched = {r.item_id: r.catalog_id for r in index.match(items)}
     assert matched == {"d": "r2"}
+
+
+def test_a_pairs_score_does_not_depend_on_the_batch_it_is_scored_in() -> None:
+    """A chunk matched in shares (some in a helper process) stores what it stores matched
+    whole: the same item and record give the same score to the last bit in any batch, so
+    candidates that tie keep their order (a matrix product once summed rows differently
+    by where they fell in it)."""
+    rng = random.Random(4)
+    brands = ["Sony", "Canon", "Nikon", "Bose", "Dell", "Apple"]
+    kinds = ["camera", "speaker", "monitor", "laptop", "router"]
+    records = [
+        (
+            f"c{i}",
+            f"{rng.choice(brands)} {rng.choice(kinds)} {chr(65 + i % 26)}{i // 3:03d}"
+            f" {rng.choice([16, 32, 64])}GB",
+        )
+        for i in range(600)
+    ]
+    index = CatalogIndex.build(records)
+    items = []
+    for n in range(300):
+        words = rng.choice(records)[1].split()
+        rng.shuffle(words)
+        items.append((f"i{n}", " ".join(words).lower()))
+    peers = index.peers(items)
+    texts = [t for _, t in items]
+    keys = [normalise_text(t) for t in texts]
+
+    def scored(positions: list[int]) -> dict[tuple[int, int], tuple[float, float]]:
+        _, _, pairs = index.score_texts(
+            [texts[p] for p in positions], [keys[p] for p in positions], 10, peers, positions
+        )
+        return {
+            (positions[i], r): (s, k)
+            for i, r, s, k in zip(
+                pairs.items.tolist(),
+                pairs.rows.tolist(),
+                pairs.scores.tolist(),
+                pairs.rank.tolist(),
+                strict=True,
+            )
+        }
+
+    whole = scored(list(range(len(items))))
+    for start, size in ((0, 7), (3, 41), (101, 150), (250, 50)):
+        part = scored(list(range(start, start + size)))
+        assert part == {key: whole[key] for key in part}
