@@ -99,7 +99,25 @@ _NO_CODES: frozenset[str] = frozenset()
 
 CODE_LEAD_TOKENS = 16
 """Words at the start of a text whose codes are the text's own: later words are usually a
-description, which names other products' codes (the processor, the printer it fits)."""
+description, which names other products' codes (the processor, the printer it fits).
+Tokens of punctuation alone ("-", "(") are not words: "… edition - ( v. 4.0c ) - license
+( 213076-b26 )" names its own code as its twelfth word."""
+
+_WORD_CHARACTER = re.compile(r"\w")
+
+
+def _lead_words(words: list[str]) -> list[str]:
+    """The first :data:`CODE_LEAD_TOKENS` words of ``words`` and the punctuation among them."""
+    if len(words) <= CODE_LEAD_TOKENS:
+        return words
+    counted = 0
+    for n, word in enumerate(words):
+        if _WORD_CHARACTER.search(word):
+            counted += 1
+            if counted == CODE_LEAD_TOKENS:
+                return words[: n + 1]
+    return words
+
 
 _REFERENCE_WORDS = frozenset({"for", "with", "fits", "compatible", "supports", "replaces", "works"})
 _SEPARATORS = frozenset({"-", "/", "|", ";", "\u2013", "\u2014"})
@@ -119,6 +137,9 @@ def own_codes(text: str) -> frozenset[str]:
     ['kxtga670b']
     >>> sorted(own_codes("Ink Cartridge For PIXMA iP1600, iP6210D Printers - 0617B002 Canon"))
     ['0617b002']
+    >>> sorted(own_codes("HP Secure Path for Windows Workgroup Edition - ( v. 4.0c ) - "
+    ...                  "license - 1 server ( 213076-B26 )"))
+    ['213076b26']
     """
     if text.isascii():
         if not _HAS_DIGIT.search(text):
@@ -129,10 +150,10 @@ def own_codes(text: str) -> frozenset[str]:
             and _ANY_REFERENCE_WORD.search(lowered)
         ):
             # for ASCII, folding is lowercasing, done already
-            return _codes_of_folded(" ".join(lowered.split()[:CODE_LEAD_TOKENS]))
+            return _codes_of_folded(" ".join(_lead_words(lowered.split())))
     kept: list[str] = []
     reference = False
-    for word in text.split()[:CODE_LEAD_TOKENS]:
+    for word in _lead_words(text.split()):
         if word.lower().strip(",;:()") in _REFERENCE_WORDS:
             reference = True
         elif word in _SEPARATORS:
