@@ -246,13 +246,18 @@ class _Helper:
 
     def stop(self) -> None:
         processes = list(getattr(self.executor, "_processes", {}).values())
+        # shutdown(wait=False) forgets the executor's thread; it is joined below
+        manager = getattr(self.executor, "_executor_manager_thread", None)
         self.executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:  # work under way is not waited for
             if process.is_alive():
                 process.kill()
             process.join(5.0)
-        # the executor's thread then closes its queues (and frees their semaphores)
+        # the executor's thread then closes its queues, which free their semaphores once
+        # collected (see MatchProcesses.close)
         self.executor.shutdown(wait=True)
+        if manager is not None:
+            manager.join(5.0)
 
 
 async def _pickled(value: object) -> bytes | None:
@@ -293,9 +298,16 @@ class MatchProcesses:
             logger.info("started %d matching helper process(es)", self.count)
 
     def close(self) -> None:
+        """Stop the helpers. Each executor's queues hold five named semaphores, unlinked
+        when the queues are freed or at a normal exit; the server exits by the SIGTERM that
+        uvicorn re-raises, so a queue still held by its executor's thread then made
+        multiprocessing's resource tracker warn of "leaked semaphore objects" on stderr
+        (a line of the log that is not JSON): :meth:`_Helper.stop` joins that thread."""
         for helper in self._helpers:
             helper.stop()
         self._helpers = []
+        while self._prefetched:
+            self._prefetched.popitem()[1].future.cancel()
 
     def helping(self, records: int) -> int:
         """How many helpers match a share of the chunks of a catalog (or job) this size."""

@@ -8,8 +8,11 @@ import asyncio
 import os
 import random
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -467,3 +470,36 @@ async def test_an_index_that_cannot_be_copied_to_the_helpers_is_still_built(
         assert done.processed_items == 600
     finally:
         processes.close()
+
+
+_STOPPED_BY_SIGTERM = """
+import signal
+from service.match_processes import MatchProcesses
+
+if __name__ == "__main__":
+    processes = MatchProcesses(1, max_records=10, keep_indexes=1, keep_peers=1)
+    processes.start()
+    processes.pids()
+    processes.close()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)  # as uvicorn ends a server
+"""
+
+
+def test_helpers_closed_before_a_sigterm_leave_no_semaphores_behind(tmp_path) -> None:
+    """The server exits by the SIGTERM uvicorn re-raises: no exit handler runs, so the
+    helpers' queues must be freed by :meth:`MatchProcesses.close` or multiprocessing's
+    resource tracker writes a warning into the server's log (half the runs or more did:
+    a race with the executor's thread, hence several runs)."""
+    script = tmp_path / "stopped.py"
+    script.write_text(_STOPPED_BY_SIGTERM)
+    for _ in range(6):
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        assert done.returncode == -signal.SIGTERM, done.stderr
+        assert "leaked" not in done.stderr, done.stderr
