@@ -90,10 +90,17 @@ def code_agreement(a: Collection[str], b: Collection[str]) -> int:
     -1
     >>> code_agreement(frozenset(), frozenset({"dscw130"}))
     0
+    >>> code_agreement(frozenset({"v6cd", "42050142"}), frozenset({"v6cd", "42050106"}))
+    0
     """
     if not a or not b:
         return 0
     if not frozenset(a).isdisjoint(b):
+        # a shared code beside another that differs within its family (a version code
+        # shared, the part numbers 42050142 and 42050106 not) says nothing either way
+        only_a, only_b = frozenset(a).difference(b), frozenset(b).difference(a)
+        if any(_related_codes(x, y) for x in only_a for y in only_b):
+            return 0
         return 1
     if any(codes_agree(x, y) for x in a for y in b):
         return 1
