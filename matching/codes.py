@@ -207,6 +207,12 @@ def numbers_in_key(key: str) -> frozenset[str]:
     ['1080p', '46']
     >>> numbers_in_key("seagate 750 gb drive") == numbers_in_key("seagate 750gb drive")
     True
+
+    Roman numerals count as their numbers: those of two letters or more, and any after a
+    word such as "part", "mark" or "vol" (a lone "i" or "v" is a word or an initial).
+
+    >>> sorted(numbers_in_key("canon eos 5d mark iii")), sorted(numbers_in_key("tuning part i"))
+    (['3', '5d'], ['1'])
     """
     if key.isascii():
         # only a word starting with a digit can be a number or a quantity
@@ -219,7 +225,42 @@ def numbers_in_key(key: str) -> frozenset[str]:
             if not word.isalpha()
         ]
     found = {n for n in (_number_of(word, following) for word, following in pairs) if n}
+    if not _ROMAN_VALUES.keys().isdisjoint(key.split()):
+        values = (_ROMAN_VALUES.get(m.group(1) or m.group(2)) for m in _ROMAN.finditer(key))
+        found.update(v for v in values if v)
     return frozenset(found) if found else _NO_CODES
+
+
+_ROMAN_VALUES = {
+    r: str(n)
+    for n, r in enumerate(
+        [
+            "i",
+            "ii",
+            "iii",
+            "iv",
+            "v",
+            "vi",
+            "vii",
+            "viii",
+            "ix",
+            "x",
+            "xi",
+            "xii",
+            "xiii",
+            "xiv",
+            "xv",
+            "xvi",
+        ],
+        start=1,
+    )
+}
+# a numeral of two letters or more standing alone, or any after a word that counts
+# (part I, Mark II, vol. V); one letter alone is a word or an initial
+_ROMAN = re.compile(
+    r"(?<!\S)(ii|iii|iv|vi|vii|viii|ix|xi|xii|xiii|xiv|xv|xvi)(?!\S)"
+    r"|(?<!\S)(?:part|mark|mk|vol|volume|series|chapter|book|phase) ([ivx]{1,4})(?!\S)"
+)
 
 
 def _number_of(word: str, following: str) -> str | None:
