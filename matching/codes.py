@@ -231,34 +231,12 @@ def numbers_in_key(key: str) -> frozenset[str]:
     return frozenset(found) if found else _NO_CODES
 
 
-_ROMAN_VALUES = {
-    r: str(n)
-    for n, r in enumerate(
-        [
-            "i",
-            "ii",
-            "iii",
-            "iv",
-            "v",
-            "vi",
-            "vii",
-            "viii",
-            "ix",
-            "x",
-            "xi",
-            "xii",
-            "xiii",
-            "xiv",
-            "xv",
-            "xvi",
-        ],
-        start=1,
-    )
-}
+_ROMAN_NUMERALS = "i ii iii iv v vi vii viii ix x xi xii xiii xiv xv xvi"
+_ROMAN_VALUES = {numeral: str(n) for n, numeral in enumerate(_ROMAN_NUMERALS.split(" "), 1)}
 # a numeral of two letters or more standing alone, or any after a word that counts
 # (part I, Mark II, vol. V); one letter alone is a word or an initial
 _ROMAN = re.compile(
-    r"(?<!\S)(ii|iii|iv|vi|vii|viii|ix|xi|xii|xiii|xiv|xv|xvi)(?!\S)"
+    r"(?<!\S)(" + "|".join(n for n in _ROMAN_VALUES if len(n) > 1) + r")(?!\S)"
     r"|(?<!\S)(?:part|mark|mk|vol|volume|series|chapter|book|phase) ([ivx]{1,4})(?!\S)"
 )
 

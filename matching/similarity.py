@@ -95,13 +95,11 @@ def code_agreement(a: Collection[str], b: Collection[str]) -> int:
     """
     if not a or not b:
         return 0
-    if not frozenset(a).isdisjoint(b):
+    a, b = frozenset(a), frozenset(b)
+    if not a.isdisjoint(b):
         # a shared code beside another that differs within its family (a version code
         # shared, the part numbers 42050142 and 42050106 not) says nothing either way
-        only_a, only_b = frozenset(a).difference(b), frozenset(b).difference(a)
-        if any(_related_codes(x, y) for x in only_a for y in only_b):
-            return 0
-        return 1
+        return 0 if any(_related_codes(x, y) for x in a - b for y in b - a) else 1
     if any(codes_agree(x, y) for x in a for y in b):
         return 1
     if any(_related_codes(x, y) for x in a for y in b):
