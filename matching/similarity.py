@@ -102,9 +102,45 @@ def code_agreement(a: Collection[str], b: Collection[str]) -> int:
         return 0 if any(_related_codes(x, y) for x in a - b for y in b - a) else 1
     if any(codes_agree(x, y) for x in a for y in b):
         return 1
-    if any(_related_codes(x, y) for x in a for y in b):
+    if any(_related_codes(x, y) or _suffix_variants(x, y) for x in a for y in b):
         return -1
     return 0
+
+
+MIN_VARIANT_CORE = 4
+"""Leading characters (a digit among them) two codes must share before other letter
+suffixes make them two variants of one model."""
+
+
+def _suffix_variants(a: str, b: str) -> bool:
+    """Whether two codes are one model's core with two other letter suffixes
+    (``dvpns57ps`` vs ``dvpns57pb``, ``nsaw390wh`` vs ``nsaw390bl``): one model in two
+    colours or regions, two articles. A suffix that abbreviates the other (``bk`` and
+    ``blk``, ``wh`` and ``whi``) names the same variant.
+
+    >>> _suffix_variants("dvpns57ps", "dvpns57pb"), _suffix_variants("ldf6920ww", "ldf6920bb")
+    (True, True)
+    >>> _suffix_variants("mdrex55bk", "mdrex55blk"), _suffix_variants("ip47", "ip47br")
+    (False, False)
+    """
+    prefix = len(os.path.commonprefix([a, b]))
+    core, rest_a, rest_b = a[:prefix], a[prefix:], b[prefix:]
+    if len(core) < MIN_VARIANT_CORE or not _DIGIT.search(core):
+        return False
+    if not (rest_a.isalpha() and rest_b.isalpha()):
+        return False
+    # the shared start may have eaten the suffixes' common first letter (bk / blk)
+    head = core[-1] if core[-1].isalpha() else ""
+    short, long = sorted((head + rest_a, head + rest_b), key=len)
+    return not _abbreviates(short, long)
+
+
+def _abbreviates(short: str, long: str) -> bool:
+    """Whether ``short`` is ``long`` with letters left out, its first letter kept."""
+    if not short or short[0] != long[0]:
+        return not short
+    letters = iter(long)
+    return all(c in letters for c in short)
 
 
 def _related_codes(a: str, b: str) -> bool:
