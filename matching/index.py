@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from matching.acceptance import prior_shift
+from matching.acceptance import job_shift
 from matching.codes import own_codes
 from matching.exceptions import (
     DuplicateCatalogIdError,
@@ -244,7 +244,9 @@ class CatalogIndex:
             logits.append(best)
             progress(min(1.0, (start + _BATCH_ROWS) / len(pending)))
         values = np.concatenate(logits) if logits else np.zeros(0)
-        return dataclasses.replace(peers, prior_shift=prior_shift(values))
+        return dataclasses.replace(
+            peers, prior_shift=job_shift(values, threshold=DEFAULT_THRESHOLD)
+        )
 
     def _best_logits(
         self, texts: list[str], keys: list[str], peers: PeerSet, peer_rows: list[int]

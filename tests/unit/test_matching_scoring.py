@@ -222,6 +222,49 @@ def test_the_jobs_prior_moves_with_the_evidence(logits: list[float], more: float
     assert prior_shift(np.array(logits) + abs(more)) >= shift - 1e-9
 
 
+@given(
+    st.lists(st.floats(min_value=-8, max_value=8), max_size=300),
+    st.floats(min_value=0.05, max_value=0.95),
+)
+def test_the_jobs_valley_only_ever_relaxes_and_is_bounded(
+    logits: list[float], threshold: float
+) -> None:
+    from matching.acceptance import (
+        MAX_RELAXATION,
+        MIN_RELAX_ITEMS,
+        job_shift,
+        prior_shift,
+        valley_relaxation,
+    )
+
+    z = np.array(logits)
+    relaxation = valley_relaxation(z, threshold=threshold)
+    assert 0.0 <= relaxation <= MAX_RELAXATION
+    if len(z) < MIN_RELAX_ITEMS:
+        assert relaxation == 0.0
+    shift = prior_shift(z)
+    assert job_shift(z, threshold=threshold) == shift + valley_relaxation(
+        z + shift, threshold=threshold
+    )
+
+
+def test_a_job_whose_right_pairs_all_score_low_is_relaxed_to_its_valley() -> None:
+    from matching.acceptance import valley_relaxation
+
+    rng = np.random.default_rng(7)
+    threshold = 0.26
+    t = math.log(threshold / (1 - threshold))
+    # wrong pairs far below, right pairs clustered just under the default threshold
+    wrong, right = rng.normal(-6.0, 1.0, 700), rng.normal(t - 1.0, 0.4, 300)
+    relaxation = valley_relaxation(np.r_[wrong, right], threshold=threshold)
+    assert (right + relaxation >= t).mean() > 0.95
+    assert (wrong + relaxation >= t).mean() < 0.01
+    # the same right pairs above the threshold already: nothing to relax
+    assert valley_relaxation(np.r_[wrong, right + 3.0], threshold=threshold) == 0.0
+    # one population only (no valley between right and wrong): nothing moves
+    assert valley_relaxation(rng.normal(t - 1.0, 0.3, 1000), threshold=threshold) == 0.0
+
+
 def test_explanations_add_up_to_the_score() -> None:
     from matching.scoring import explain
 
