@@ -139,7 +139,10 @@ class Prepared:
         """The logit of each item's best candidate with the job's shift applied (as
         ``CatalogIndex.peers`` sets it: the prior, and with ``relax`` the valley for
         acceptance at ``threshold``)."""
-        z, _ = self.top(model)
+        return self._shifted(self.top(model)[0], model, threshold, relax)
+
+    @staticmethod
+    def _shifted(z: np.ndarray, model: Model, threshold: float, relax: bool) -> np.ndarray:
         if model.base_prior is None:
             return z
         if not relax:
@@ -150,9 +153,9 @@ class Prepared:
         self, model: Model, threshold: float | None = None, *, relax: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """The score (the job's shift applied) and correctness of each item's best candidate."""
+        z, correct = self.top(model)
         t = model.threshold if threshold is None else threshold
-        z = self.shifted(model, t, relax=relax)
-        return 1.0 / (1.0 + np.exp(-z)), self.top(model)[1]
+        return 1.0 / (1.0 + np.exp(-self._shifted(z, model, t, relax))), correct
 
     def prf(
         self, model: Model, threshold: float | None = None, *, relax: bool = True

@@ -172,7 +172,7 @@ def _components(z: np.ndarray) -> tuple[Component, Component] | None:
     """The lower and upper components of a two-Gaussian mixture fitted to ``z`` (None
     when the fit collapses to one)."""
     r = 1.0 / (1.0 + np.exp(-z))  # responsibility of the upper component
-    fitted = None
+    previous = None
     for _ in range(_EM_ITERATIONS):
         parts = []
         for resp in (1.0 - r, r):
@@ -182,20 +182,12 @@ def _components(z: np.ndarray) -> tuple[Component, Component] | None:
             mean = float((resp * z).sum() / weight)
             sd = math.sqrt(float((resp * (z - mean) ** 2).sum() / weight))
             parts.append((mean, max(sd, MIN_COMPONENT_SD), float(weight / len(z))))
-        low, high = parts
-        if low[0] > high[0]:
-            low, high = high, low
-        updated = (low, high)
-        if fitted is not None and all(
-            abs(a - b) < _TOLERANCE
-            for old, new in zip(fitted, updated, strict=True)
-            for a, b in zip(old, new, strict=True)
-        ):
-            fitted = updated
+        fitted = (min(parts), max(parts))  # by mean: the lower first
+        if previous is not None and np.allclose(fitted, previous, rtol=0.0, atol=_TOLERANCE):
             break
-        fitted = updated
+        previous = fitted
         r = _upper_posterior(z, fitted)
-    if fitted is None or fitted[1][0] - fitted[0][0] < 1e-6:
+    if fitted[1][0] - fitted[0][0] < 1e-6:
         return None
     return fitted
 
