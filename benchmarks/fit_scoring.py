@@ -137,8 +137,8 @@ class Prepared:
 
     def shifted(self, model: Model, threshold: float, *, relax: bool = True) -> np.ndarray:
         """The logit of each item's best candidate with the job's shift applied (as
-        ``CatalogIndex.peers`` sets it: the prior, and with ``relax`` the valley for
-        acceptance at ``threshold``)."""
+        ``CatalogIndex.peers`` sets it: the prior, and with ``relax`` the valley or the
+        raise towards the job's own optimum, for acceptance at ``threshold``)."""
         return self._shifted(self.top(model)[0], model, threshold, relax)
 
     @staticmethod

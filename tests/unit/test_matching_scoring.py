@@ -230,9 +230,11 @@ def test_the_jobs_valley_only_ever_relaxes_and_is_bounded(
     logits: list[float], threshold: float
 ) -> None:
     from matching.acceptance import (
+        JOB_OPTIMUM_WEIGHT,
         MAX_RELAXATION,
         MIN_RELAX_ITEMS,
         job_shift,
+        optimum_raise,
         prior_shift,
         valley_relaxation,
     )
@@ -243,9 +245,16 @@ def test_the_jobs_valley_only_ever_relaxes_and_is_bounded(
     if len(z) < MIN_RELAX_ITEMS:
         assert relaxation == 0.0
     shift = prior_shift(z)
-    assert job_shift(z, threshold=threshold) == shift + valley_relaxation(
-        z + shift, threshold=threshold
-    )
+    relaxed = valley_relaxation(z + shift, threshold=threshold)
+    raised = optimum_raise(z + shift, threshold=threshold)
+    # the raise never lifts the threshold past 0.5 (F1 / 2 <= 0.5)
+    assert 0.0 <= raised <= max(0.0, -math.log(threshold / (1 - threshold))) + 1e-9
+    if len(z) < MIN_RELAX_ITEMS:
+        assert raised == 0.0
+    if relaxed > 0.0:
+        assert job_shift(z, threshold=threshold) == shift + relaxed
+    else:
+        assert job_shift(z, threshold=threshold) == shift - JOB_OPTIMUM_WEIGHT * raised
 
 
 def test_a_job_whose_right_pairs_all_score_low_is_relaxed_to_its_valley() -> None:
@@ -263,6 +272,22 @@ def test_a_job_whose_right_pairs_all_score_low_is_relaxed_to_its_valley() -> Non
     assert valley_relaxation(np.r_[wrong, right + 3.0], threshold=threshold) == 0.0
     # one population only (no valley between right and wrong): nothing moves
     assert valley_relaxation(rng.normal(t - 1.0, 0.3, 1000), threshold=threshold) == 0.0
+
+
+def test_a_job_that_reaches_a_high_f1_raises_its_threshold_towards_f1_over_two() -> None:
+    from matching.acceptance import optimum_raise
+
+    rng = np.random.default_rng(11)
+    threshold = 0.26
+    t = math.log(threshold / (1 - threshold))
+    # most items clearly right, a few uncertain ones at a probability of about 0.3
+    right, uncertain = rng.normal(5.0, 1.0, 900), rng.normal(-0.85, 0.1, 100)
+    raised = optimum_raise(np.r_[right, uncertain], threshold=threshold)
+    assert (uncertain - raised >= t).mean() < 0.05  # a 0.3 pair no longer pays
+    assert (right - raised >= t).mean() > 0.99
+    # a job that cannot reach a high F1 keeps its 0.3 pairs: they are worth their recall
+    weak = np.r_[rng.normal(-0.85, 0.1, 600), rng.normal(-6.0, 1.0, 400)]
+    assert optimum_raise(weak, threshold=threshold) < 0.2
 
 
 def test_explanations_add_up_to_the_score() -> None:
