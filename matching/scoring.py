@@ -243,7 +243,8 @@ class SignalTable:
 
         A code found in one catalog record only is strong evidence, unless the rest
         of the texts disagree (a code collision, or a code inside a description):
-        ``unique_code`` counts only with some text similarity behind it.
+        ``unique_code`` counts only with some text similarity behind it, and not when
+        another pair of the texts' codes says they are variants (``code_agreement`` 0).
         """
         code = np.asarray(self.code_agreement)
         supported = self.text_similarity() >= UNIQUE_CODE_MIN_SIMILARITY
@@ -252,7 +253,7 @@ class SignalTable:
                 self.lead_char_cosine,
                 (code > 0).astype(float),
                 (code < 0).astype(float),
-                (np.asarray(self.unique_code) > 0) & supported,
+                (np.asarray(self.unique_code) > 0) & supported & (code > 0),
                 self.number_agreement,
                 self.lead_char_margin,
                 self.rival_margin,

@@ -92,19 +92,31 @@ def code_agreement(a: Collection[str], b: Collection[str]) -> int:
     0
     >>> code_agreement(frozenset({"v6cd", "42050142"}), frozenset({"v6cd", "42050106"}))
     0
+    >>> code_agreement(frozenset({"dvpns57p", "dvpns57ps"}), frozenset({"dvpns57p", "dvpns57pb"}))
+    0
+    >>> code_agreement(frozenset({"s320", "3880001"}), frozenset({"s320", "3780001"}))
+    0
     """
     if not a or not b:
         return 0
     a, b = frozenset(a), frozenset(b)
     if not a.isdisjoint(b):
         # a shared code beside another that differs within its family (a version code
-        # shared, the part numbers 42050142 and 42050106 not) says nothing either way
-        return 0 if any(_related_codes(x, y) for x in a - b for y in b - a) else 1
+        # shared, the part numbers 42050142 and 42050106 not), or beside two variants of
+        # one model (dvpns57p shared, dvpns57ps and dvpns57pb not), says nothing either way
+        differing = [(x, y) for x in a - b for y in b - a]
+        return 0 if any(_variants(x, y) for x, y in differing) else 1
     if any(codes_agree(x, y) for x in a for y in b):
         return 1
-    if any(_related_codes(x, y) or _suffix_variants(x, y) for x in a for y in b):
+    if any(_variants(x, y) for x in a for y in b):
         return -1
     return 0
+
+
+def _variants(a: str, b: str) -> bool:
+    """Whether two different codes name two products of one family, or two variants of one
+    model (:func:`_related_codes`, :func:`_suffix_variants`)."""
+    return _related_codes(a, b) or _suffix_variants(a, b)
 
 
 MIN_VARIANT_CORE = 4
@@ -154,6 +166,8 @@ def _related_codes(a: str, b: str) -> bool:
         return False
     if prefix >= MIN_RELATED_PREFIX:
         return True
+    if _one_digit_apart(a, b):
+        return True
     # one series' letters, then other numbers (MX850 vs MX310)
     return (
         prefix == MIN_RELATED_PREFIX - 1
@@ -161,6 +175,26 @@ def _related_codes(a: str, b: str) -> bool:
         and a[prefix : prefix + 1].isdigit()
         and b[prefix : prefix + 1].isdigit()
     )
+
+
+MIN_ONE_DIGIT_APART_LENGTH = 5
+"""Length from which two codes one digit apart (``3880001`` / ``3780001``) are one family's."""
+
+
+def _one_digit_apart(a: str, b: str) -> bool:
+    """Whether two codes of the same length differ in exactly one place, a digit for a
+    digit: one numbering scheme's neighbours, however early the difference
+    (``3880001`` / ``3780001``: a grill's natural-gas and propane models).
+
+    >>> _one_digit_apart("3880001", "3780001"), _one_digit_apart("3880001", "3780002")
+    (True, False)
+    >>> _one_digit_apart("a1234", "b1234"), _one_digit_apart("1234", "1334")
+    (False, False)
+    """
+    if len(a) != len(b) or len(a) < MIN_ONE_DIGIT_APART_LENGTH:
+        return False
+    differing = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    return len(differing) == 1 and differing[0][0].isdigit() and differing[0][1].isdigit()
 
 
 def number_agreement(a: Collection[str], b: Collection[str]) -> float:

@@ -82,6 +82,14 @@ def test_code_agreement_cases() -> None:
     # unrelated numbering schemes say nothing
     assert code_agreement(frozenset({"2044b002"}), frozenset({"ef55250"})) == 0
     assert not codes_agree("kxtsc14w", "kxts208w")
+    # a shared model code beside two variants of it, or part numbers one digit apart
+    # (natural-gas and propane grills): the pair may be siblings, no agreement
+    shared = frozenset({"dvpns57p"})
+    assert code_agreement(shared | {"dvpns57ps"}, shared | {"dvpns57pb"}) == 0
+    assert code_agreement(frozenset({"s320", "3880001"}), frozenset({"s320", "3780001"})) == 0
+    assert code_agreement(frozenset({"3880001"}), frozenset({"3780001"})) == -1
+    # ... but not two numbers that differ in more places (unrelated schemes)
+    assert code_agreement(frozenset({"s320", "3880001"}), frozenset({"s320", "4780002"})) == 1
 
 
 @given(code_sets, code_sets)
@@ -90,6 +98,24 @@ def test_code_agreement_symmetric_and_bounded(a: frozenset[str], b: frozenset[st
     assert code_agreement(a, b) in (-1, 0, 1)
     if a:
         assert code_agreement(a, a) == 1
+
+
+@given(
+    code_sets.filter(bool),
+    st.from_regex(r"[0-9]{5,9}", fullmatch=True),
+    st.integers(min_value=0, max_value=8),
+    st.integers(min_value=1, max_value=9),
+)
+def test_a_shared_code_beside_part_numbers_one_digit_apart_is_no_agreement(
+    shared: frozenset[str], part: str, at: int, step: int
+) -> None:
+    at %= len(part)
+    sibling = part[:at] + str((int(part[at]) + step) % 10) + part[at + 1 :]
+    assert code_agreement(shared, shared) == 1
+    # a shared code never makes two code sets clash; the sibling part numbers take
+    # the agreement away
+    assert code_agreement(shared | {part}, shared | {sibling}) == 0
+    assert code_agreement(shared | {part}, shared | {part}) == 1
 
 
 @given(number_sets, number_sets)
@@ -151,6 +177,14 @@ def test_unique_code_needs_text_support() -> None:
     weak_text = PairSignals(0.2, 0.1, 0.3, 0.3, 1, 1.0)
     assert combine_signals(PairSignals(0.2, 0.1, 0.3, 0.3, 1, 1.0, unique_code=1)) == (
         combine_signals(weak_text)
+    )
+
+
+def test_unique_code_counts_only_when_the_codes_agree() -> None:
+    # the only catalog copy of a shared code, beside two variant codes (agreement 0)
+    neutral = PairSignals(0.8, 0.7, 0.8, 0.8, 0, 1.0)
+    assert combine_signals(PairSignals(0.8, 0.7, 0.8, 0.8, 0, 1.0, unique_code=1)) == (
+        combine_signals(neutral)
     )
 
 
