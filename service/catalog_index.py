@@ -127,7 +127,6 @@ class CatalogEntry:
     _peer_texts: dict[PeersKey, tuple[PeerSet, dict[str, str]]] = field(
         default_factory=dict, repr=False
     )
-    _drafted: set[PeersKey] = field(default_factory=set, repr=False)
 
     @property
     def _peers(self) -> OrderedDict[PeersKey, PeerSet]:
@@ -159,7 +158,6 @@ class CatalogEntry:
                 drafted = None
             if drafted is not None:
                 metrics.helper_items(len(items), "drafted")
-                self._drafted.add(key)
             peers = await asyncio.to_thread(
                 self.index.peers, items, progress=progress, draft=drafted
             )
@@ -171,12 +169,7 @@ class CatalogEntry:
         peers = await self._peer_sets.get_or_build(key, build)
         for old in [k for k in self._peer_texts if self._peer_sets.peek(k) is None]:
             del self._peer_texts[old]  # its peer set left the cache
-        self._drafted.intersection_update(self._peers)
         return peers
-
-    def drafted(self, key: PeersKey) -> bool:
-        """Whether the peers for ``key`` were built from a helper's draft."""
-        return key in self._drafted
 
     def peer_texts(self, key: PeersKey) -> Mapping[str, str] | None:
         """The item texts (by id) the cached peers for ``key`` were built from; None

@@ -64,11 +64,6 @@ PREFETCH_SHARE = 0.6
 """Share of the next chunk a helper matches ahead, while the server commits this one and
 the driver asks for the next: more than half, since the helper starts earlier."""
 
-FIRST_PREFETCH_SHARE = 0.3
-"""Share of a job's first chunk a helper matches ahead, once the job is prepared: less than
-half, since the helper is then still loading the job's peers (a first chunk took twice the
-median with :data:`PREFETCH_SHARE`)."""
-
 MAX_PREFETCHED = 8
 """Shares matched ahead kept at most (one per index and peers), the oldest dropped first."""
 

@@ -21,7 +21,6 @@ from service.catalog_index import MAX_PEER_SETS, IndexCache
 from service.chunk_rows import match_rows
 from service.engine import Engine
 from service.match_processes import (
-    FIRST_PREFETCH_SHARE,
     MIN_SPLIT_ITEMS,
     PREFETCH_SHARE,
     IndexKey,
@@ -181,9 +180,10 @@ async def test_a_prepared_jobs_first_chunk_is_matched_ahead_too(store: Store) ->
         # built, and the first share sent
         before = _helper_items("prefetched"), _helper_items("matched")
         await _run(engine, job)
-        # every chunk's last share was matched ahead, the first chunk's (a smaller one) too
-        first, later = round(FIRST_PREFETCH_SHARE * CHUNK), round(PREFETCH_SHARE * CHUNK)
-        assert _helper_items("prefetched") - before[0] == first + 2 * later
+        # every chunk's last share was matched ahead, the first chunk's too: the preparation
+        # waited for the helper to load the index and peers
+        assert processes.holds(*engine._index_keys(job))
+        assert _helper_items("prefetched") - before[0] == 3 * round(PREFETCH_SHARE * CHUNK)
         assert _helper_items("matched") == before[1]
         _assert_same(await _results(store, job), expected)
     finally:
