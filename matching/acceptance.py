@@ -124,10 +124,11 @@ def job_shift(logits: np.ndarray, *, threshold: float, base_prior: float = BASE_
     """
     logits = np.asarray(logits, dtype=float)
     shift = prior_shift(logits, base_prior=base_prior)
-    relaxation = valley_relaxation(logits + shift, threshold=threshold)
+    moved = logits + shift
+    relaxation = valley_relaxation(moved, threshold=threshold)
     if relaxation > 0.0:
         return shift + relaxation
-    return shift - JOB_OPTIMUM_WEIGHT * optimum_raise(logits + shift, threshold=threshold)
+    return shift - JOB_OPTIMUM_WEIGHT * optimum_raise(moved, threshold=threshold)
 
 
 JOB_OPTIMUM_WEIGHT = 0.5

@@ -599,7 +599,6 @@ class Engine:
         catalog: CatalogEntry,
         threshold: float,
         keys: tuple[IndexKey, PeersKey],
-        share_of_chunk: float = PREFETCH_SHARE,
     ) -> None:
         """Have a helper match the last share of the chunk this process will most likely
         claim next (the job's next range, after ``chunk``): a cache of work, used only if
@@ -618,7 +617,7 @@ class Engine:
         texts = catalog.peer_texts(peers_key)
         if len(ids) < MIN_SPLIT_ITEMS or texts is None or not all(i in texts for i in ids):
             return
-        share = ids[len(ids) - round(share_of_chunk * len(ids)) :]
+        share = ids[len(ids) - round(PREFETCH_SHARE * len(ids)) :]
         items = [(i, texts[i]) for i in share]
         processes.prefetch(catalog_key, peers_key, items, threshold, len(ids))
 
