@@ -5,8 +5,10 @@ For each visible set (standard fields) and its open-world variant
 
 - **queue**: how many of the default's wrong decisions the first 50 pairs of the review
   queue correct, beside how many wrong decisions there are, for the queue's order (the
-  chance that the decision is wrong, ``matching.review.error_chance``) and, to compare,
-  the pairs nearest the threshold first ("near"), the chance from the best candidate
+  chance that the decision is wrong, a match's beside the job's other matches of its
+  record: ``matching.review.contested_error_chance``) and, to compare, that chance from
+  the decision's own scores alone ("alone", ``matching.review.error_chance``), the pairs
+  nearest the threshold first ("near"), the chance from the best candidate
   alone ("best"), and a queue re-ordered after every answer by the calibration fitted on
   the answers so far ("adapt");
 - **learning**: the half-A / half-B experiment: a project gets the catalog and half A of
@@ -55,7 +57,7 @@ from benchmarks.datasets import ABT_BUY_STANDARD, AMAZON_GOOGLE, DBLP_ACM, load 
 from benchmarks.open_world import MatchSet, open_world  # noqa: E402
 from matching import DEFAULT_THRESHOLD, CatalogIndex  # noqa: E402
 from matching.calibration import fit_calibration  # noqa: E402
-from matching.review import REVIEW_MIN_ERROR, ReviewPair  # noqa: E402
+from matching.review import REVIEW_MIN_ERROR, ReviewPair, contested_error_chance  # noqa: E402
 
 SETS = (ABT_BUY_STANDARD, AMAZON_GOOGLE, DBLP_ACM)
 SPLIT_SEED = 11
@@ -113,6 +115,7 @@ class JobResult:
     matches: dict[str, str]  # item -> record
     scores: dict[str, float]  # item -> best candidate's score (all items with one)
     review: list[ReviewPair]
+    match_scores: dict[str, float]  # item -> its match's score
 
 
 def run_job(
@@ -129,8 +132,29 @@ def run_job(
     )
     best = index.match_for_review(items, threshold=0.0, peers=peers)[0]
     return JobResult(
-        {r.item_id: r.catalog_id for r in found}, {r.item_id: r.score for r in best}, review
+        {r.item_id: r.catalog_id for r in found},
+        {r.item_id: r.score for r in best},
+        review,
+        {r.item_id: r.score for r in found},
     )
+
+
+def queue_order(job: JobResult) -> Callable[[ReviewPair], float]:
+    """The service's queue order: the chance that the decision is wrong, a match's beside
+    the job's other matches of the same record (``matching.review.contested_error_chance``)."""
+    claims: dict[str, list[str]] = {}
+    for item_id, catalog_id in job.matches.items():
+        claims.setdefault(catalog_id, []).append(item_id)
+
+    def key(pair: ReviewPair) -> float:
+        if not pair.matched:
+            return -pair.error_chance
+        rivals = [
+            job.match_scores[i] for i in claims[pair.proposed.catalog_id] if i != pair.item_id
+        ]
+        return -contested_error_chance(pair.proposed.score, rivals)
+
+    return key
 
 
 ORDERS: dict[str, Callable[[ReviewPair], float]] = {
@@ -203,9 +227,10 @@ def learning(data: MatchSet, index: CatalogIndex, n: int) -> dict[str, float]:
     half_a, half_b = split(data.items)
     b_ids = {i for i, _ in half_b}
     first = run_job(index, half_a, half_a)
-    _, decisions, asked = corrected(first, right, ORDERS["error chance"], n)
+    _, decisions, asked = corrected(first, right, queue_order(first), n)
+    shown = queue_order(first)
     labels = [
-        (p.proposed.score, label(d, p.proposed.catalog_id))
+        (1.0 + shown(p) if p.matched else p.proposed.score, label(d, p.proposed.catalog_id))
         for d, p in zip(decisions, asked, strict=True)
     ]
     labels = [(s, y) for s, y in labels if y is not None]
@@ -416,7 +441,7 @@ def main() -> None:
     n = args.decisions
     print(f"first {n} decisions of the queue; learning on half A, F1 on half B")
     print(
-        f"{'set':38} {'wrong':>6} {'fixed':>5} {'near':>5} {'best':>5} {'adapt':>5} | "
+        f"{'set':38} {'wrong':>6} {'fixed':>5} {'alone':>5} {'near':>5} {'best':>5} {'adapt':>5} | "
         f"{'labels':>6} {'thr':>6} {'a':>6} {'b':>5} {'F1 B':>6} {'dflt':>6} {'gain':>6} {'tuned':>6} {'s':>5}"
     )
     for spec in SETS:
@@ -430,10 +455,12 @@ def main() -> None:
             job = run_job(index, data.items, data.items)
             wrong = wrong_decisions(job, data.items, right)
             fixed = {name: corrected(job, right, order, n)[0] for name, order in ORDERS.items()}
+            fixed["queue"] = corrected(job, right, queue_order(job), n)[0]
             fixed["adaptive"] = adaptive_corrected(job, right, n)
             result = learning(data, index, n)
             print(
-                f"{data.name:38} {wrong:6d} {fixed['error chance']:5d} {fixed['near threshold']:5d} "
+                f"{data.name:38} {wrong:6d} {fixed['queue']:5d} {fixed['error chance']:5d} "
+                f"{fixed['near threshold']:5d} "
                 f"{fixed['best only']:5d} {fixed['adaptive']:5d} | {result['labels']:6d} "
                 f"{result['threshold']:6.3f} "
                 f"{result['intercept']:6.2f} {result['slope']:5.2f} {result['learned']:6.3f} "
@@ -454,7 +481,8 @@ def main() -> None:
                 started = time.perf_counter()
                 served = through_service(data, n)
                 print(
-                    f"{'  through the service':38} {'':6} {served['fixed']:5d} {'':5} {'':5} {'':5} | "
+                    f"{'  through the service':38} {'':6} {served['fixed']:5d} {'':5} {'':5} {'':5} "
+                    f"{'':5} | "
                     f"{served['calibration'].get('labels', 0):6d} {served['threshold']:6.3f} "
                     f"{served['calibration'].get('intercept', 0):6.2f} "
                     f"{served['calibration'].get('slope', 1):5.2f} {served['learned']:6.3f} "

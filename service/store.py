@@ -12,7 +12,7 @@ import dataclasses
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import wraps
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from matching.review import MAX_CONTESTED_CLAIMS, SHARED_RECORD_ALLOWANCE
 from service import eta
 from service.exceptions import (
     Conflict,
@@ -822,6 +823,8 @@ class Store:
                     _uuid(project_id),
                     *[list(c) for c in zip(*outcome.review, strict=True)],
                 )
+            if inserted:  # its records' other claims make their queued matches less sure
+                await _contest(conn, job_id, _uuid(project_id), columns[1], min_claims=2)
             requeued = 0
             if outcome.requeued or lost:
                 requeued = await self._requeue(
@@ -1090,7 +1093,7 @@ class Store:
             )
             if unknown["unknown_items"] or unknown["unknown_records"]:
                 raise _unknown_decided(unknown["unknown_items"], unknown["unknown_records"])
-            await conn.execute(
+            proposed = await conn.fetch(
                 queries["record_decisions"],
                 job_id,
                 project_id,
@@ -1122,6 +1125,11 @@ class Store:
                     max(locked.current_stage, 1),
                     decided_by,
                 )
+            # the records that gained or lost a match: their other queued matches re-judged
+            touched = {r["proposed_catalog_id"] for r in proposed} | {
+                d.catalog_id for d in decisions
+            }
+            await _contest(conn, job_id, project_id, touched, min_claims=1)
             row = await conn.fetchrow(queries["count_decided_matches"], job_id, added - gone)
             return Job.from_row(row)
 
@@ -1246,6 +1254,43 @@ class Store:
 
 JOBS_CHANNEL = "chunkmatch_jobs"
 WEBHOOKS_CHANNEL = "chunkmatch_webhooks"  # a webhook delivery was queued (migration 012)
+
+
+async def _contest(
+    conn: asyncpg.Connection,
+    job_id: uuid.UUID,
+    project_id: uuid.UUID,
+    records: Iterable[str | None],
+    *,
+    min_claims: int,
+) -> None:
+    """Re-judge job ``job_id``'s queued matches to ``records`` (claimed by at least
+    ``min_claims`` items) beside the other matches of their record
+    (:func:`matching.review.contested_error_chance`)."""
+    wanted = sorted({r for r in records if r is not None})
+    if not wanted:
+        return
+    # planned for these records: the generic plan that a prepared statement switches to
+    # after five runs read the job's matches for each record, 100-340 ms a chunk at 100k
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    rows = await conn.fetch(
+        queries["contested_claims"],
+        job_id,
+        project_id,
+        wanted,
+        SHARED_RECORD_ALLOWANCE,
+        min_claims,
+        MAX_CONTESTED_CLAIMS,
+    )
+    await conn.execute("RESET plan_cache_mode")
+    if rows:
+        await conn.execute(
+            queries["set_review_chances"],
+            job_id,
+            [r["item_id"] for r in rows],
+            [r["catalog_id"] for r in rows],
+            [r["error_chance"] for r in rows],
+        )
 
 
 def _unknown_decided(items: Sequence[str], records: Sequence[str]) -> ValidationError:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from matching.review import contested_error_chance
 from tests.e2e.helpers import create_job, create_project, drive, products, upload
 
 
@@ -122,9 +123,14 @@ async def test_the_queue_asks_first_about_what_is_most_likely_wrong(
         assert p["method"] != "exact" and p["itemText"] and p["catalogText"]
         assert p["candidates"][0]["catalogId"] == p["catalogId"]
         assert all(c["catalogText"] for c in p["candidates"])
-        if p["itemId"] in matches:  # a match: wrong with chance 1 - score
+        if p["itemId"] in matches:  # a match: 1 - score, beside other matches of its record
             assert p["matched"] and matches[p["itemId"]]["catalogId"] == p["catalogId"]
-            assert abs(p["errorChance"] - (1 - p["score"])) < 1e-3
+            rivals = [
+                m["score"]
+                for i, m in matches.items()
+                if m["catalogId"] == p["catalogId"] and i != p["itemId"]
+            ]
+            assert abs(p["errorChance"] - contested_error_chance(p["score"], rivals)) < 1e-3
             assert p["explanation"] == matches[p["itemId"]]["explanation"]
         else:  # unmatched: its best candidate, and the chance that some candidate is right
             assert not p["matched"] and p["explanation"]
@@ -132,6 +138,66 @@ async def test_the_queue_asks_first_about_what_is_most_likely_wrong(
             assert abs(p["errorChance"] - min(1.0, total)) < 1e-3
     exact = {i for i, m in matches.items() if m["method"] == "exact"}
     assert exact and not exact & {p["itemId"] for p in pairs}
+
+
+async def test_two_items_matched_to_one_record_are_each_more_likely_wrong(
+    client: httpx.AsyncClient, live_server
+) -> None:
+    """A match whose record is another item's match too is asked about before its own score
+    says, the weaker claim first, and the decision keeps the chance the queue showed."""
+    pid = await create_project(client, "contested")
+    catalog = products(40) + [
+        {"id": "r1", "name": "Acme deluxe walnut writing desk large"},
+        {"id": "r2", "name": "Acme oak dining table round"},
+    ]
+    # "a" and "b" both match record r1, neither for sure; "c" alone matches r2
+    items = [
+        {"id": "a", "name": "Acme walnut writing desk"},
+        {"id": "b", "name": "Acme deluxe walnut desk"},
+        {"id": "c", "name": "Acme oak dining table"},
+    ]
+    await upload(client, pid, "catalog", catalog)
+    await upload(client, pid, "items", items)
+    created = await create_job(client, pid, {"threshold": 0.05})
+    await drive(client, created["id"])
+    matches = await match_rows(client, created["id"])
+    assert matches["a"]["catalogId"] == matches["b"]["catalogId"] == "r1", matches
+    assert matches["c"]["catalogId"] == "r2"
+    pairs = {p["itemId"]: p for p in await whole_queue(client, created["id"])}
+    a, b = matches["a"]["score"], matches["b"]["score"]
+    assert a < 1 and b < 1, matches
+    assert {"a", "b"} <= set(pairs), (matches, pairs)
+    for item, own, rival in (("a", a, b), ("b", b, a)):
+        shown = pairs[item]["errorChance"]
+        assert shown > 1 - own + 0.05  # a rival makes it more likely wrong
+        assert abs(shown - contested_error_chance(own, [rival])) < 1e-3  # shown to 4 places
+    if "c" in pairs:  # an uncontested match keeps 1 - score
+        assert abs(pairs["c"]["errorChance"] - (1 - matches["c"]["score"])) < 1e-3
+    weaker = min(("a", "b"), key=lambda i: matches[i]["score"])
+    order = [p["itemId"] for p in await whole_queue(client, created["id"])]
+    assert order.index(weaker) < order.index("a" if weaker == "b" else "b")
+
+    r = await decide(
+        client, created["id"], {"itemId": weaker, "catalogId": "r1", "decision": "no-match"}
+    )
+    assert r.status_code == 200, r.text
+    conn = await asyncpg.connect(live_server.dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT proposed_score, proposed_chance FROM review_decisions"
+            " WHERE project_id = $1 AND item_id = $2",
+            uuid.UUID(pid),
+            weaker,
+        )
+    finally:
+        await conn.close()
+    assert abs(row["proposed_score"] - matches[weaker]["score"]) < 1e-3
+    assert abs(row["proposed_chance"] - (1 - pairs[weaker]["errorChance"])) < 1e-3
+    # the weaker claim gone, the other match of the record is judged on its own again
+    stronger = "a" if weaker == "b" else "b"
+    left = {p["itemId"]: p for p in await whole_queue(client, created["id"])}
+    assert weaker not in left
+    assert abs(left[stronger]["errorChance"] - (1 - matches[stronger]["score"])) < 1e-3
 
 
 async def test_decisions_change_the_job_and_leave_the_queue(client: httpx.AsyncClient) -> None:

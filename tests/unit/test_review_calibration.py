@@ -17,7 +17,13 @@ from matching.calibration import (
     fit_calibration,
     labels_from_rows,
 )
-from matching.review import REVIEW_CANDIDATES, REVIEW_MIN_ERROR, error_chance
+from matching.review import (
+    MAX_CONTESTED_CLAIMS,
+    REVIEW_CANDIDATES,
+    REVIEW_MIN_ERROR,
+    contested_error_chance,
+    error_chance,
+)
 
 scores = st.floats(min_value=0.001, max_value=0.999)
 CATALOG = [
@@ -55,6 +61,32 @@ def test_an_unmatched_item_is_more_likely_wrong_the_more_its_candidates_score(
     more = error_chance(best, matched=False, candidate_scores=[best, *others])
     assert 0.0 <= alone <= more <= 1.0
     assert alone == round(best, 9)
+
+
+@given(scores, st.lists(scores, max_size=MAX_CONTESTED_CLAIMS - 2), scores)
+def test_a_rival_claim_on_the_record_never_makes_a_match_more_likely_right(
+    score: float, rivals: list[float], another: float
+) -> None:
+    alone = contested_error_chance(score, [])
+    contested = contested_error_chance(score, rivals)
+    more = contested_error_chance(score, [*rivals, another])
+    assert alone == error_chance(score, matched=True)
+    assert 0.0 <= alone <= contested <= more <= 1.0
+
+
+@given(scores, st.lists(scores, min_size=MAX_CONTESTED_CLAIMS, max_size=12))
+def test_a_record_claimed_by_too_many_items_judges_each_match_on_its_own(
+    score: float, rivals: list[float]
+) -> None:
+    assert contested_error_chance(score, rivals) == error_chance(score, matched=True)
+
+
+@given(scores, scores, scores)
+def test_of_two_claims_the_weaker_is_the_more_likely_wrong(a: float, b: float, c: float) -> None:
+    low, high = sorted((a, b))
+    assert contested_error_chance(low, [high, c]) >= contested_error_chance(high, [low, c])
+    # a stronger rival leaves a match more likely wrong
+    assert contested_error_chance(c, [high]) >= contested_error_chance(c, [low])
 
 
 def test_match_for_review_finds_the_same_matches_and_reviews_the_uncertain() -> None:
