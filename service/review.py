@@ -16,7 +16,7 @@ from typing import Any
 from matching.calibration import (
     Calibration,
     estimate_precision_recall,
-    fit_calibration,
+    fit_acceptance,
     labels_from_rows,
 )
 from service.exceptions import ValidationError, shown
@@ -142,7 +142,7 @@ async def refit(store: Store, job: Job) -> dict[str, Any]:
 
     def fit(rows: list[tuple[float, bool | None]]) -> dict[str, Any]:
         scores, right = labels_from_rows(rows)
-        calibration = fit_calibration(scores, right)
+        calibration = fit_acceptance(scores, right, histogram)
         precision, recall = estimate_precision_recall(calibration, histogram)
         return calibration_json(calibration, precision, recall, job_id=job.id)
 
