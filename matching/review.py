@@ -88,7 +88,7 @@ def contested_error_chance(
     keeps a share of the case where both are right (see
     :data:`SHARED_RECORD_ALLOWANCE`). Without rivals, or with more than
     :data:`MAX_CONTESTED_CLAIMS` claims on the record, it is ``1 - score``; a rival never
-    lowers it below that. ``service/sql/queries.sql`` (``review_page``) computes the same.
+    lowers it below that. ``service/sql/queries.sql`` (``contested_claims``) computes the same.
 
     >>> contested_error_chance(0.9, [])
     0.1

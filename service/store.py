@@ -1270,9 +1270,7 @@ async def _contest(
     wanted = sorted({r for r in records if r is not None})
     if not wanted:
         return
-    # planned for these records: the generic plan that a prepared statement switches to
-    # after five runs read the job's matches for each record, 100-340 ms a chunk at 100k
-    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    await conn.execute(queries["plan_for_parameters"])  # planned for these records
     rows = await conn.fetch(
         queries["contested_claims"],
         job_id,
@@ -1282,7 +1280,7 @@ async def _contest(
         min_claims,
         MAX_CONTESTED_CLAIMS,
     )
-    await conn.execute("RESET plan_cache_mode")
+    await conn.execute(queries["reset_plan_cache_mode"])
     if rows:
         await conn.execute(
             queries["set_review_chances"],

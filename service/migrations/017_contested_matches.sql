@@ -1,7 +1,7 @@
 -- A match judged beside the job's other matches of the same record (issue 11): when other
 -- items are matched to that record, at most one of them is usually right, so a queued
 -- match's error chance is re-judged beside its rivals whenever a chunk commit or a decision
--- changes the claims on its record (contest_review_queue in queries.sql;
+-- changes the claims on its record (contested_claims in queries.sql;
 -- matching.review.contested_error_chance is the same in Python), and a decision keeps the
 -- chance the queue showed, which is what the project's re-fitted acceptance learns from.
 
