@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.datasets import ALL_SETS, load  # noqa: E402
 from benchmarks.open_world import MatchSet, open_world, with_fragments, with_siblings  # noqa: E402
 from matching import DEFAULT_THRESHOLD, CatalogIndex, MatchResult  # noqa: E402
+from matching.claims import withdraw_contested  # noqa: E402
 
 
 def precision_recall_f1(
@@ -43,6 +44,14 @@ def precision_recall_f1(
     recall = correct / len(gold) if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
+
+
+def accepted_at(results: list[MatchResult], threshold: float) -> list[MatchResult]:
+    """What a job's default acceptance keeps of its items' best candidates ``results`` at
+    ``threshold``: those reaching it, less the ones withdrawn beside the others of their
+    record (:func:`matching.claims.withdraw_contested`, as :meth:`CatalogIndex.match` and
+    the service do at the job's threshold)."""
+    return withdraw_contested([r for r in results if r.score >= threshold], threshold)[0]
 
 
 def candidate_recall(
@@ -79,11 +88,10 @@ def main() -> None:
         index = CatalogIndex.build(catalog)
         results = index.match(items, threshold=0.0)
         elapsed = time.perf_counter() - started
-        chosen = [r for r in results if r.score >= args.threshold]
+        chosen = accepted_at(results, args.threshold)
         p, r, f1 = precision_recall_f1(chosen, gold)
         tuned = max(
-            precision_recall_f1([x for x in results if x.score >= t / 100], gold)[2]
-            for t in range(1, 100)
+            precision_recall_f1(accepted_at(results, t / 100), gold)[2] for t in range(1, 100)
         )
         methods = Counter(x.method for x in chosen)
         summary = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))
@@ -100,9 +108,7 @@ def main() -> None:
         if args.sweep:
             line = []
             for t in [x / 20 for x in range(6, 19)]:
-                line.append(
-                    f"{t:.2f}:{precision_recall_f1([x for x in results if x.score >= t], gold)[2]:.3f}"
-                )
+                line.append(f"{t:.2f}:{precision_recall_f1(accepted_at(results, t), gold)[2]:.3f}")
             print("   ", " ".join(line))
 
 

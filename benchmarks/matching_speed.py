@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.matching_quality import accepted_at  # noqa: E402
 from benchmarks.synthetic import make_synthetic  # noqa: E402
 from matching import DEFAULT_THRESHOLD, CatalogIndex  # noqa: E402
 
@@ -120,7 +121,8 @@ def main() -> None:
     with_gold = [i for i, c in gold.items() if c is not None]
     hits = sum(best.get(i) is not None and best[i].catalog_id == gold[i] for i in with_gold)
     print(f"hit@1: {hits / len(with_gold):.3f} over {len(with_gold)} items with a counterpart")
-    accepted = [r for r in results if r.score >= DEFAULT_THRESHOLD]
+    # the service's acceptance: beside the others of their record, over the whole job
+    accepted = accepted_at(results, DEFAULT_THRESHOLD)
     correct = sum(gold.get(r.item_id) == r.catalog_id for r in accepted)
     precision = correct / len(accepted) if accepted else 0.0
     recall = correct / len(with_gold)

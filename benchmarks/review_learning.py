@@ -125,10 +125,11 @@ def run_job(
     *,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> JobResult:
-    """A job over ``items`` of a project holding ``peer_items``, as the enhanced stage runs it."""
+    """A job over ``items`` of a project holding ``peer_items``, as the enhanced stage runs it
+    (its matches judged beside the others of their record at its end)."""
     peers = index.peers(peer_items)
     found, review = index.match_for_review(
-        items, threshold=threshold, peers=peers, review_from=REVIEW_MIN_ERROR
+        items, threshold=threshold, peers=peers, review_from=REVIEW_MIN_ERROR, contest=True
     )
     best = index.match_for_review(items, threshold=0.0, peers=peers)[0]
     return JobResult(

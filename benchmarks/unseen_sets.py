@@ -49,7 +49,7 @@ from benchmarks.datasets import (  # noqa: E402
     BenchmarkSet,
     load,
 )
-from benchmarks.matching_quality import precision_recall_f1  # noqa: E402
+from benchmarks.matching_quality import accepted_at, precision_recall_f1  # noqa: E402
 from benchmarks.open_world import MatchSet, open_world, with_fragments  # noqa: E402
 from matching import DEFAULT_THRESHOLD, CatalogIndex  # noqa: E402
 from matching.records import compose_text  # noqa: E402
@@ -167,9 +167,9 @@ def score(data: MatchSet, threshold: float) -> str:
     index = CatalogIndex.build(data.catalog)
     results = index.match(data.items, threshold=0.0)
     elapsed = time.perf_counter() - started
-    p, r, f1 = precision_recall_f1([x for x in results if x.score >= threshold], data.gold)
+    p, r, f1 = precision_recall_f1(accepted_at(results, threshold), data.gold)
     tuned, best = max(
-        (precision_recall_f1([x for x in results if x.score >= t / 100], data.gold)[2], t / 100)
+        (precision_recall_f1(accepted_at(results, t / 100), data.gold)[2], t / 100)
         for t in range(1, 100)
     )
     wanted: dict[str, set[str]] = {}
@@ -177,7 +177,7 @@ def score(data: MatchSet, threshold: float) -> str:
         wanted.setdefault(item_id, set()).add(catalog_id)
     top1 = sum(x.catalog_id in wanted.get(x.item_id, ()) for x in results)
     top1_share = top1 / len(wanted) if wanted else 0.0
-    lured = sum(x.item_id.startswith("fragment-") for x in results if x.score >= threshold)
+    lured = sum(x.item_id.startswith("fragment-") for x in accepted_at(results, threshold))
     extra = f"  ({lured} one-word items matched)" if lured else ""
     return (
         f"{data.name:54} {len(data.items):>6} {data.unmatchable_share:6.0%} "

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from matching.acceptance import job_shift
+from matching.claims import withdraw_contested
 from matching.codes import own_codes
 from matching.exceptions import (
     DuplicateCatalogIdError,
@@ -262,6 +263,7 @@ class CatalogIndex:
         *,
         threshold: float = DEFAULT_THRESHOLD,
         peers: PeerSet | None = None,
+        contest: bool | None = None,
     ) -> list[MatchResult]:
         """Return the best catalog record for each item scoring at least ``threshold``.
 
@@ -274,6 +276,12 @@ class CatalogIndex:
         A record counts for less when another item of the job fits it as well:
         ``peers`` (from :meth:`peers`) are the job's items; by default they are
         ``items`` themselves, so matching a job in chunks should pass the job's peers.
+
+        Matches that claim the same record are judged beside each other, and those then
+        too unlikely right are withdrawn (:func:`matching.claims.withdraw_contested`):
+        ``contest`` does it over ``items``; by default it is done when ``items`` are the
+        whole job (no ``peers`` given). A job matched in chunks does it over all of its
+        chunks' matches at the end, as the service does.
 
         >>> index = CatalogIndex.build([
         ...     ("b1", "Seagate Barracuda 500GB SATA hard drive ST3500418AS"),
@@ -288,7 +296,7 @@ class CatalogIndex:
         >>> index.match([("a2", "seagate 750 gb barracuda")])
         []
         """
-        return self.match_for_review(items, threshold=threshold, peers=peers)[0]
+        return self.match_for_review(items, threshold=threshold, peers=peers, contest=contest)[0]
 
     def match_for_review(
         self,
@@ -297,12 +305,15 @@ class CatalogIndex:
         threshold: float = DEFAULT_THRESHOLD,
         peers: PeerSet | None = None,
         review_from: float | None = None,
+        contest: bool | None = None,
     ) -> tuple[list[MatchResult], list[ReviewPair]]:
         """:meth:`match`, and (``review_from`` given) the decisions worth a reviewer's
         look: each match or unmatched item whose :func:`~matching.review.error_chance` is
         at least ``review_from``, with its best candidates (an unmatched item's best one
         scoring at least ``review_from``, and explained). The matches are those of
-        :meth:`match`, whatever ``review_from``.
+        :meth:`match`, whatever ``review_from``; a match withdrawn beside its rivals
+        (``contest``, as in :meth:`match`) is reviewed as an unmatched item whose best
+        candidate is as likely right as its rivals leave it.
 
         >>> index = CatalogIndex.build([("b1", "Sony DSC-W120"), ("b2", "Sony DSC-W130")])
         >>> found, review = index.match_for_review([("a1", "Sony DSC W12")], review_from=0.02)
@@ -316,7 +327,14 @@ class CatalogIndex:
         if self._scorer is None or not items:
             return [], []
         with _batch_allocations():
-            return self._match(items, threshold, peers, review_from)
+            results, review = self._match(items, threshold, peers, review_from)
+        if contest or (contest is None and peers is None):
+            results, withdrawn = withdraw_contested(results, threshold)
+            review = [
+                _unmatched(p, withdrawn[p.item_id]) if p.item_id in withdrawn and p.matched else p
+                for p in review
+            ]
+        return results, review
 
     def _match(
         self,
@@ -584,6 +602,14 @@ def _batch_allocations() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _unmatched(pair: ReviewPair, chance: float) -> ReviewPair:
+    """``pair``, a match withdrawn beside its rivals, reviewed as an unmatched item whose
+    best candidate is right with ``chance``."""
+    scores = [chance, *(score for _, score in pair.candidates[1:])]
+    missed = error_chance(chance, matched=False, candidate_scores=scores)
+    return dataclasses.replace(pair, matched=False, error_chance=missed)
 
 
 def _as_text(value: object) -> str:

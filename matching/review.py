@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from matching.claims import contested_chance
 from matching.results import MatchResult
 
 REVIEW_MIN_ERROR = 0.02
@@ -99,15 +100,9 @@ def contested_error_chance(
     """
     if len(rival_scores) >= MAX_CONTESTED_CLAIMS:
         return error_chance(score, matched=True)
-    free = 1.0
-    for rival in rival_scores:
-        free *= max(1.0 - rival, _TINY)
-    share = max(free + allowance * (1.0 - free), _TINY)
-    right = score * share / (score * share + 1.0 - score) if score < 1.0 else 1.0
+    right = contested_chance(score, rival_scores, allowance)
     return round(min(1.0, max(0.0, 1.0 - right)), 9)
 
-
-_TINY = 1e-6
 
 MAX_CONTESTED_CLAIMS = 5
 """Most items matched to one record for their matches to be judged beside each other: a

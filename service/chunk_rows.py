@@ -40,9 +40,10 @@ def match_rows(
     """The matches of ``items`` as rows, and the decisions worth a reviewer's look that a
     chunk of ``chunk_size`` items could keep (:func:`kept_review` picks those it keeps).
     An item's rows do not depend on the other items of the call, so a chunk may be
-    matched in parts, ``items`` being one of them."""
+    matched in parts, ``items`` being one of them; matches are judged beside the others of
+    their record when the job's stage ends (``contest_matches``), not here."""
     results, review = index.match_for_review(
-        items, threshold=threshold, peers=peers, review_from=REVIEW_MIN_ERROR
+        items, threshold=threshold, peers=peers, review_from=REVIEW_MIN_ERROR, contest=False
     )
     rows = [
         (r.item_id, r.catalog_id, float(r.score), r.method, r.reason, explanation_json(r))

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from matching.claims import SHARED_CLAIMS_FLOOR
 from matching.review import MAX_CONTESTED_CLAIMS, SHARED_RECORD_ALLOWANCE
 from service import eta
 from service.exceptions import (
@@ -950,6 +951,8 @@ class Store:
         """When every item of the current stage is committed, move on: queue the next stage
         (skipping stages with nothing to do), or complete the job after the last one."""
         while job.status in LIVE_STATUSES and job.stage_processed >= job.stage_total:
+            if job.stages[job.current_stage - 1] == "enhanced" and not job.config.get("oneToOne"):
+                job = await self._withdraw_contested(conn, job)
             if job.is_last_stage:
                 done = await conn.fetchrow(queries["complete_job"], uuid.UUID(job.id))
                 return Job.from_row(done) if done else job
@@ -967,6 +970,26 @@ class Store:
             )
             job = Job.from_row(row)
         return job
+
+    @staticmethod
+    async def _withdraw_contested(conn: asyncpg.Connection, job: Job) -> Job:
+        """Withdraw the matches of the job's ending matching stage that are too unlikely
+        right beside the others of their record (``contest_matches``), and count them out:
+        unmatched now, for a later stage to take up or finished as such."""
+        withdrawn = await conn.fetchval(
+            queries["contest_matches"],
+            uuid.UUID(job.id),
+            job.current_stage,
+            float(job.config["threshold"]),
+            SHARED_CLAIMS_FLOOR,
+        )
+        if not withdrawn:
+            return job
+        unfinished = 0 if job.is_last_stage else withdrawn
+        row = await conn.fetchrow(
+            queries["withdraw_from_counts"], uuid.UUID(job.id), withdrawn, unfinished
+        )
+        return Job.from_row(row)
 
     @wrap_unavailable
     async def failed_items(self, job_id: uuid.UUID) -> list[tuple[str, int, str | None]]:

@@ -1116,6 +1116,79 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL unnest(x.items, x.scores) AS c(item_id, score)
 WHERE x.n >= $5;
 
+-- contest_matches --
+-- When job $1's matching stage $2 has committed its last chunk: each of its matches judged
+-- beside the others of its record, those then less likely right than the job's threshold
+-- $3 withdrawn (matching.claims.withdraw_contested is the same rule; $4 the least
+-- allowance, matching.claims.SHARED_CLAIMS_FLOOR). Matches withdrawn when the stage ended
+-- before still count as rivals and towards the allowance. A withdrawn match moves to
+-- withdrawn_matches; its queued review row becomes an unmatched item's whose best candidate
+-- is right with the withdrawn chance (matching.review.error_chance). How many were withdrawn.
+WITH claims AS MATERIALIZED (
+    SELECT m.id, m.catalog_id, m.score
+    FROM matches m
+    WHERE m.job_id = $1 AND m.stage = $2 AND m.method <> 'human'
+    UNION ALL
+    SELECT NULL, w.catalog_id, w.score
+    FROM withdrawn_matches w
+    WHERE w.job_id = $1 AND w.stage = $2
+), records AS (
+    SELECT catalog_id, count(*) AS n, sum(ln(greatest(1 - score, 1e-6))) AS log_free
+    FROM claims
+    GROUP BY catalog_id
+), allowance AS (
+    SELECT least(1.0, greatest($4::float8,
+                               COALESCE(sum(n) FILTER (WHERE n > 1)::float8 / nullif(sum(n), 0),
+                                        0))) AS share
+    FROM records
+), judged AS (
+    SELECT c.id,
+           chunkmatch_contested_chance(
+               c.score, r.log_free - ln(greatest(1 - c.score, 1e-6)), a.share) AS chance
+    FROM claims c
+    JOIN records r ON r.catalog_id = c.catalog_id AND r.n > 1
+    CROSS JOIN allowance a
+    WHERE c.id IS NOT NULL AND c.score < 1
+), withdrawn AS (
+    DELETE FROM matches m
+    USING judged j
+    WHERE m.id = j.id AND j.chance < $3
+    RETURNING m.item_id, m.catalog_id, m.score, j.chance, m.method, m.reason, m.explanation
+), moved AS (
+    INSERT INTO withdrawn_matches (job_id, item_id, catalog_id, score, chance, method, reason,
+                                   explanation, stage)
+    SELECT $1, w.item_id, w.catalog_id, w.score, w.chance, w.method, w.reason, w.explanation, $2
+    FROM withdrawn w
+    ON CONFLICT (job_id, item_id) DO UPDATE
+    SET catalog_id = EXCLUDED.catalog_id, score = EXCLUDED.score, chance = EXCLUDED.chance,
+        method = EXCLUDED.method, reason = EXCLUDED.reason,
+        explanation = EXCLUDED.explanation, withdrawn_at = now()
+), queued AS (
+    UPDATE review_queue q
+    SET matched = false, explanation = w.explanation,
+        error_chance = round(least(1.0, w.chance + COALESCE(
+            (SELECT sum((e.pair ->> 1)::float8)
+             FROM jsonb_array_elements(q.candidates) WITH ORDINALITY AS e(pair, n)
+             WHERE e.n > 1), 0))::numeric, 9)::float8
+    FROM withdrawn w
+    WHERE q.job_id = $1 AND q.item_id = w.item_id AND q.catalog_id = w.catalog_id AND q.matched
+)
+SELECT count(*)::integer FROM withdrawn;
+
+-- withdraw_from_counts --
+-- Job $1's counts once $2 of its matches are withdrawn, $3 of those items no longer
+-- finished (a later stage takes them up).
+UPDATE matching_jobs j
+SET matches_found = j.matches_found - $2,
+    processed_items = j.processed_items - $3,
+    progress_percentage = CASE WHEN j.total_items = 0 THEN 100
+                               ELSE (j.processed_items - $3) * 100.0 / j.total_items END,
+    match_rate = CASE WHEN j.processed_items - $3 = 0 THEN 0
+                      ELSE (j.matches_found - $2) * 100.0 / (j.processed_items - $3) END,
+    updated_at = now()
+WHERE j.id = $1
+RETURNING *;
+
 -- set_review_chances --
 -- New error chances ($4) of job $1's queued matches of items $2 to records $3 (rows whose
 -- chance is unchanged are left alone: a record's claimants are re-judged at each new claim).
@@ -1183,20 +1256,22 @@ SELECT ARRAY(SELECT x FROM unnest($2::text[]) x
 -- Store reviewer $3's decisions ($4 items, $5 records or NULL, $6 decisions) in project $2,
 -- made in job $1, with what the job proposed for each item (its machine match, else the best
 -- candidate it queued) and the chance the queue showed that it is right (a match's judged
--- beside the job's other matches of its record, see contested_claims); an item decided
--- again keeps one row, the latest decision.
+-- beside the job's other matches of its record, see contested_claims; a withdrawn match's,
+-- see contest_matches); an item decided again keeps one row, the latest decision.
 INSERT INTO review_decisions (project_id, item_id, catalog_id, decision, decided_by, job_id,
                               proposed_catalog_id, proposed_score, proposed_explanation,
                               proposed_chance)
 SELECT $2, d.item_id, d.catalog_id, d.decision, $3, $1,
        COALESCE(m.catalog_id, q.catalog_id), COALESCE(m.score, q.score),
        CASE WHEN m.id IS NOT NULL THEN m.explanation ELSE q.explanation END,
-       CASE WHEN m.id IS NULL THEN q.score
+       CASE WHEN m.id IS NULL THEN COALESCE(w.chance, q.score)
             WHEN q.matched AND q.catalog_id = m.catalog_id THEN 1 - q.error_chance
             ELSE m.score END
 FROM unnest($4::text[], $5::text[], $6::text[]) AS d(item_id, catalog_id, decision)
 LEFT JOIN matches m ON m.job_id = $1 AND m.item_id = d.item_id AND m.method <> 'human'
 LEFT JOIN review_queue q ON q.job_id = $1 AND q.item_id = d.item_id
+LEFT JOIN withdrawn_matches w ON w.job_id = $1 AND w.item_id = d.item_id
+    AND w.catalog_id = q.catalog_id
 ON CONFLICT (project_id, item_id) DO UPDATE
 SET catalog_id = EXCLUDED.catalog_id, decision = EXCLUDED.decision,
     decided_by = EXCLUDED.decided_by, decided_at = now(), job_id = EXCLUDED.job_id,

@@ -349,3 +349,32 @@ async def test_web_search_without_a_model_takes_only_what_agreeing_results_suppo
         {(m["itemId"], m["catalogId"]) for m in matches.values()}
     )
     assert precision >= 0.9 and recall >= 0.75, (precision, recall, matches)
+
+
+async def test_a_match_withdrawn_beside_a_better_one_goes_on_to_the_next_stage(
+    provider_server: httpx.AsyncClient, fake_openai
+) -> None:
+    """The enhanced stage's end withdraws the weak claim on a record an exact match holds
+    (tests/e2e/test_withdrawn_matches.py); the AI stage then takes the item up, and the
+    counts stay exact."""
+    from tests.e2e.test_withdrawn_matches import contested_set
+
+    client = provider_server
+    pid = (await client.post("/api/projects", json={"name": "ai"})).json()["project"]["id"]
+    catalog, items = contested_set()
+    for kind, rows in (("catalog", catalog), ("items", items)):
+        r = await client.post(f"/api/projects/{pid}/{kind}", json={"records": rows})
+        assert r.status_code == 200, r.text
+    job = await _job(client, pid, "full", {"chunkSize": {"enhanced": 5, "ai": 3, "web-search": 2}})
+    asked = fake_openai.counters.items_answered
+    snapshots = await drive(client, job["id"])
+    final = snapshots[-1]
+    assert final["status"] == "completed"
+    assert final["processedItems"] == final["totalItems"] == len(items)
+    # stage 1 matched all 42 and withdrew one: the AI stage was asked about that one only
+    assert 2 in [s["currentStage"] for s in snapshots]
+    assert fake_openai.counters.items_answered - asked == 1
+    matches = await _matches(client, job["id"])
+    assert len(matches) == final["matchesFound"]
+    assert matches["exact"]["catalogId"] == "desk"
+    assert matches.get("weak", {}).get("method") in (None, "llm", "web-search")
