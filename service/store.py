@@ -976,6 +976,7 @@ class Store:
         """Withdraw the matches of the job's ending matching stage that are too unlikely
         right beside the others of their record (``contest_matches``), and count them out:
         unmatched now, for a later stage to take up or finished as such."""
+        await conn.execute(queries["contest_work_mem"])
         withdrawn = await conn.fetchval(
             queries["contest_matches"],
             uuid.UUID(job.id),
