@@ -56,7 +56,16 @@ def contested_chance(score: float, rival_scores: Sequence[float], allowance: flo
     """
     if not rival_scores or score >= 1.0:
         return score
-    log_free = math.fsum(math.log(max(1.0 - r, _TINY)) for r in rival_scores)
+    return _chance(score, math.fsum(_log_free(r) for r in rival_scores), allowance)
+
+
+def _log_free(score: float) -> float:
+    """The log of the chance that a claim of ``score`` is wrong (never below ``ln 1e-6``)."""
+    return math.log(max(1.0 - score, _TINY))
+
+
+def _chance(score: float, log_free: float, allowance: float) -> float:
+    """:func:`contested_chance` given the rivals' summed :func:`_log_free`."""
     free = math.exp(log_free)
     share = max(free + allowance * (1.0 - free), _TINY)
     return min(score, score * share / (score * share + 1.0 - score))
@@ -96,20 +105,22 @@ def withdraw_contested(
     >>> withdraw_contested(two, 0.26)[1]
     {}
     """
-    by_record: dict[str, list[float]] = defaultdict(list)
+    # per record: its claims, and the sum of their logs (a claim's rivals' is that less its
+    # own, as contest_matches in service/sql/queries.sql computes it)
+    claims: dict[str, int] = defaultdict(int)
+    log_free: dict[str, float] = defaultdict(float)
     for r in results:
-        by_record[r.catalog_id].append(r.score)
-    contested = {record for record, scores in by_record.items() if len(scores) > 1}
-    if not contested:
+        claims[r.catalog_id] += 1
+        log_free[r.catalog_id] += _log_free(r.score)
+    if all(n == 1 for n in claims.values()):
         return list(results), {}
     allowance = claims_allowance(results)
     kept: list[MatchResult] = []
     withdrawn: dict[str, float] = {}
     for r in results:
-        if r.catalog_id in contested and r.score < 1.0:
-            rivals = list(by_record[r.catalog_id])
-            rivals.remove(r.score)
-            chance = contested_chance(r.score, rivals, allowance)
+        if claims[r.catalog_id] > 1 and r.score < 1.0:
+            rivals = log_free[r.catalog_id] - _log_free(r.score)
+            chance = _chance(r.score, rivals, allowance)
             if chance < threshold:
                 withdrawn[r.item_id] = chance
                 continue
