@@ -158,6 +158,17 @@ def queue_order(job: JobResult) -> Callable[[ReviewPair], float]:
     return key
 
 
+def labelled_chance(pair: ReviewPair, shown: Callable[[ReviewPair], float]) -> float:
+    """What a decision about ``pair`` labels, as the service stores it (``proposed_chance``):
+    a match's chance beside the job's other matches of its record, a withdrawn match's the
+    chance its rivals left it, an unmatched item's best candidate's score."""
+    if pair.matched:
+        return 1.0 + shown(pair)
+    if pair.withdrawn_chance is not None:
+        return pair.withdrawn_chance
+    return pair.proposed.score
+
+
 ORDERS: dict[str, Callable[[ReviewPair], float]] = {
     "error chance": lambda p: -p.error_chance,
     "near threshold": lambda p: abs(p.proposed.score - DEFAULT_THRESHOLD),
@@ -231,7 +242,7 @@ def learning(data: MatchSet, index: CatalogIndex, n: int) -> dict[str, float]:
     _, decisions, asked = corrected(first, right, queue_order(first), n)
     shown = queue_order(first)
     labels = [
-        (1.0 + shown(p) if p.matched else p.proposed.score, label(d, p.proposed.catalog_id))
+        (labelled_chance(p, shown), label(d, p.proposed.catalog_id))
         for d, p in zip(decisions, asked, strict=True)
     ]
     labels = [(s, y) for s, y in labels if y is not None]

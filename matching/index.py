@@ -609,7 +609,7 @@ def _unmatched(pair: ReviewPair, chance: float) -> ReviewPair:
     best candidate is right with ``chance``."""
     scores = [chance, *(score for _, score in pair.candidates[1:])]
     missed = error_chance(chance, matched=False, candidate_scores=scores)
-    return dataclasses.replace(pair, matched=False, error_chance=missed)
+    return dataclasses.replace(pair, matched=False, error_chance=missed, withdrawn_chance=chance)
 
 
 def _as_text(value: object) -> str:

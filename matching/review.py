@@ -47,12 +47,15 @@ correct about as many wrong decisions in the first 50, 0.3 a few fewer."""
 class ReviewPair:
     """A decision of the matcher worth reviewing: ``proposed`` is the item's match
     (``matched``) or, for an unmatched item, its best candidate; ``candidates`` are the
-    item's best ``(catalog_id, score)``, best first, the proposed record among them."""
+    item's best ``(catalog_id, score)``, best first, the proposed record among them;
+    ``withdrawn_chance``, for a match withdrawn beside its rivals, the chance it was left
+    of being right (what a decision about it labels, as the service stores it)."""
 
     proposed: MatchResult
     matched: bool
     candidates: tuple[tuple[str, float], ...]
     error_chance: float
+    withdrawn_chance: float | None = None
 
     @property
     def item_id(self) -> str:

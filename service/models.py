@@ -126,6 +126,8 @@ class Job:
     stage_total: int = 0
     stage_processed: int = 0
     failed_items: int = 0
+    # matches the ends of its matching stages withdrew beside their records' other matches
+    withdrawn_matches: int = 0
     waiting_reason: str | None = None
     llm_requests: int = 0
     prompt_tokens: int = 0
@@ -175,6 +177,7 @@ class Job:
             stage_total=row["stage_total"],
             stage_processed=row["stage_processed"],
             failed_items=row["failed_items"],
+            withdrawn_matches=row.get("withdrawn_matches", 0),
             waiting_reason=row["waiting_reason"],
             llm_requests=row["llm_requests"],
             prompt_tokens=row["prompt_tokens"],
@@ -225,6 +228,7 @@ class Job:
             "maxAttempts": self.max_attempts,
             "nextAttemptAt": _iso(self.next_attempt_at),
             "failedItems": self.failed_items,
+            "withdrawnMatches": self.withdrawn_matches,
             "waitingReason": self.waiting_reason,
             "usage": {
                 "llmRequests": self.llm_requests,

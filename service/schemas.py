@@ -255,6 +255,12 @@ COMPONENTS: dict[str, Schema] = {
             "maxAttempts": INTEGER,
             "nextAttemptAt": NULLABLE_TIMESTAMP,
             "failedItems": INTEGER,
+            "withdrawnMatches": {
+                **INTEGER,
+                "description": "matches the end of the job's matching stage withdrew, too "
+                "unlikely right beside the job's other matches of their record "
+                "(SQL: withdrawn_matches)",
+            },
             "waitingReason": {**STRING, "nullable": True},
             "usage": _obj(
                 [

@@ -1153,18 +1153,12 @@ WITH claims AS (
                                         / nullif(count(*), 0), 0))) AS share
     FROM records
 ), judged AS MATERIALIZED (  -- the withdrawn ones, before any of them is looked up
-    -- chunkmatch_contested_chance written out: the function call (not inlined) cost 4 us a
-    -- claim
     SELECT c.id, c.chance
-    FROM (SELECT r.id, r.score * f.share / (r.score * f.share + 1 - r.score) AS chance
+    FROM (SELECT r.id,
+                 chunkmatch_contested_chance(
+                     r.score, r.log_free - ln(greatest(1 - r.score, 1e-6)), a.share) AS chance
           FROM records r
           CROSS JOIN allowance a
-          CROSS JOIN LATERAL (
-              SELECT greatest(exp(r.log_free - ln(greatest(1 - r.score, 1e-6)))
-                              + a.share
-                                * (1 - exp(r.log_free - ln(greatest(1 - r.score, 1e-6)))),
-                              1e-6) AS share
-          ) f
           WHERE r.id IS NOT NULL AND r.n > 1 AND r.score < 1) c
     WHERE c.chance < $3
 ), withdrawn AS (
@@ -1198,6 +1192,7 @@ SELECT count(*)::integer FROM withdrawn;
 -- finished (a later stage takes them up).
 UPDATE matching_jobs j
 SET matches_found = j.matches_found - $2,
+    withdrawn_matches = j.withdrawn_matches + $2,
     processed_items = j.processed_items - $3,
     progress_percentage = CASE WHEN j.total_items = 0 THEN 100
                                ELSE (j.processed_items - $3) * 100.0 / j.total_items END,

@@ -145,6 +145,8 @@ export class JobView {
       stat('Items / second', job.itemsPerSecond != null ? decimal.format(job.itemsPerSecond) : '—', 'job-view-speed'),
       stat('ETA', eta, 'job-view-eta'),
       stat('Failed items', integer.format(job.failedItems ?? 0), 'job-view-failed-count'),
+      // matches the end of the matching stage withdrew beside their records' other matches
+      ...(job.withdrawnMatches ? [stat('Withdrawn matches', integer.format(job.withdrawnMatches), 'job-view-withdrawn')] : []),
       stat('Created', dateTime(job.createdAt), 'job-view-created'),
     );
     if (job.error && job.status !== 'cancelled') p.message.textContent = job.error;

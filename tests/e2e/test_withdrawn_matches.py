@@ -77,6 +77,7 @@ async def test_a_weak_match_beside_a_sure_one_of_its_record_is_withdrawn_at_the_
     assert done["status"] == "completed"
     assert done["matchesFound"] == len(matches) == 41
     assert done["processedItems"] == done["totalItems"] == 42
+    assert done["withdrawnMatches"] == 1
 
     # the review queue asks about it as an unmatched item
     pairs = {p["itemId"]: p for p in await whole_queue(client, created["id"])}
@@ -133,7 +134,8 @@ async def test_a_job_whose_items_repeat_an_article_keeps_both_matches(
     _, job_id, matches = await run_job(client, "repeats", items, {"chunkSize": 10})
     assert matches["weak"]["catalogId"] == "desk"
     assert await withdrawn_rows(live_server.dsn, job_id) == []
-    assert (await job(client, job_id))["matchesFound"] == len(matches) == len(items)
+    done = await job(client, job_id)
+    assert done["matchesFound"] == len(matches) == len(items) and done["withdrawnMatches"] == 0
 
 
 async def test_one_to_one_jobs_are_left_to_their_own_rule(
