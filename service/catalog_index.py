@@ -21,6 +21,7 @@ from matching.peers import PeerDraft, PeerSet
 from matching.progress import Progress, scaled
 from matching.vectors import CharNgramVectoriser
 from service import metrics
+from service.heap import settle_long_lived
 from service.match_processes import IndexKey, MatchProcesses, PeersKey
 
 logger = logging.getLogger("chunkmatch.index")
@@ -94,6 +95,7 @@ class VersionedCache(Generic[V]):
                     time.perf_counter() - started,
                 )
                 self._entries[key] = value
+                settle_long_lived()
                 for old in [k for k in self._entries if k[0] == key[0] and k[1] < key[1]]:
                     del self._entries[old]
                 while len(self._entries) > self.max_entries:

@@ -45,6 +45,7 @@ from matching import CatalogIndex
 from matching.peers import PeerDraft, PeerSet
 from matching.vectors import CharNgramVectoriser
 from service.chunk_rows import MatchRow, ReviewEntry, match_rows
+from service.heap import settle_long_lived
 
 logger = logging.getLogger("chunkmatch.processes")
 
@@ -121,11 +122,13 @@ def _add_index(key: IndexKey, index: CatalogIndex, keep: int) -> None:
     _keep(_indexes, key, index, keep)
     for old in [k for k in _peer_sets if k[0] not in _indexes]:
         del _peer_sets[old]
+    settle_long_lived()
 
 
 def _add_peers(key: IndexKey, peers_key: PeersKey, peers: PeerSet, keep: int) -> None:
     if key in _indexes:
         _keep(_peer_sets, (key, peers_key), peers, keep)
+        settle_long_lived()
 
 
 def _match(

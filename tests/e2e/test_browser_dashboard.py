@@ -81,9 +81,27 @@ async def test_a_deep_link_opens_the_job_view_with_its_charts(live_server, clien
         await page.wait_for_selector('[data-testid="job-match-row"]')
         assert await page.locator('[data-testid="job-match-row"]').count() == 50
         assert await page.locator('[data-testid="job-controls"] button').count() == 0
+        # nothing was withdrawn: no such figure
+        assert await page.locator('[data-testid="job-view-withdrawn"]').count() == 0
         # an unknown job says so
         await b.open("#/jobs/00000000-0000-4000-8000-000000000000")
         await page.wait_for_selector('[data-testid="job-view-missing"]')
+    assert not b.problems, b.problems
+
+
+async def test_the_job_view_counts_its_withdrawn_matches(live_server, client) -> None:
+    from tests.e2e.test_withdrawn_matches import contested_set, run_job
+
+    _, job_id, matches = await run_job(
+        client, "withdrawn view", contested_set()[1], {"chunkSize": 5}
+    )
+    assert "weak" not in matches  # withdrawn at the job's end: its record has a sure match
+    async with Browser(live_server, viewport={"width": 1280, "height": 900}) as b:
+        await b.open(f"#/jobs/{job_id}")
+        stat = b.page.locator('[data-testid="job-view-withdrawn"]')
+        await stat.wait_for()
+        assert await stat.inner_text() == "1"
+        assert await stat.locator("xpath=..").inner_text() == "Withdrawn matches\n1"
     assert not b.problems, b.problems
 
 

@@ -146,3 +146,37 @@ async def test_one_to_one_jobs_are_left_to_their_own_rule(
     assert matches["exact"]["catalogId"] == "desk"
     assert matches.get("weak", {}).get("catalogId") != "desk"  # the record went to the better
     assert await withdrawn_rows(live_server.dsn, job_id) == []
+
+
+async def test_a_record_that_many_items_claim_for_sure_still_ends_its_job(
+    client: httpx.AsyncClient, live_server
+) -> None:
+    """60 items that are the desk's own text (an article listed again and again) beside
+    400 items matched each to a record of its own, and the weak claim: the others' chance
+    of all being wrong, the product of 60 tiny ones, is far below the smallest float. The
+    job ends (its last commit once failed with PostgreSQL's "value out of range: underflow",
+    every retry alike, at a 1M job's end) and withdraws the weak claim, as the library does."""
+    catalog = products(400) + [{"id": "desk", "name": DESK}]
+    items = [{"id": "weak", "name": "Acme walnut writing desk"}]
+    items += [{"id": f"i{r['id']}", "name": r["name"]} for r in catalog[:400]]
+    items += [{"id": f"exact{k}", "name": DESK} for k in range(60)]
+    pid = await create_project(client, "many claims")
+    await upload(client, pid, "catalog", catalog)
+    await upload(client, pid, "items", items)
+    job_id = (await create_job(client, pid, {"chunkSize": 50}))["id"]
+    await drive(client, job_id)
+    matches = await match_rows(client, job_id)
+    done = await job(client, job_id)
+    assert done["status"] == "completed", done
+    assert all(matches[f"exact{k}"]["catalogId"] == "desk" for k in range(60))
+    assert "weak" not in matches
+    assert [r["item_id"] for r in await withdrawn_rows(live_server.dsn, job_id)] == ["weak"]
+    assert done["processedItems"] == done["totalItems"] == len(items)
+    assert done["matchesFound"] == len(matches) == len(items) - 1
+    assert done["withdrawnMatches"] == 1
+
+    index = CatalogIndex.build([(r["id"], r["name"]) for r in catalog])
+    library = index.match([(i["id"], i["name"]) for i in items], threshold=DEFAULT_THRESHOLD)
+    assert {r.item_id: r.catalog_id for r in library} == {
+        i: m["catalogId"] for i, m in matches.items()
+    }

@@ -5,6 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -268,6 +269,18 @@ async def test_a_helper_that_dies_has_its_share_matched_by_the_server(store: Sto
         processes.close()
 
 
+def _helper_holds_frozen() -> tuple[int, int]:
+    """In a helper: how many indexes and peer sets it holds, each counted only if the cycle
+    collector's passes leave it out (frozen)."""
+    from service import match_processes
+
+    walked = {id(o) for o in gc.get_objects()}
+    return (
+        sum(id(i) not in walked for i in match_processes._indexes.values()),
+        sum(id(p) not in walked for p in match_processes._peer_sets.values()),
+    )
+
+
 async def test_helpers_hold_only_what_they_were_given_and_forget_a_project(store: Store) -> None:
     project = await _project(store)
     processes = _processes()
@@ -277,6 +290,9 @@ async def test_helpers_hold_only_what_they_were_given_and_forget_a_project(store
         catalog_key, peers_key = engine._index_keys(job)
         assert processes.matchers(catalog_key, peers_key) == []  # nothing built yet
         await _ready(processes, engine, job)
+        [helper] = processes._helpers
+        # what it loaded is out of its cycle collector's passes (service/heap.py)
+        assert await asyncio.wrap_future(helper.executor.submit(_helper_holds_frozen)) == (1, 1)
         other_fields = (catalog_key[0], catalog_key[1], ("brand",))
         assert processes.matchers(other_fields, peers_key) == []
         newer_items = (peers_key[0], peers_key[1] + 1, peers_key[2])
@@ -285,7 +301,6 @@ async def test_helpers_hold_only_what_they_were_given_and_forget_a_project(store
         engine.index_cache.forget(project.id)  # the project's records were deleted
         assert processes.matchers(catalog_key, peers_key) == []
         # the helper itself dropped them: asked anyway, it answers that it holds nothing
-        [helper] = processes._helpers
         remote = _matcher(processes, helper, catalog_key, peers_key)
         with pytest.raises(LookupError):
             await remote([("i1", "sony camera")], 0.5, 1)
