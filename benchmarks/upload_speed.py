@@ -93,8 +93,8 @@ def _probe(
 
 class HealthProbe:
     """Calls /api/health back to back from another process (so that this one's upload does
-    not delay it); records each answer's latency, from its second call on: the first one
-    (the new process's connection and client setup) took up to 0.4 s of the probe's own."""
+    not delay it); records each answer's latency from its second call on (the first one
+    opens the connection), the upload starting once that first call has answered."""
 
     def __init__(self, url: str) -> None:
         self.latencies: list[float] = []

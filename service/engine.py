@@ -170,14 +170,33 @@ class Engine:
         finally:
             renewer.cancel()
         ran = time.perf_counter()
-        committed = await self.store.commit_chunk(
-            chunk,
-            job.project_id,
-            outcome,
-            later_stages_eta=_later_stages_eta(job, chunk.stage),
-            prepare_seconds=prepare_seconds,
-            **await self._prior(job, stage),
-        )
+        try:
+            committed = await self.store.commit_chunk(
+                chunk,
+                job.project_id,
+                outcome,
+                later_stages_eta=_later_stages_eta(job, chunk.stage),
+                prepare_seconds=prepare_seconds,
+                **await self._prior(job, stage),
+            )
+        except (asyncio.CancelledError, DatabaseUnavailable):
+            metrics.chunk_ended(stage, "released", seconds=time.perf_counter() - started)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release_chunk(chunk))
+            raise
+        except Exception as exc:
+            # the database refused the commit (it wrote nothing): as a failing stage, the
+            # job retries after a backoff and fails after its attempts, never a 500 on every
+            # call (a 1M job's last commit once failed so, every retry alike)
+            logger.exception(
+                "chunk %s of job %s could not be committed",
+                chunk.seq,
+                job.id,
+                extra=_chunk_extra(job, chunk),
+            )
+            failed = await self._chunk_failed(job, chunk, exc)
+            metrics.chunk_ended(stage, "failed", seconds=time.perf_counter() - started)
+            return failed
         if committed is None:
             current = await self.store.get_job(job_id)
             cancelled = current is not None and current.status == "cancelled"

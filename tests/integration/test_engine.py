@@ -166,6 +166,52 @@ async def test_a_failing_stage_is_retried_then_fails_the_job_then_can_restart(
     assert _chunks_counted("committed") - counted["committed"] == 1
 
 
+async def test_a_commit_the_database_refuses_is_retried_then_fails_the_job(
+    store: Store,
+) -> None:
+    """The database refuses a chunk's commit (a trigger raises, as PostgreSQL's exp() once
+    did at a 1M job's end): the call answers, the commit wrote nothing, the job is retried
+    after a backoff and fails after its attempts, and once the cause is gone it completes."""
+    project = await _project(store, n_items=5)
+    job_id = uuid.UUID((await _job(store, project)).id)
+    refuse = f"""
+        CREATE FUNCTION refuse_i3_{job_id.hex}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.job_id = '{job_id}' AND NEW.item_id = 'i3' THEN
+                RAISE EXCEPTION 'refused by the test';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_i3_{job_id.hex} BEFORE INSERT ON matches
+        FOR EACH ROW EXECUTE FUNCTION refuse_i3_{job_id.hex}();
+    """
+    counted = _chunks_counted("failed")
+    async with store.pool.acquire() as conn:
+        await conn.execute(refuse)
+    try:
+        engine = Engine(store, IndexCache(max_entries=1), lease_seconds=30, retry_base_seconds=0)
+        first = await engine.process_next_chunk(job_id)
+        assert first.job.status == "processing" and first.job.attempts == 1
+        assert "attempt 1 of 3" in first.message and "refused by the test" in first.job.error
+        assert first.job.processed_items == 0
+        async with store.pool.acquire() as conn:
+            assert (
+                await conn.fetchval("SELECT count(*) FROM matches WHERE job_id = $1", job_id) == 0
+            )
+        await engine.process_next_chunk(job_id)  # the released chunk, at once
+        third = await engine.process_next_chunk(job_id)
+        assert third.job.status == "failed" and "failed after 3 attempts" in third.message
+        assert _chunks_counted("failed") - counted == 3
+    finally:
+        async with store.pool.acquire() as conn:
+            await conn.execute(f"DROP TRIGGER refuse_i3_{job_id.hex} ON matches")
+            await conn.execute(f"DROP FUNCTION refuse_i3_{job_id.hex}()")
+    await store.set_job_status(job_id, "processing", allowed_from=("failed",))
+    outcome = await process_chunk(engine, job_id)
+    assert outcome.job.status == "completed" and outcome.job.processed_items == 5
+    assert outcome.job.matches_found == 5
+
+
 def _chunks_counted(outcome: str) -> float:
     labels = {"stage": "enhanced", "outcome": outcome}
     return metrics.REGISTRY.get_sample_value("chunkmatch_chunks_total", labels) or 0.0
