@@ -154,23 +154,8 @@ class Engine:
         renewer = asyncio.create_task(self._keep_lease(chunk))
         try:
             outcome, prepare_seconds = await self._run_stage(job, chunk)
-        except (asyncio.CancelledError, DatabaseUnavailable):
-            # not the job's fault: give the chunk back for the next driver
-            metrics.chunk_ended(stage, "released", seconds=time.perf_counter() - started)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.store.release_chunk(chunk))
-            raise
-        except Exception as exc:  # a bug, bad data or a provider gave up: retry the job later
-            logger.exception(
-                "chunk %s of job %s failed", chunk.seq, job.id, extra=_chunk_extra(job, chunk)
-            )
-            failed = await self._chunk_failed(job, chunk, exc)
-            metrics.chunk_ended(stage, "failed", seconds=time.perf_counter() - started)
-            return failed
-        finally:
-            renewer.cancel()
-        ran = time.perf_counter()
-        try:
+            renewer.cancel()  # the commit below is a compare-and-set on the lease
+            ran = time.perf_counter()
             committed = await self.store.commit_chunk(
                 chunk,
                 job.project_id,
@@ -180,23 +165,23 @@ class Engine:
                 **await self._prior(job, stage),
             )
         except (asyncio.CancelledError, DatabaseUnavailable):
+            # not the job's fault: give the chunk back for the next driver
             metrics.chunk_ended(stage, "released", seconds=time.perf_counter() - started)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_chunk(chunk))
             raise
         except Exception as exc:
-            # the database refused the commit (it wrote nothing): as a failing stage, the
-            # job retries after a backoff and fails after its attempts, never a 500 on every
-            # call (a 1M job's last commit once failed so, every retry alike)
+            # a bug, bad data or a provider gave up, or the database refused the commit
+            # (which then wrote nothing; a 1M job's last commit once failed so, every retry
+            # alike): retry the job later, fail it after its attempts
             logger.exception(
-                "chunk %s of job %s could not be committed",
-                chunk.seq,
-                job.id,
-                extra=_chunk_extra(job, chunk),
+                "chunk %s of job %s failed", chunk.seq, job.id, extra=_chunk_extra(job, chunk)
             )
             failed = await self._chunk_failed(job, chunk, exc)
             metrics.chunk_ended(stage, "failed", seconds=time.perf_counter() - started)
             return failed
+        finally:
+            renewer.cancel()
         if committed is None:
             current = await self.store.get_job(job_id)
             cancelled = current is not None and current.status == "cancelled"

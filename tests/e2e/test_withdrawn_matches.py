@@ -42,12 +42,16 @@ async def withdrawn_rows(dsn: str, job_id: str) -> list[asyncpg.Record]:
 
 
 async def run_job(
-    client: httpx.AsyncClient, name: str, items: list[dict], config: dict
+    client: httpx.AsyncClient,
+    name: str,
+    items: list[dict],
+    config: dict,
+    catalog: list[dict] | None = None,
 ) -> tuple[str, str, dict[str, dict]]:
-    """A project of :func:`contested_set`'s catalog and ``items``, its job with ``config``
-    run to the end: the project's id, the job's, and its matches."""
+    """A project of ``catalog`` (:func:`contested_set`'s by default) and ``items``, its job
+    with ``config`` run to the end: the project's id, the job's, and its matches."""
     pid = await create_project(client, name)
-    await upload(client, pid, "catalog", contested_set()[0])
+    await upload(client, pid, "catalog", catalog or contested_set()[0])
     await upload(client, pid, "items", items)
     created = await create_job(client, pid, config)
     await drive(client, created["id"])
@@ -160,12 +164,7 @@ async def test_a_record_that_many_items_claim_for_sure_still_ends_its_job(
     items = [{"id": "weak", "name": "Acme walnut writing desk"}]
     items += [{"id": f"i{r['id']}", "name": r["name"]} for r in catalog[:400]]
     items += [{"id": f"exact{k}", "name": DESK} for k in range(60)]
-    pid = await create_project(client, "many claims")
-    await upload(client, pid, "catalog", catalog)
-    await upload(client, pid, "items", items)
-    job_id = (await create_job(client, pid, {"chunkSize": 50}))["id"]
-    await drive(client, job_id)
-    matches = await match_rows(client, job_id)
+    _, job_id, matches = await run_job(client, "many claims", items, {"chunkSize": 50}, catalog)
     done = await job(client, job_id)
     assert done["status"] == "completed", done
     assert all(matches[f"exact{k}"]["catalogId"] == "desk" for k in range(60))
