@@ -72,7 +72,9 @@ async def test_a_deep_link_opens_the_job_view_with_its_charts(live_server, clien
         badge = page.locator('[data-testid="job-view"] .badge')
         assert await badge.get_attribute("data-status") == "completed"
         # six chunks: one polyline per chart, the ETA chart with the real remaining time too
-        await page.wait_for_selector('[data-testid="chart-duration"] polyline')
+        # attached, not "visible": chunks that all took the same time draw a flat line,
+        # whose bounding box has no height (Playwright calls it hidden; it is drawn)
+        await page.wait_for_selector('[data-testid="chart-duration"] polyline', state="attached")
         assert await page.locator('[data-testid="chart-eta"] polyline').count() == 2
         assert "6 chunks done" in await page.inner_text('[data-testid="chunk-summary"]')
         stage = await page.inner_text('[data-testid="timeline-stage"]')
